@@ -1,0 +1,6 @@
+//! Analyzers of Istio's `virtualservice` package. (Being written.)
+
+use crate::analysis::AnalyzerDef;
+
+/// The analyzers of this module.
+pub const ANALYZERS: &[AnalyzerDef] = &[];

@@ -1,0 +1,1 @@
+//! Typed wire models of Istio's configuration kinds (being written).

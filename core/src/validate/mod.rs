@@ -1,0 +1,1 @@
+//! Per-object validation with Istio's rules (being written).

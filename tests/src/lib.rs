@@ -1,0 +1,1 @@
+//! End-to-end tests for meshctl live in `tests/tests/`; they run the built binaries.
