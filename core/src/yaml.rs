@@ -373,8 +373,14 @@ fn push_chunk(docs: &mut Vec<Document>, chunk: &str, start_line: u32) {
     docs.push(Document { start_line, result });
 }
 
+/// The first line of the parser's message, without its own `at line L, column C` (which
+/// counts from the start of the document, not the file; callers print the file's line).
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_owned()
+    let line = s.lines().next().unwrap_or("").trim();
+    match line.rfind(" at line ") {
+        Some(i) if line[i..].contains(", column ") => line[..i].trim_end().to_owned(),
+        _ => line.to_owned(),
+    }
 }
 
 fn shift_lines(node: &mut Node, shift: u32) {

@@ -85,8 +85,13 @@ impl MeshConfig {
     }
 
     /// The mesh config carried by a ConfigMap `istio` (key `mesh`) among the objects, if any.
-    pub fn from_configmap(store: &super::Store, root_namespace: &str) -> Option<Self> {
-        let cm = store.get("", "ConfigMap", root_namespace, "istio")?;
+    pub fn from_configmap(
+        resources: &[crate::resource::Resource],
+        root_namespace: &str,
+    ) -> Option<Self> {
+        let cm = resources.iter().rev().find(|r| {
+            r.is("", "ConfigMap") && r.name == "istio" && r.ns() == root_namespace
+        })?;
         let text = cm.json.pointer("/data/mesh")?.as_str()?;
         let doc = crate::yaml::parse_documents(text).into_iter().next()?;
         let json = doc.result.ok()?.to_json();

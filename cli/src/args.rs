@@ -1,0 +1,183 @@
+//! Command-line flags of every meshctl command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mesh_core::analysis::Level;
+
+/// meshctl: lint, validate and analyze Istio-compatible service mesh configuration.
+///
+/// Exit codes: 0 clean, 79 findings at or above the failure threshold, 64 bad usage,
+/// 65 input that could not be read.
+#[derive(Debug, Parser)]
+#[command(name = "meshctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyze mesh configuration for problems that span objects (Istio's IST codes).
+    #[command(after_help = ANALYZE_EXAMPLES)]
+    Analyze(AnalyzeArgs),
+    /// Validate each object against Istio's schema and rules, with file:line and field path.
+    #[command(after_help = VALIDATE_EXAMPLES)]
+    Validate(ValidateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print meshctl's version.
+    Version {
+        /// Output format.
+        #[arg(short, long, value_enum)]
+        output: Option<DataFormat>,
+    },
+}
+
+const ANALYZE_EXAMPLES: &str = "\
+Examples:
+  # Analyze the bundled sample mesh
+  meshctl analyze testdata/bookinfo/
+
+  # Fail CI on warnings too, and annotate the pull request
+  meshctl analyze -o github --failure-threshold Warning manifests/
+
+  # Suppress one finding, with globs
+  meshctl analyze --suppress 'IST0102=Namespace frod' --suppress 'IST01*=Pod *' config/
+
+  # Run one analyzer; list them all
+  meshctl analyze --analyzer virtualservice.DestinationHostAnalyzer config/
+  meshctl analyze --list-analyzers
+
+  # From stdin
+  kubectl get vs,dr,svc -A -o yaml | meshctl analyze -";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  meshctl validate -f samples/virtual-service.yaml
+  meshctl validate -f manifests/            # a directory, recursively
+  cat vs.yaml | meshctl validate -f -";
+
+/// Output formats of `meshctl analyze`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeFormat {
+    /// One line per message: `Level [CODE] (Kind ns/name file:line) text`.
+    Log,
+    /// A JSON array of {code, level, message, origin, reference, documentationUrl}.
+    Json,
+    /// The same array as YAML.
+    Yaml,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
+}
+
+/// Output formats for plain data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Json,
+    Yaml,
+}
+
+/// When to color terminal output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Files or directories of YAML/JSON to analyze (`-` reads stdin). Directories are read
+    /// recursively unless --recursive=false.
+    #[arg(value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = AnalyzeFormat::Log)]
+    pub output: AnalyzeFormat,
+
+    /// Exit 79 when any message is at or above this level (Info, Warning, Error).
+    #[arg(long, value_name = "LEVEL", default_value = "Error", value_parser = parse_level)]
+    pub failure_threshold: Level,
+
+    /// Print only messages at or above this level (Info, Warning, Error).
+    #[arg(long, value_name = "LEVEL", default_value = "Info", value_parser = parse_level)]
+    pub output_threshold: Level,
+
+    /// Suppress messages: 'CODE=Kind ns/name'; `*` matches any text in either part.
+    /// Repeatable. A suppression that matches nothing is reported on stderr.
+    #[arg(short = 'S', long, value_name = "CODE=RESOURCE")]
+    pub suppress: Vec<String>,
+
+    /// Report only objects in this namespace (files-only analysis reports all by default).
+    #[arg(short, long, value_name = "NS", conflicts_with = "all_namespaces")]
+    pub namespace: Option<String>,
+
+    /// Report objects in every namespace (the default for files-only analysis).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Mesh config (a MeshConfig YAML document) to analyze against.
+    #[arg(long = "meshConfigFile", alias = "mesh-config-file", value_name = "FILE")]
+    pub mesh_config_file: Option<PathBuf>,
+
+    /// Mesh networks (a MeshNetworks YAML document) to analyze against.
+    #[arg(long = "meshNetworksFile", alias = "mesh-networks-file", value_name = "FILE")]
+    pub mesh_networks_file: Option<PathBuf>,
+
+    /// Read directories recursively.
+    #[arg(short = 'R', long, value_name = "BOOL", default_value_t = true,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub recursive: bool,
+
+    /// Run only this analyzer (Istio's name, e.g. virtualservice.DestinationHostAnalyzer).
+    /// Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub analyzer: Vec<String>,
+
+    /// List the analyzers with the codes they report, then exit.
+    #[arg(long)]
+    pub list_analyzers: bool,
+
+    /// Analyze the live cluster with the files overlaid (not built yet).
+    #[arg(long)]
+    pub use_kube: bool,
+
+    /// Color the log output.
+    #[arg(long, value_enum, default_value_t = ColorMode::Auto)]
+    pub color: ColorMode,
+
+    /// Add each message type's description to log output.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories to validate (`-` reads stdin). Repeatable.
+    #[arg(short, long = "filename", value_name = "FILE|DIR|-", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Output format (default: one line per problem).
+    #[arg(short, long, value_enum)]
+    pub output: Option<DataFormat>,
+
+    /// Read directories recursively.
+    #[arg(short = 'R', long, value_name = "BOOL", default_value_t = true,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub recursive: bool,
+
+    /// Treat warnings as failures (exit 79).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    s.parse()
+}
