@@ -151,12 +151,18 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Loaded {
         ..Loaded::default()
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Some(pos) = bytes.iter().position(|&b| b == 0) {
+    // Binary data: a NUL byte, or control characters YAML forbids (anything below 0x20
+    // other than tab, newline and carriage return).
+    if let Some(pos) = bytes
+        .iter()
+        .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
         let line = 1 + bytes[..pos].iter().filter(|&&b| b == b'\n').count() as u32;
         out.errors.push(LoadError {
             file,
             line,
-            message: "not a text file (contains a NUL byte); expected YAML or JSON".into(),
+            message: "not a text file (contains binary control characters); expected YAML or JSON"
+                .into(),
         });
         return out;
     }

@@ -377,9 +377,15 @@ fn push_chunk(docs: &mut Vec<Document>, chunk: &str, start_line: u32) {
 /// counts from the start of the document, not the file; callers print the file's line).
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("").trim();
-    match line.rfind(" at line ") {
-        Some(i) if line[i..].contains(", column ") => line[..i].trim_end().to_owned(),
-        _ => line.to_owned(),
+    let line = match line.find(" at line ") {
+        Some(i) if line[i..].contains(", column ") => line[..i].trim_end(),
+        _ => line,
+    };
+    match line.strip_prefix("budget breached: ") {
+        Some(what) => format!(
+            "document exceeds the parser's safety limits (an alias bomb or an oversized document?): {what}"
+        ),
+        None => line.to_owned(),
     }
 }
 
