@@ -88,9 +88,7 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         .filter(|m| in_namespace(m, args.namespace.as_deref()))
         .collect();
 
-    let failing = messages
-        .iter()
-        .any(|m| m.level() >= args.failure_threshold);
+    let failing = messages.iter().any(|m| m.level() >= args.failure_threshold);
     let shown: Vec<&Message> = messages
         .iter()
         .filter(|m| m.level() >= args.output_threshold)
@@ -99,7 +97,9 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
     let color = match args.color {
         ColorMode::Always => true,
         ColorMode::Never => false,
-        ColorMode::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorMode::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     let text = match args.output {
         AnalyzeFormat::Log => output::log(&shown, color, args.verbose),

@@ -124,11 +124,19 @@ pub struct AnalyzeArgs {
     pub all_namespaces: bool,
 
     /// Mesh config (a MeshConfig YAML document) to analyze against.
-    #[arg(long = "meshConfigFile", alias = "mesh-config-file", value_name = "FILE")]
+    #[arg(
+        long = "meshConfigFile",
+        alias = "mesh-config-file",
+        value_name = "FILE"
+    )]
     pub mesh_config_file: Option<PathBuf>,
 
     /// Mesh networks (a MeshNetworks YAML document) to analyze against.
-    #[arg(long = "meshNetworksFile", alias = "mesh-networks-file", value_name = "FILE")]
+    #[arg(
+        long = "meshNetworksFile",
+        alias = "mesh-networks-file",
+        value_name = "FILE"
+    )]
     pub mesh_networks_file: Option<PathBuf>,
 
     /// Read directories recursively.

@@ -62,7 +62,10 @@ pub fn run(cli: Cli) -> u8 {
             let version = env!("CARGO_PKG_VERSION");
             match output {
                 Some(args::DataFormat::Json) => {
-                    println!("{}", serde_json::json!({"clientVersion": {"version": version}}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"clientVersion": {"version": version}})
+                    );
                 }
                 Some(args::DataFormat::Yaml) => println!("clientVersion:\n  version: {version}"),
                 None => println!("meshctl {version}"),

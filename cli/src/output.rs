@@ -73,13 +73,19 @@ pub fn log(messages: &[&Message], color: bool, verbose: bool) -> String {
 
 /// A JSON array of message records.
 pub fn json(messages: &[&Message]) -> String {
-    let records: Vec<MessageRecord> = messages.iter().map(|m| MessageRecord::from_message(m)).collect();
+    let records: Vec<MessageRecord> = messages
+        .iter()
+        .map(|m| MessageRecord::from_message(m))
+        .collect();
     serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into()) + "\n"
 }
 
 /// The same array as YAML.
 pub fn yaml(messages: &[&Message]) -> String {
-    let records: Vec<MessageRecord> = messages.iter().map(|m| MessageRecord::from_message(m)).collect();
+    let records: Vec<MessageRecord> = messages
+        .iter()
+        .map(|m| MessageRecord::from_message(m))
+        .collect();
     to_yaml(&records)
 }
 
@@ -197,13 +203,19 @@ pub fn github(messages: &[&Message]) -> String {
             Some(o) => format!("{}: {}", o.display_name(), m.text),
             None => m.text.clone(),
         };
-        out.push_str(&format!("::{cmd} {}::{}\n", props.join(","), escape_data(&text)));
+        out.push_str(&format!(
+            "::{cmd} {}::{}\n",
+            props.join(","),
+            escape_data(&text)
+        ));
     }
     out
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {
@@ -253,7 +265,14 @@ mod tests {
         let keys: Vec<&String> = v[0].as_object().unwrap().keys().collect();
         assert_eq!(
             keys,
-            ["code", "level", "message", "origin", "reference", "documentationUrl"]
+            [
+                "code",
+                "level",
+                "message",
+                "origin",
+                "reference",
+                "documentationUrl"
+            ]
         );
     }
 

@@ -47,9 +47,19 @@ fn err(o: &Output) -> String {
 #[test]
 fn bookinfo_sample_analyzes_clean() {
     let o = meshctl(&["analyze", &testdata("bookinfo")]);
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", out(&o), err(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        out(&o),
+        err(&o)
+    );
     assert_eq!(out(&o), "", "nothing on stdout when clean");
-    assert!(err(&o).contains("No validation issues found"), "{}", err(&o));
+    assert!(
+        err(&o).contains("No validation issues found"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -95,14 +105,26 @@ fn missing_host_fails_with_istio_log_line_in_every_format() {
 fn thresholds_and_suppressions() {
     let file = testdata("cli/missing-host.yaml");
     // Nothing at or above Error once the error is suppressed: exit 0.
-    let o = meshctl(&["analyze", "--suppress", "IST0101=VirtualService shop/*", &file]);
+    let o = meshctl(&[
+        "analyze",
+        "--suppress",
+        "IST0101=VirtualService shop/*",
+        &file,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
     assert!(!out(&o).contains("IST0101"));
     // An unmatched suppression is reported.
     let o = meshctl(&["analyze", "-S", "IST0102=Namespace nowhere", &file]);
     assert!(err(&o).contains("matched no message"), "{}", err(&o));
     // The output threshold hides the error but the failure threshold still fails.
-    let o = meshctl(&["analyze", "--output-threshold", "Error", "--failure-threshold", "Error", &file]);
+    let o = meshctl(&[
+        "analyze",
+        "--output-threshold",
+        "Error",
+        "--failure-threshold",
+        "Error",
+        &file,
+    ]);
     assert_eq!(o.status.code(), Some(79));
     // -n narrows to a namespace without findings: clean.
     let o = meshctl(&["analyze", "-n", "elsewhere", &file]);
@@ -114,7 +136,11 @@ fn stdin_is_read_with_dash() {
     let text = std::fs::read_to_string(testdata("cli/missing-host.yaml")).expect("read");
     let o = meshctl_stdin(&["analyze", "-"], &text);
     assert_eq!(o.status.code(), Some(79), "{}", err(&o));
-    assert!(out(&o).contains("(VirtualService shop/pricing -:12)"), "{}", out(&o));
+    assert!(
+        out(&o).contains("(VirtualService shop/pricing -:12)"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
@@ -126,7 +152,11 @@ fn bad_input_exits_65_and_the_rest_is_still_analyzed() {
     assert!(e.contains("b-malformed.yaml:8: invalid YAML"), "{e}");
     assert!(e.contains("c-binary.yaml:2: not a text file"), "{e}");
     // The good file's finding is still reported.
-    assert!(out(&o).contains("Referenced host not found: \"catalog-v2\""), "{}", out(&o));
+    assert!(
+        out(&o).contains("Referenced host not found: \"catalog-v2\""),
+        "{}",
+        out(&o)
+    );
     // Same contract under -o json: stdout stays valid JSON.
     let o = meshctl(&["analyze", "-o", "json", &dir]);
     assert_eq!(o.status.code(), Some(65));
@@ -172,7 +202,10 @@ fn list_analyzers_names_istio_analyzers() {
         .iter()
         .filter_map(|a| a["name"].as_str())
         .collect();
-    assert!(names.contains(&"virtualservice.DestinationHostAnalyzer"), "{names:?}");
+    assert!(
+        names.contains(&"virtualservice.DestinationHostAnalyzer"),
+        "{names:?}"
+    );
     let one = meshctl(&[
         "analyze",
         "--analyzer",

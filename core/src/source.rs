@@ -55,43 +55,102 @@ impl Loaded {
 
 /// Reads every path: `-` is stdin, a directory is walked (recursively when asked) for
 /// `.yaml`, `.yml` and `.json` files in name order, anything else is read as a file.
+/// Files are parsed on all cores; the result keeps the order of the inputs.
 pub fn load_paths(paths: &[PathBuf], recursive: bool) -> Loaded {
-    let mut out = Loaded::default();
+    enum Input {
+        Stdin,
+        File(PathBuf),
+        Failed(LoadError),
+    }
+    let mut inputs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut buf = Vec::new();
-            match std::io::stdin().lock().read_to_end(&mut buf) {
-                Ok(_) => out.extend(load_bytes("-", &buf)),
-                Err(e) => out.errors.push(LoadError {
-                    file: Arc::from("-"),
-                    line: 0,
-                    message: format!("cannot read stdin: {e}"),
-                }),
-            }
+            inputs.push(Input::Stdin);
             continue;
         }
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 let mut files = Vec::new();
                 if let Err(e) = walk(path, recursive, &mut files) {
-                    out.errors.push(LoadError {
+                    inputs.push(Input::Failed(LoadError {
                         file: Arc::from(path.display().to_string()),
                         line: 0,
                         message: format!("cannot read directory: {e}"),
-                    });
+                    }));
                 }
                 files.sort();
-                for f in files {
-                    out.extend(load_file(&f));
-                }
+                inputs.extend(files.into_iter().map(Input::File));
             }
-            Ok(_) => out.extend(load_file(path)),
-            Err(e) => out.errors.push(LoadError {
+            Ok(_) => inputs.push(Input::File(path.clone())),
+            Err(e) => inputs.push(Input::Failed(LoadError {
                 file: Arc::from(path.display().to_string()),
                 line: 0,
                 message: format!("cannot read: {e}"),
-            }),
+            })),
         }
+    }
+    let read_one = |input: &Input| -> Loaded {
+        match input {
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                match std::io::stdin().lock().read_to_end(&mut buf) {
+                    Ok(_) => load_bytes("-", &buf),
+                    Err(e) => Loaded {
+                        errors: vec![LoadError {
+                            file: Arc::from("-"),
+                            line: 0,
+                            message: format!("cannot read stdin: {e}"),
+                        }],
+                        ..Loaded::default()
+                    },
+                }
+            }
+            Input::File(p) => load_file(p),
+            Input::Failed(e) => Loaded {
+                errors: vec![e.clone()],
+                ..Loaded::default()
+            },
+        }
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(inputs.len().max(1));
+    let mut results: Vec<Option<Loaded>> = (0..inputs.len()).map(|_| None).collect();
+    if workers <= 1 {
+        for (slot, input) in results.iter_mut().zip(&inputs) {
+            *slot = Some(read_one(input));
+        }
+    } else {
+        // Worker w takes inputs w, w + workers, ...: cheap balancing for similar-sized files.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let inputs = &inputs;
+                    let read_one = &read_one;
+                    scope.spawn(move || {
+                        inputs
+                            .iter()
+                            .enumerate()
+                            .skip(w)
+                            .step_by(workers)
+                            .map(|(i, input)| (i, read_one(input)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A worker cannot panic short of a bug; its inputs are then read here instead.
+                if let Ok(done) = h.join() {
+                    for (i, l) in done {
+                        results[i] = Some(l);
+                    }
+                }
+            }
+        });
+    }
+    let mut out = Loaded::default();
+    for (slot, input) in results.into_iter().zip(&inputs) {
+        out.extend(slot.unwrap_or_else(|| read_one(input)));
     }
     out
 }

@@ -89,9 +89,10 @@ impl MeshConfig {
         resources: &[crate::resource::Resource],
         root_namespace: &str,
     ) -> Option<Self> {
-        let cm = resources.iter().rev().find(|r| {
-            r.is("", "ConfigMap") && r.name == "istio" && r.ns() == root_namespace
-        })?;
+        let cm = resources
+            .iter()
+            .rev()
+            .find(|r| r.is("", "ConfigMap") && r.name == "istio" && r.ns() == root_namespace)?;
         let text = cm.json.pointer("/data/mesh")?.as_str()?;
         let doc = crate::yaml::parse_documents(text).into_iter().next()?;
         let json = doc.result.ok()?.to_json();
