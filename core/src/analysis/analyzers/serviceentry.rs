@@ -159,8 +159,9 @@ mod tests {
         let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let store = analysis::files_store(loaded.resources, &mesh);
-        let def = ANALYZERS.iter().find(|a| a.name == name).expect("analyzer");
-        analysis::run(&store, &mesh, &[def])
+        let defs: Vec<&AnalyzerDef> = ANALYZERS.iter().filter(|a| a.name == name).collect();
+        assert_eq!(defs.len(), 1, "no analyzer {name}");
+        analysis::run(&store, &mesh, &defs)
     }
 
     #[test]
