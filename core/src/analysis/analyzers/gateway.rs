@@ -339,7 +339,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .rposition(|&c| c != b'=')
         .map_or(0, |last| last + 1);
     let padding = symbols.len() - unpadded;
-    if padding > 2 || (padding > 0 && symbols.len() % 4 != 0) {
+    if padding > 2 || (padding > 0 && !symbols.len().is_multiple_of(4)) {
         return None;
     }
     let body = &symbols[..unpadded];
@@ -368,9 +368,7 @@ fn first_pem_block(data: &[u8]) -> Option<Vec<u8>> {
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + "-----BEGIN ".len()..];
         rest = after;
-        let Some(line_end) = after.find('\n') else {
-            return None;
-        };
+        let line_end = after.find('\n')?;
         let Some(label) = after[..line_end].trim_end().strip_suffix("-----") else {
             continue;
         };
@@ -496,8 +494,12 @@ fn der_time(tag: u8, body: &[u8]) -> Option<i64> {
     let offset = match zone {
         "Z" => 0,
         z if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
-            let minutes = num(&z[1..3])? * 60 + num(&z[3..5])?;
-            if z.starts_with('+') { minutes * 60 } else { -minutes * 60 }
+            let minutes = num(z.get(1..3)?)? * 60 + num(z.get(3..5)?)?;
+            if z.starts_with('+') {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
         }
         _ => return None,
     };
@@ -659,8 +661,7 @@ fn analyze_certificates(ctx: &mut Context<'_>) {
             }
             for server in servers(current) {
                 for other_server in servers(other) {
-                    let (Some(tls), Some(other_tls)) =
-                        (server.get("tls"), other_server.get("tls"))
+                    let (Some(tls), Some(other_tls)) = (server.get("tls"), other_server.get("tls"))
                     else {
                         continue;
                     };
@@ -677,5 +678,187 @@ fn analyze_certificates(ctx: &mut Context<'_>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::analysis::{self, MeshConfig, Message};
+    use crate::source;
+
+    fn run(name: &str, yaml: &str) -> Vec<Message> {
+        let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let mesh = MeshConfig::default();
+        let store = analysis::files_store(loaded.resources, &mesh);
+        let def = ANALYZERS.iter().find(|a| a.name == name).unwrap();
+        analysis::run(&store, &mesh, &[def])
+    }
+
+    fn codes(messages: &[Message]) -> Vec<(&'static str, String)> {
+        messages
+            .iter()
+            .map(|m| (m.code(), m.origin.as_ref().unwrap().display_name()))
+            .collect()
+    }
+
+    const GW_443: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["a.example.com"]
+    tls: {mode: SIMPLE, credentialName: cred}
+"#;
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("aGk").unwrap(), b"hi");
+        assert_eq!(decode_base64("aGVsbG8=\n").unwrap(), b"hello");
+        assert_eq!(decode_base64("").unwrap(), b"");
+        assert!(decode_base64("a").is_none());
+        assert!(decode_base64("a*==").is_none());
+    }
+
+    #[test]
+    fn der_times_read_both_encodings() {
+        assert_eq!(der_time(DER_UTC_TIME, b"700101000000Z"), Some(0));
+        assert_eq!(
+            der_time(DER_UTC_TIME, b"230314065541Z"),
+            Some(1_678_776_941)
+        );
+        assert_eq!(
+            der_time(DER_GENERALIZED_TIME, b"21220218061836Z"),
+            Some(4_800_838_716)
+        );
+        assert_eq!(der_time(DER_UTC_TIME, b"700101010000+0100"), Some(0));
+        assert!(der_time(DER_UTC_TIME, b"garbage").is_none());
+        assert!(der_time(DER_UTC_TIME, "7001010000+1\u{e9}1".as_bytes()).is_none());
+    }
+
+    #[test]
+    fn pem_needs_a_complete_block() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\naGk=\n-----END CERTIFICATE-----\n";
+        assert_eq!(first_pem_block(pem).unwrap(), b"hi");
+        assert!(first_pem_block(b"-----BEGIN CERTIFICATE-----\naGk=\n").is_none());
+        assert!(first_pem_block(b"hush hush hush\n").is_none());
+        // Not DER: the block decodes but holds no certificate.
+        assert!(certificate_validities(b"hi").is_none());
+        assert_eq!(certificate_validities(b"").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn credential_in_another_namespace_than_the_workload_is_missing() {
+        let yaml = format!(
+            "{GW_443}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: cred, namespace: shop}}\n\
+             data: {{cert: aGk=, key: aGk=}}\n"
+        );
+        let out = run("gateway.SecretAnalyzer", &yaml);
+        assert_eq!(codes(&out), vec![("IST0101", "Gateway shop/gw".into())]);
+        assert!(out[0].text.contains("credentialName"));
+    }
+
+    #[test]
+    fn credential_with_explicit_namespace_is_looked_up_there() {
+        let yaml = GW_443.replace("credentialName: cred", "credentialName: shop/cred")
+            + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: cred, namespace: shop}\n\
+               stringData: {key: k}\n";
+        // Found (no IST0101), but holds no certificate: IST0161.
+        let out = run("gateway.SecretAnalyzer", &yaml);
+        assert_eq!(codes(&out), vec![("IST0161", "Gateway shop/gw".into())]);
+        assert!(out[0].text.contains("Gateway gw in namespace istio-system"));
+    }
+
+    #[test]
+    fn ports_reached_through_the_service_are_fine() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {app: gw}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: ["*"]
+  - port: {number: 443, name: https2, protocol: HTTPS}
+    hosts: ["*"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gw-1, labels: {app: gw}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: gw}
+spec:
+  selector: {app: gw}
+  ports:
+  - {name: https, port: 443, targetPort: 8443}
+"#;
+        assert!(run("gateway.IngressGatewayPortAnalyzer", yaml).is_empty());
+        // A UDP port does not carry a gateway server.
+        let udp = yaml.replace("targetPort: 8443}", "targetPort: 8443, protocol: UDP}");
+        let out = run("gateway.IngressGatewayPortAnalyzer", &udp);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].text.contains("Pod selector app=gw"));
+    }
+
+    #[test]
+    fn different_binds_or_hosts_do_not_conflict() {
+        let gw = |name: &str, host: &str, bind: &str| {
+            format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\n\
+                 spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n\
+                 \x20 - port: {{number: 80, name: http, protocol: HTTP}}\n\
+                 \x20   bind: \"{bind}\"\n    hosts: [\"{host}\"]\n"
+            )
+        };
+        let yaml = gw("a", "foo.com", "10.0.0.1") + &gw("b", "foo.com", "10.0.0.2");
+        assert!(run("gateway.ConflictingGatewayAnalyzer", &yaml).is_empty());
+        let yaml = gw("a", "foo.com", "") + &gw("b", "bar.com", "");
+        assert!(run("gateway.ConflictingGatewayAnalyzer", &yaml).is_empty());
+        let yaml = gw("a", "foo.com", "") + &gw("b", "foo.com", "") + &gw("c", "foo.com", "");
+        let out = run("gateway.ConflictingGatewayAnalyzer", &yaml);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[0].text,
+            "Conflict with gateways default/b,default/c (workload selector istio=ingressgateway, port 80, hosts foo.com)."
+        );
+    }
+
+    #[test]
+    fn certificate_files_must_match_in_full() {
+        let tls = |cert: &str, key: &str| serde_json::json!({"mode": "SIMPLE", "serverCertificate": cert, "privateKey": key});
+        assert!(same_certificate(&tls("/c", "/k"), &tls("/c", "/k")));
+        assert!(!same_certificate(&tls("/c", "/k"), &tls("/c", "/k2")));
+        assert!(!same_certificate(&tls("/c", ""), &tls("/c", "")));
+        let cred = serde_json::json!({"credentialName": "x"});
+        assert!(!same_certificate(&cred, &tls("/c", "/k")));
+        assert!(same_certificate(&cred, &cred));
+    }
+
+    #[test]
+    fn duplicate_certificate_names_both_gateways() {
+        let gw = |name: &str| GW_443.replace("name: gw,", &format!("name: {name},"));
+        let out = run(
+            "gateway.CertificateAnalyzer",
+            &(gw("one") + "---\n" + &gw("two")),
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().any(|m| m.text.contains("[shop/one shop/two]")));
+        // No TLS, no duplicate.
+        let plain =
+            |name: &str| gw(name).replace("    tls: {mode: SIMPLE, credentialName: cred}\n", "");
+        let out = run(
+            "gateway.CertificateAnalyzer",
+            &(plain("one") + "---\n" + &plain("two")),
+        );
+        assert!(out.is_empty());
     }
 }

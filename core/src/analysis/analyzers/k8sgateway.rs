@@ -198,6 +198,7 @@ fn analyze_crd_versions(ctx: &mut Context<'_>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
