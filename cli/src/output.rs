@@ -187,12 +187,13 @@ pub fn github(messages: &[&Message]) -> String {
             Level::Info => "notice",
         };
         let mut props = Vec::new();
-        if let Some(o) = &m.origin {
-            if !o.file.starts_with('(') && o.file != "-" {
-                props.push(format!("file={}", escape_property(&o.file)));
-                if o.line > 0 {
-                    props.push(format!("line={}", o.line));
-                }
+        if let Some(o) = &m.origin
+            && !o.file.starts_with('(')
+            && o.file != "-"
+        {
+            props.push(format!("file={}", escape_property(&o.file)));
+            if o.line > 0 {
+                props.push(format!("line={}", o.line));
             }
         }
         props.push(format!(

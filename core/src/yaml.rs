@@ -317,9 +317,8 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
     let mut docs = Vec::new();
     let mut start = 0usize; // byte offset of the current chunk
     let mut start_line = 1u32;
-    let mut line_no = 1u32;
     let mut offset = 0usize;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let trimmed = line.trim_end_matches(['\n', '\r']);
         let is_marker = trimmed == "---"
             || trimmed.starts_with("--- ")
@@ -338,7 +337,6 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
             }
         }
         offset += line.len();
-        line_no += 1;
     }
     push_chunk(&mut docs, &text[start..], start_line);
     docs
