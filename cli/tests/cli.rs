@@ -1,6 +1,9 @@
 //! meshctl's command-line contract, checked by running the real binary: exit codes in every
 //! output mode, stdout carrying only the requested format, diagnostics with file:line.
 
+// Test helpers may stop the test with expect/panic; that is how a test fails.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

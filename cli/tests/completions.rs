@@ -2,6 +2,9 @@
 //! in; this test fails when they drift. Regenerate with:
 //! `UPDATE_COMPLETIONS=1 cargo test -p meshctl --test completions`.
 
+// Test helpers may stop the test with expect/panic; that is how a test fails.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::path::Path;
 
 use clap_complete::Shell;

@@ -6,6 +6,9 @@
 //! Set `CONFORMANCE_FILTER=substring` to run only cases whose analyzer or name contains it.
 //! Without the shared data the test fails under `CI` and is skipped (loudly) otherwise.
 
+// Test helpers may stop the test with expect/panic; that is how a test fails.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
