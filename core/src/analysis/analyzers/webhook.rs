@@ -37,7 +37,10 @@ struct Hook<'a> {
 fn analyze_webhooks(ctx: &mut Context<'_>) {
     let mut hooks: Vec<Hook<'_>> = Vec::new();
     let mut revisions: BTreeSet<String> = BTreeSet::new();
-    for config in ctx.store.of(groups::ADMISSION, "MutatingWebhookConfiguration") {
+    for config in ctx
+        .store
+        .of(groups::ADMISSION, "MutatingWebhookConfiguration")
+    {
         let revs = revisions_of(config);
         if revs.is_empty() && !is_istio_config(config) {
             continue;
@@ -182,10 +185,7 @@ fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>)
         return true;
     };
     let match_labels = string_map_at(selector, "/matchLabels");
-    if !match_labels
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(v))
-    {
+    if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
         return false;
     }
     arr_at(selector, "/matchExpressions")
