@@ -174,8 +174,7 @@ fn parse_host(host: &str) -> Option<&str> {
             None => (host, ""),
         }
     };
-    if !port.is_empty() && !(port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit()))
-    {
+    if !valid_optional_port(port) {
         return None;
     }
     if host.starts_with('[') {
@@ -184,6 +183,14 @@ fn parse_host(host: &str) -> Option<&str> {
     let allowed =
         |c: char| c.is_ascii_alphanumeric() || !c.is_ascii() || "-_.~!$&'()*+,;=%<>\"".contains(c);
     name.chars().all(allowed).then_some(name)
+}
+
+/// Go's rule for the port part of a host: empty, or a colon followed by digits only.
+fn valid_optional_port(port: &str) -> bool {
+    port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
