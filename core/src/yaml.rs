@@ -91,7 +91,10 @@ impl Node {
             };
             match next {
                 Some((l, n)) => {
-                    line = l;
+                    // Lines are 0 in trees that came from no file: keep the ancestor's.
+                    if l > 0 {
+                        line = l;
+                    }
                     node = n;
                 }
                 None => break,

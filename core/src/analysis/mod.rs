@@ -271,10 +271,12 @@ pub fn run(store: &Store, mesh: &MeshConfig, analyzers: &[&'static AnalyzerDef])
     collapse(all)
 }
 
-/// The store files-only analysis works on: every object read, plus the default ingress
-/// gateway unless the mesh config turns the ingress controller off.
+/// The store files-only analysis works on: every object read, the Pods that workload
+/// controllers' templates describe (see [`Store::add_template_pods`]), and the default
+/// ingress gateway unless the mesh config turns the ingress controller off.
 pub fn files_store(resources: Vec<Resource>, mesh: &MeshConfig) -> Store {
     let mut store = Store::new(resources);
+    store.add_template_pods();
     if !mesh.ingress_controller_off() {
         store.add_default_ingress_gateway();
     }

@@ -16,6 +16,15 @@ pub struct Store {
     by_name: HashMap<(String, String, String, String), usize>,
 }
 
+/// Marks a Pod derived from a workload controller's template (value: `Kind ns/name` of the
+/// controller).
+pub const DERIVED_FROM_ANNOTATION: &str = "meshctl.dev/derived-from";
+
+/// Whether an object is a Pod derived from a pod template rather than read from the files.
+pub fn is_derived(r: &Resource) -> bool {
+    r.annotations.contains_key(DERIVED_FROM_ANNOTATION)
+}
+
 /// The file name given to objects meshctl adds itself (the default ingress gateway).
 pub const DEFAULTS_FILE: &str = "(default)";
 
@@ -100,6 +109,80 @@ impl Store {
                 node: Arc::new(node_from_json(&json)),
                 json: Arc::new(json),
             });
+        }
+    }
+
+    /// Files-only analysis sees manifests, not running Pods: a Deployment's Pods only exist
+    /// in a cluster. So that selectors (DestinationRule subsets, policies, gateways) are
+    /// judged against the workloads the manifests describe, each workload controller
+    /// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, ...) whose pod template
+    /// no Pod in the files matches gets a derived Pod `NAME-*` with the template's labels,
+    /// annotations and spec, at the template's line, marked with [`DERIVED_FROM_ANNOTATION`].
+    /// Analyzers that report on Pods themselves skip derived ones ([`is_derived`]).
+    pub fn add_template_pods(&mut self) {
+        let mut derived = Vec::new();
+        for r in &self.resources {
+            if r.is(groups::CORE, "Pod") {
+                continue;
+            }
+            let (Some(spec_ptr), Some(meta_ptr)) = (
+                crate::kinds::pod_spec_pointer(&r.group, &r.kind),
+                crate::kinds::pod_metadata_pointer(&r.group, &r.kind),
+            ) else {
+                continue;
+            };
+            let meta = r.json.pointer(meta_ptr);
+            let labels = super::json::string_map_at(r.json.as_ref(), &format!("{meta_ptr}/labels"));
+            if labels.is_empty() {
+                continue;
+            }
+            let has_pod = self.of(groups::CORE, "Pod").any(|p| {
+                p.namespace == r.namespace && super::json::selector_matches(&labels, &p.labels)
+            });
+            if has_pod {
+                continue;
+            }
+            let mut annotations =
+                super::json::string_map_at(r.json.as_ref(), &format!("{meta_ptr}/annotations"));
+            annotations.insert(DERIVED_FROM_ANNOTATION.to_owned(), r.display_name());
+            let name = format!("{}-*", r.name);
+            let json = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": r.namespace,
+                    "labels": meta.and_then(|m| m.get("labels")).cloned().unwrap_or_default(),
+                    "annotations": annotations,
+                },
+                "spec": r.json.pointer(spec_ptr).cloned().unwrap_or_default(),
+            });
+            let template_path = spec_ptr
+                .trim_start_matches('/')
+                .trim_end_matches("/spec")
+                .replace('/', ".");
+            let mut node = node_from_json(&json);
+            node.line = r.line_of(&template_path);
+            derived.push(Resource {
+                api_version: "v1".into(),
+                group: groups::CORE.into(),
+                version: "v1".into(),
+                kind: "Pod".into(),
+                name,
+                namespace: r.namespace.clone(),
+                namespace_given: r.namespace_given,
+                labels,
+                annotations,
+                origin: Origin {
+                    file: r.origin.file.clone(),
+                    line: node.line,
+                },
+                node: Arc::new(node),
+                json: Arc::new(json),
+            });
+        }
+        for r in derived {
+            self.insert(r);
         }
     }
 
