@@ -527,9 +527,91 @@ fn validate_proxy_config(value: &str) -> Result<(), String> {
     }
 }
 
+/// Running analyzers over YAML text, for the tests of the workload analyzer modules.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Runs one analyzer over YAML text; returns `(code, "Kind ns/name")` pairs.
+    pub(crate) fn run(analyzer: &str, yaml: &str) -> Vec<(&'static str, String)> {
+        run_with_mesh(analyzer, yaml, "{}")
+    }
+
+    pub(crate) fn run_with_mesh(
+        analyzer: &str,
+        yaml: &str,
+        mesh: &str,
+    ) -> Vec<(&'static str, String)> {
+        let loaded = crate::source::load_bytes("test.yaml", yaml.as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let mesh =
+            crate::analysis::MeshConfig::from_json(serde_json::from_str(mesh).unwrap_or_default());
+        let store = crate::analysis::files_store(loaded.resources, &mesh);
+        let Some(a) = crate::analysis::find_analyzer(analyzer) else {
+            return vec![("missing analyzer", analyzer.to_owned())];
+        };
+        crate::analysis::run(&store, &mesh, &[a])
+            .into_iter()
+            .map(|m| {
+                (
+                    m.code(),
+                    m.origin.map(|o| o.display_name()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::run;
     use super::*;
+
+    #[test]
+    fn correct_annotations_are_not_reported() {
+        let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {sidecar.istio.io/inject: "true"}
+  annotations:
+    sidecar.istio.io/inject: "true"
+    sidecar.istio.io/status: "{}"
+    prometheus.istio.io/merge-metrics: "false"
+    traffic.sidecar.istio.io/excludeOutboundIPRanges: "10.0.0.0/8,192.168.0.0/16"
+    status.sidecar.istio.io/port: "15020"
+spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: d
+  annotations: {galley.istio.io/analyze-suppress: IST0103, example.com/other: x}
+spec: {template: {spec: {containers: [{name: app, image: app}]}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: kube-system
+  annotations: {networking.istio.io/nonsense: x}
+"#;
+        assert_eq!(run("annotations.K8sAnalyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn the_inject_annotation_alone_is_deprecated() {
+        let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  annotations: {sidecar.istio.io/inject: "true"}
+spec: {containers: [{name: app, image: app}]}
+"#;
+        assert_eq!(
+            run("annotations.K8sAnalyzer", yaml),
+            vec![("IST0135", "Pod default/p".to_owned())]
+        );
+    }
 
     #[test]
     fn table_is_sorted_and_unique() {

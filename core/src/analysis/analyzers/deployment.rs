@@ -243,6 +243,90 @@ impl<T: fmt::Display> fmt::Display for GoList<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::analyzers::annotations::test_support::run;
+
+    #[test]
+    fn proxy_uid_is_fine_for_istio_containers_and_the_control_plane() {
+        let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  containers:
+  - {name: istio-proxy, image: proxyv2, securityContext: {runAsUser: 1337}}
+  - {name: app, image: app, securityContext: {runAsUser: 1000}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: istiod, namespace: istio-system, labels: {istio: pilot}}
+spec:
+  template:
+    spec:
+      securityContext: {runAsUser: 1337}
+      containers: [{name: discovery, image: pilot}]
+"#;
+        assert_eq!(run("deployment.ApplicationUIDAnalyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn deployments_outside_the_mesh_are_not_checked() {
+        let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-tcp, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: tcp, port: 80, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-udp, namespace: shop}
+spec: {selector: {app: web}, ports: [{name: udp, port: 80, protocol: UDP}]}
+"#;
+        assert_eq!(run("deployment.ServiceAssociationAnalyzer", yaml), vec![]);
+        let injected = yaml.replace(
+            "metadata: {name: shop}",
+            "metadata: {name: shop, labels: {istio-injection: enabled}}",
+        );
+        assert_eq!(
+            run("deployment.ServiceAssociationAnalyzer", &injected),
+            vec![("IST0116", "Deployment shop/web".to_owned())]
+        );
+    }
+
+    #[test]
+    fn named_target_ports_only_conflict_with_themselves() {
+        let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web, sidecar.istio.io/inject: "true"}}
+    spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+"#;
+        assert_eq!(run("deployment.ServiceAssociationAnalyzer", yaml), vec![]);
+    }
 
     #[test]
     fn go_lists() {

@@ -66,3 +66,45 @@ fn analyze_deprecations(ctx: &mut Context<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::analyzers::annotations::test_support::run;
+
+    #[test]
+    fn current_fields_are_not_reported() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs}
+spec:
+  hosts: [a]
+  http:
+  - fault: {delay: {percentage: {value: 50}, fixedDelay: 1s}}
+    route: [{destination: {host: a}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: sc}
+spec: {outboundTrafficPolicy: {mode: REGISTRY_ONLY}}
+"#;
+        assert_eq!(run("deprecation.FieldAnalyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn removed_crds_are_reported() {
+        let yaml = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: serviceroles.rbac.istio.io}
+spec: {group: rbac.istio.io, names: {kind: ServiceRole}}
+"#;
+        assert_eq!(
+            run("deprecation.FieldAnalyzer", yaml),
+            vec![(
+                "IST0002",
+                "CustomResourceDefinition serviceroles.rbac.istio.io".to_owned()
+            )]
+        );
+    }
+}

@@ -492,6 +492,146 @@ impl<T: fmt::Display> fmt::Display for GoList<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::analyzers::annotations::test_support::{run, run_with_mesh};
+
+    const INJECTOR: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio-sidecar-injector, namespace: istio-system}
+data:
+  values: '{"global":{"hub":"reg.io/istio","tag":"1.20.0","proxy":{"image":"proxyv2"}}}'
+"#;
+
+    #[test]
+    fn pods_with_a_native_sidecar_or_host_network_or_opt_out_are_not_missing_the_proxy() {
+        let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: native, namespace: shop}
+spec:
+  initContainers: [{name: istio-proxy, image: proxyv2}]
+  containers: [{name: app, image: app}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: host, namespace: shop}
+spec: {hostNetwork: true, containers: [{name: app, image: app}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: optout, namespace: shop, annotations: {sidecar.istio.io/inject: "False"}}
+spec: {containers: [{name: app, image: app}]}
+"#;
+        assert_eq!(run("injection.Analyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn system_and_revision_namespaces_are_not_reported() {
+        let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: canary, labels: {istio.io/rev: canary}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: off, labels: {istio-injection: disabled, istio.io/rev: canary}}
+"#;
+        assert_eq!(run("injection.Analyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn unreadable_injector_config_reports_nothing() {
+        let yaml = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio-sidecar-injector, namespace: istio-system}
+data: {values: "not json"}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: shop}
+spec: {containers: [{name: istio-proxy, image: reg.io/istio/proxyv2:1.19.0}]}
+"#;
+        assert_eq!(run("injection.ImageAnalyzer", yaml), vec![]);
+    }
+
+    #[test]
+    fn image_type_comes_from_the_most_specific_proxy_config() {
+        let pods = r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: pc, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cart}}
+  image: {imageType: distroless}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cart, namespace: shop, labels: {app: cart, version: v1}}
+spec: {containers: [{name: istio-proxy, image: reg.io/istio/proxyv2:1.20.0-distroless}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: istio-proxy, image: reg.io/istio/proxyv2:1.20.0-distroless}]}
+"#;
+        let yaml = format!("{INJECTOR}{pods}");
+        assert_eq!(
+            run("injection.ImageAnalyzer", &yaml),
+            vec![("IST0158", "Namespace shop".to_owned())]
+        );
+        let mesh = r#"{"defaultConfig": {"image": {"imageType": "distroless"}}}"#;
+        assert_eq!(
+            run_with_mesh("injection.ImageAnalyzer", &yaml, mesh),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn image_auto_deployments_targeted_by_a_webhook_are_fine() {
+        let yaml = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: istio-sidecar-injector}
+webhooks:
+- name: namespace.sidecar-injector.istio.io
+  namespaceSelector: {matchLabels: {istio-injection: enabled}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gw, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {istio: gw}}
+    spec: {containers: [{name: istio-proxy, image: auto}]}
+"#;
+        assert_eq!(run("injection.ImageAutoAnalyzer", yaml), vec![]);
+    }
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

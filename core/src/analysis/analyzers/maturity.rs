@@ -72,6 +72,24 @@ fn has_istio_init(pod: &Resource) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::analyzers::annotations::test_support::run;
+
+    #[test]
+    fn beta_and_istio_set_annotations_are_not_reported() {
+        let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  annotations:
+    proxy.istio.io/config: "{}"
+    sidecar.istio.io/status: "{}"
+    istio.io/rev: default
+    sidecar.istio.io/interceptionMode: REDIRECT
+spec: {containers: [{name: app, image: app}]}
+"#;
+        assert_eq!(run("maturity.AlphaAnalyzer", yaml), vec![]);
+    }
 
     #[test]
     fn cni_defaults_are_alpha_annotations() {

@@ -175,6 +175,28 @@ fn check_port(ctx: &mut Context<'_>, svc: &Resource, i: usize, port: &Value, ext
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::analyzers::annotations::test_support::run;
+
+    #[test]
+    fn ports_istio_can_classify_are_not_reported() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec:
+  ports:
+  - {name: web, port: 80, appProtocol: http}
+  - {name: dns, port: 53}
+  - {name: stats, port: 9000, protocol: UDP}
+  - {name: grpc-web-api, port: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: istiod, namespace: istio-system, labels: {app: istiod, istio: pilot}}
+spec: {ports: [{name: foo, port: 15010}]}
+"#;
+        assert_eq!(run("service.PortNameAnalyzer", yaml), vec![]);
+    }
 
     #[test]
     fn protocols_from_names() {
