@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
 
@@ -391,7 +392,8 @@ fn analyze_k8s_annotations(ctx: &mut Context<'_>) {
     let store = ctx.store;
     for (group, kind) in ANNOTATED_KINDS {
         for r in store.of(group, kind) {
-            if !in_ignored_namespace(r) {
+            // Derived Pods repeat their controller's template, which is checked already.
+            if !in_ignored_namespace(r) && !is_derived(r) {
                 check_annotations(ctx, r, kind);
             }
         }

@@ -12,6 +12,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::analysis::json::{arr_at, string_map_at, u64_at};
+use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
 
@@ -49,7 +50,8 @@ fn is_istio_control_plane(r: &Resource) -> bool {
 
 fn analyze_application_uid(ctx: &mut Context<'_>) {
     let store = ctx.store;
-    let workloads = store.of(groups::CORE, "Pod").map(|r| (r, "spec")).chain(
+    let pods = store.of(groups::CORE, "Pod").filter(|p| !is_derived(p));
+    let workloads = pods.map(|r| (r, "spec")).chain(
         store
             .of(groups::APPS, "Deployment")
             .map(|r| (r, "spec.template.spec")),

@@ -14,6 +14,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::analysis::json::{arr_at, str_at, string_map_at};
+use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
 
@@ -76,7 +77,8 @@ fn analyze_injection(ctx: &mut Context<'_>) {
             injected.push(&ns.name);
         }
     }
-    for pod in store.of(groups::CORE, "Pod") {
+    // Derived Pods are templates before injection; only real Pods can miss a proxy.
+    for pod in store.of(groups::CORE, "Pod").filter(|p| !is_derived(p)) {
         if !injected.contains(&pod.ns()) || injection_disabled(pod) {
             continue;
         }
@@ -249,7 +251,8 @@ fn analyze_proxy_images(ctx: &mut Context<'_>) {
     let image_types = ImageTypes::new(ctx);
     // Namespace -> names of its pods that run another proxy image, in load order.
     let mut mismatched: Vec<(&Resource, Vec<&str>)> = Vec::new();
-    for pod in store.of(groups::CORE, "Pod") {
+    // Derived Pods are templates before injection; only real Pods can miss a proxy.
+    for pod in store.of(groups::CORE, "Pod").filter(|p| !is_derived(p)) {
         let Some((cm_name, ns)) = injected.get(pod.ns()) else {
             continue;
         };
@@ -393,7 +396,8 @@ fn analyze_image_auto(ctx: &mut Context<'_>) {
         .flat_map(|c| arr_at(&c.json, "/webhooks"))
         .filter(|w| str_at(w, "/name").is_some_and(|n| n.ends_with("istio.io")))
         .collect();
-    for pod in store.of(groups::CORE, "Pod") {
+    // Derived Pods are templates before injection; only real Pods can miss a proxy.
+    for pod in store.of(groups::CORE, "Pod").filter(|p| !is_derived(p)) {
         if in_ignored_namespace(pod) {
             continue;
         }

@@ -3,6 +3,7 @@
 //! Deployments. Istio leaves this analyzer out of its default set because it is noisy; it
 //! runs when asked for by name.
 
+use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
 
@@ -31,7 +32,7 @@ fn analyze_alpha_annotations(ctx: &mut Context<'_>) {
     let store = ctx.store;
     for (group, kind) in ANNOTATED_KINDS {
         for r in store.of(group, kind) {
-            if !in_ignored_namespace(r) {
+            if !in_ignored_namespace(r) && !is_derived(r) {
                 check(ctx, r);
             }
         }
