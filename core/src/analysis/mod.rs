@@ -7,6 +7,7 @@
 
 pub mod analyzers;
 pub mod catalog;
+pub mod common;
 pub mod json;
 pub mod mesh;
 pub mod store;

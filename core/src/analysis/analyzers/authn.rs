@@ -80,15 +80,11 @@ fn blocked_cidrs(ctx: &mut Context<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{self, MeshConfig, Message};
-    use crate::source;
+    use crate::analysis::Message;
+    use crate::analysis::common::testing::run_named;
 
     fn run(yaml: &str) -> Vec<Message> {
-        let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let mesh = MeshConfig::default();
-        let store = analysis::files_store(loaded.resources, &mesh);
-        analysis::run(&store, &mesh, &[&ANALYZERS[0]])
+        run_named(ANALYZERS, ANALYZERS[0].name, yaml)
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::analysis::common::{
+    INJECTION_LABEL, PROXY_CONTAINER, SIDECAR_INJECT, pod_in_ambient_mode,
+};
 use crate::analysis::json::{arr_at, selector_matches, str_at, string_map_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -17,15 +20,6 @@ pub const ANALYZERS: &[AnalyzerDef] = &[AnalyzerDef {
     ],
     run: authorization_policies,
 }];
-
-/// The container name of Istio's sidecar.
-const PROXY_CONTAINER: &str = "istio-proxy";
-/// The pod label (or annotation) that turns sidecar injection on or off for one pod.
-const SIDECAR_INJECT: &str = "sidecar.istio.io/inject";
-/// The namespace label that turns sidecar injection on.
-const INJECTION_LABEL: &str = "istio-injection";
-/// The pod annotation the ambient CNI sets on pods whose traffic it redirects.
-const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
 
 /// Whether a pod has a sidecar: an `istio-proxy` container with an image, else its own
 /// injection label or annotation, else its namespace's `istio-injection` label.
@@ -52,13 +46,6 @@ fn pod_has_sidecar(pod: &Resource, ctx: &Context<'_>) -> bool {
                 .get(INJECTION_LABEL)
                 .is_some_and(|v| v == "enabled")
         })
-}
-
-/// Whether a pod's traffic is captured by ambient mode.
-fn pod_in_ambient_mode(pod: &Resource) -> bool {
-    pod.annotations
-        .get(AMBIENT_REDIRECTION)
-        .is_some_and(|v| v == "enabled")
 }
 
 /// The labels of every pod in the mesh (with a sidecar or in ambient mode), by namespace.

@@ -7,10 +7,10 @@
 //!   behind different ports.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde_json::Value;
 
+use crate::analysis::common::GoList;
 use crate::analysis::json::{arr_at, string_map_at, u64_at};
 use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
@@ -223,22 +223,6 @@ fn report_target_port_conflicts(
             "spec.template.metadata.labels",
             &[&d.name, &GoList(&names), &target, &GoList(&numbers)],
         );
-    }
-}
-
-/// A list printed the way Go's `%v` prints a slice: `[a b c]`.
-struct GoList<'a, T>(&'a [T]);
-
-impl<T: fmt::Display> fmt::Display for GoList<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{item}")?;
-        }
-        f.write_str("]")
     }
 }
 

@@ -300,17 +300,11 @@ fn pod_not_selected(ctx: &mut Context<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{self, MeshConfig, Message};
-    use crate::source;
+    use crate::analysis::Message;
+    use crate::analysis::common::testing::run_named;
 
     fn run(name: &str, yaml: &str) -> Vec<Message> {
-        let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let mesh = MeshConfig::default();
-        let store = analysis::files_store(loaded.resources, &mesh);
-        let defs: Vec<&AnalyzerDef> = ANALYZERS.iter().filter(|a| a.name == name).collect();
-        assert_eq!(defs.len(), 1, "no analyzer {name}");
-        analysis::run(&store, &mesh, &defs)
+        run_named(ANALYZERS, name, yaml)
     }
 
     fn codes(messages: &[Message]) -> Vec<&'static str> {

@@ -685,16 +685,11 @@ fn analyze_certificates(ctx: &mut Context<'_>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::analysis::{self, MeshConfig, Message};
-    use crate::source;
+    use crate::analysis::Message;
+    use crate::analysis::common::testing::run_named;
 
     fn run(name: &str, yaml: &str) -> Vec<Message> {
-        let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let mesh = MeshConfig::default();
-        let store = analysis::files_store(loaded.resources, &mesh);
-        let def = ANALYZERS.iter().find(|a| a.name == name).unwrap();
-        analysis::run(&store, &mesh, &[def])
+        run_named(ANALYZERS, name, yaml)
     }
 
     fn codes(messages: &[Message]) -> Vec<(&'static str, String)> {

@@ -9,10 +9,12 @@
 //!   injection webhook will rewrite.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde_json::Value;
 
+use crate::analysis::common::{
+    DATAPLANE_MODE_LABEL, GoList, INJECTION_LABEL, ISTIO_SYSTEM, PROXY_CONTAINER, REVISION_LABEL,
+};
 use crate::analysis::json::{arr_at, str_at, string_map_at};
 use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
@@ -20,16 +22,6 @@ use crate::resource::{Resource, groups};
 
 use super::annotations::{PROXY_CONFIG, SIDECAR_INJECT, SIDECAR_PROXY_IMAGE, in_ignored_namespace};
 
-/// The legacy namespace injection label.
-const INJECTION_LABEL: &str = "istio-injection";
-/// The revision injection label.
-const REVISION_LABEL: &str = "istio.io/rev";
-/// The ambient data-plane mode label.
-const DATAPLANE_MODE_LABEL: &str = "istio.io/dataplane-mode";
-/// The sidecar container's name.
-const PROXY_CONTAINER: &str = "istio-proxy";
-/// The namespace Istio never checks for injection.
-const ISTIO_SYSTEM: &str = "istio-system";
 /// The sidecar injector's ConfigMap (per revision: `istio-sidecar-injector-REV`).
 const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
 
@@ -475,22 +467,6 @@ fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>)
             _ => false,
         }
     })
-}
-
-/// A list printed the way Go's `%v` prints a slice: `[a b c]`.
-struct GoList<'a, T>(&'a [T]);
-
-impl<T: fmt::Display> fmt::Display for GoList<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{item}")?;
-        }
-        f.write_str("]")
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::analysis::common::{
+    DATAPLANE_MODE_LABEL, INJECTION_LABEL, REVISION_LABEL, pod_in_ambient_mode,
+};
 use crate::analysis::json::{selector_matches, string_map_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -23,21 +26,6 @@ pub const ANALYZERS: &[AnalyzerDef] = &[AnalyzerDef {
     run: selectors,
 }];
 
-/// The pod annotation the ambient CNI sets on pods whose traffic it redirects.
-const AMBIENT_REDIRECTION: &str = "ambient.istio.io/redirection";
-/// The namespace label that puts a namespace in ambient mode.
-const DATAPLANE_MODE: &str = "istio.io/dataplane-mode";
-/// Namespace labels that ask for sidecar injection.
-const INJECTION_LABEL: &str = "istio-injection";
-const REVISION_LABEL: &str = "istio.io/rev";
-
-/// Whether a pod's traffic is captured by ambient mode.
-fn pod_in_ambient_mode(pod: &Resource) -> bool {
-    pod.annotations
-        .get(AMBIENT_REDIRECTION)
-        .is_some_and(|v| v == "enabled")
-}
-
 /// Whether a namespace is in ambient mode: labelled so, and not also asking for sidecar
 /// injection (by `istio-injection: enabled` or a revision label).
 fn namespace_in_ambient_mode(ns: &Resource) -> bool {
@@ -52,7 +40,7 @@ fn namespace_in_ambient_mode(ns: &Resource) -> bool {
         return false;
     }
     ns.labels
-        .get(DATAPLANE_MODE)
+        .get(DATAPLANE_MODE_LABEL)
         .is_some_and(|v| v == "ambient")
 }
 
@@ -174,15 +162,11 @@ fn selectors(ctx: &mut Context<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{self, MeshConfig, Message};
-    use crate::source;
+    use crate::analysis::Message;
+    use crate::analysis::common::testing::run_named;
 
     fn run(yaml: &str) -> Vec<Message> {
-        let loaded = source::load_bytes("test.yaml", yaml.as_bytes());
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let mesh = MeshConfig::default();
-        let store = analysis::files_store(loaded.resources, &mesh);
-        analysis::run(&store, &mesh, &[&ANALYZERS[0]])
+        run_named(ANALYZERS, ANALYZERS[0].name, yaml)
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::analysis::common::GoList;
 use crate::analysis::json::{arr_at, selector_matches, str_at, string_map_at, strs_at, u64_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::host;
@@ -82,22 +83,6 @@ const ISTIO_SYSTEM_NAMESPACE: &str = "istio-system";
 
 fn virtual_services<'s>(ctx: &Context<'s>) -> impl Iterator<Item = &'s Resource> + 's {
     ctx.store.of(groups::NETWORKING, "VirtualService")
-}
-
-/// Go's `%v` of a slice: `[a b c]`.
-struct GoList<'a, T: fmt::Display>(&'a [T]);
-
-impl<T: fmt::Display> fmt::Display for GoList<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            write!(f, "{item}")?;
-        }
-        f.write_str("]")
-    }
 }
 
 /// One destination of a VirtualService with the field path it came from.
