@@ -4,7 +4,7 @@
 pub mod analyze;
 pub mod args;
 pub mod output;
-// pub mod validate; (enabled when the validation rules land)
+pub mod validate;
 
 use std::process::ExitCode;
 
@@ -52,7 +52,7 @@ pub fn main_entry() -> ExitCode {
 pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Analyze(a) => analyze::run(&a),
-        Command::Validate(_v) => todo_validate(),
+        Command::Validate(v) => validate::run(&v),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
@@ -73,9 +73,4 @@ pub fn run(cli: Cli) -> u8 {
             exit::OK
         }
     }
-}
-
-fn todo_validate() -> u8 {
-    eprintln!("meshctl validate is not built yet");
-    exit::USAGE
 }

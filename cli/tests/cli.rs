@@ -217,3 +217,45 @@ fn list_analyzers_names_istio_analyzers() {
     ]);
     assert_eq!(one.status.code(), Some(79));
 }
+
+#[test]
+fn validate_points_at_file_line_and_field_path() {
+    let file = testdata("cli/invalid.yaml");
+    let o = meshctl(&["validate", "-f", &file]);
+    assert_eq!(o.status.code(), Some(79), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains(&format!(
+            "{file}:18: error: VirtualService shop/reviews: spec.http[0].route[1].weigth: unknown field `weigth`"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{file}:31: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.simple:"
+        )),
+        "{text}"
+    );
+    let o = meshctl(&["validate", "-o", "json", "-f", &file]);
+    assert_eq!(o.status.code(), Some(79));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("stdout is JSON only");
+    let first = &v[0];
+    assert_eq!(first["line"], 18);
+    assert_eq!(first["path"], "spec.http[0].route[1].weigth");
+    assert_eq!(first["object"], "VirtualService shop/reviews");
+}
+
+#[test]
+fn validate_accepts_bookinfo_and_refuses_unreadable_input() {
+    let o = meshctl(&["validate", "-f", &testdata("bookinfo")]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let o = meshctl(&["validate", "-f", &testdata("cli/broken")]);
+    assert_eq!(o.status.code(), Some(65), "{}", err(&o));
+    assert!(
+        out(&o).contains("b-malformed.yaml:8: error: invalid YAML"),
+        "{}",
+        out(&o)
+    );
+    let o = meshctl(&["validate"]);
+    assert_eq!(o.status.code(), Some(64));
+}
