@@ -126,27 +126,35 @@ struct SelectingService {
 
 fn analyze_service_association(ctx: &mut Context<'_>) {
     let store = ctx.store;
+    // Services with a non-empty selector, by namespace, read once (not once per Deployment).
+    let mut services: BTreeMap<&str, Vec<(&Resource, BTreeMap<String, String>)>> = BTreeMap::new();
+    for s in store.of(groups::CORE, "Service") {
+        let selector = string_map_at(&s.json, "/spec/selector");
+        if !selector.is_empty() {
+            services.entry(s.ns()).or_default().push((s, selector));
+        }
+    }
     for d in store.of(groups::APPS, "Deployment") {
         if in_ignored_namespace(d) || !deployment_in_mesh(ctx, d) {
             continue;
         }
-        let services = selecting_services(ctx, d);
-        report_protocol_conflicts(ctx, d, &services);
-        report_target_port_conflicts(ctx, d, &services);
+        let candidates = services.get(d.ns()).map_or(&[][..], Vec::as_slice);
+        let selecting = selecting_services(d, candidates);
+        report_protocol_conflicts(ctx, d, &selecting);
+        report_target_port_conflicts(ctx, d, &selecting);
     }
 }
 
-/// Services of the Deployment's namespace whose (non-empty) selector matches its pods.
-fn selecting_services(ctx: &Context<'_>, d: &Resource) -> Vec<SelectingService> {
+/// The Services (of the Deployment's namespace, with their selectors) that select its pods.
+fn selecting_services(
+    d: &Resource,
+    candidates: &[(&Resource, BTreeMap<String, String>)],
+) -> Vec<SelectingService> {
     let pod_labels = string_map_at(&d.json, "/spec/template/metadata/labels");
-    ctx.store
-        .of(groups::CORE, "Service")
-        .filter(|s| s.ns() == d.ns())
-        .filter(|s| {
-            let selector = string_map_at(&s.json, "/spec/selector");
-            !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v))
-        })
-        .map(|s| SelectingService {
+    candidates
+        .iter()
+        .filter(|(_, selector)| selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)))
+        .map(|(s, _)| SelectingService {
             name: s.full_name(),
             ports: arr_at(&s.json, "/spec/ports")
                 .iter()
