@@ -238,7 +238,13 @@ pub fn load_bytes(file: &str, bytes: &[u8]) -> Loaded {
             return out;
         }
     };
-    load_text(file, text, &mut out);
+    // YAML treats CR, LF and CRLF alike as line breaks; so does every line number we print.
+    if text.contains('\r') {
+        let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+        load_text(file, &normalized, &mut out);
+    } else {
+        load_text(file, text, &mut out);
+    }
     out
 }
 
@@ -436,6 +442,22 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[2].starts_with("f.yaml:13: unknown kind"), "{errs:?}");
+    }
+
+    #[test]
+    fn cr_and_crlf_line_breaks_count_like_lf() {
+        let lf = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: b\n  labels: [\n";
+        for text in [
+            lf.to_owned(),
+            lf.replace('\n', "\r\n"),
+            lf.replace('\n', "\r"),
+        ] {
+            let l = load_bytes("x.yaml", text.as_bytes());
+            assert_eq!(l.resources.len(), 1, "{text:?}");
+            assert_eq!(l.resources[0].line_of("metadata.name"), 4);
+            assert_eq!(l.errors.len(), 1);
+            assert!((9..=11).contains(&l.errors[0].line), "{:?}", l.errors);
+        }
     }
 
     #[test]

@@ -8,7 +8,13 @@ use mesh_core::source;
 
 fuzz_target!(|data: &[u8]| {
     let loaded = source::load_bytes("fuzz.yaml", data);
-    let lines = 1 + data.iter().filter(|&&b| b == b'\n').count() as u32;
+    // Line breaks as YAML counts them: LF, CR, and CRLF as one.
+    let breaks = data
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')))
+        .count();
+    let lines = 1 + breaks as u32;
     for r in &loaded.resources {
         assert!(r.origin.line <= lines, "line {} beyond {lines}", r.origin.line);
     }
