@@ -158,6 +158,7 @@ macro_rules! istio_enum {
 pub(crate) use istio_enum;
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::networking::{DestinationRule, VirtualService};
     use super::*;
