@@ -410,14 +410,16 @@ pub fn validate_regex(re: &str, place: &str) -> Result<(), String> {
     })
 }
 
-/// Header-name characters allowed by RFC 7230 tokens.
+/// Header-name characters Istio allows: RFC 7230 token characters (Istio's pattern also
+/// admits `,`, through its `+-.` range).
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|c| {
             c.is_ascii_alphanumeric()
                 || matches!(
                     c,
-                    b'!' | b'#'
+                    b'!' | b','
+                        | b'#'
                         | b'$'
                         | b'%'
                         | b'&'
