@@ -215,6 +215,22 @@ mod tests {
     }
 
     #[test]
+    fn nulls_are_absent_and_numbers_may_be_strings() {
+        let res = load(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: a\nspec:\n  hosts: [a]\n  gateways:\n  http:\n  - route:\n    - destination:\n        host: a\n      weight: \"50\"\n",
+        );
+        let vs: VirtualService = parse_spec(&res).expect("valid");
+        assert!(vs.gateways.is_empty());
+        assert_eq!(vs.http[0].route[0].weight, 50);
+
+        let res = load(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: a\nspec:\n  http:\n  - route:\n    - weight: 99999999999\n",
+        );
+        let err = parse_spec::<VirtualService>(&res).expect_err("out of range");
+        assert!(err.message.contains("out of range"), "{}", err.message);
+    }
+
+    #[test]
     fn bad_enum_names_are_errors() {
         let res = load(
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: a\nspec:\n  host: a\n  trafficPolicy:\n    tls:\n      mode: MUTAL\n",
