@@ -126,6 +126,7 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::time::Duration as D;

@@ -158,6 +158,7 @@ macro_rules! istio_enum {
 pub(crate) use istio_enum;
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::networking::{DestinationRule, VirtualService};
     use super::*;
@@ -211,6 +212,22 @@ mod tests {
         let dr: DestinationRule = parse_spec(&res).expect("aliases");
         let lb = dr.traffic_policy.and_then(|t| t.load_balancer).expect("lb");
         assert_eq!(lb.simple, Some(networking::SimpleLb::Random));
+    }
+
+    #[test]
+    fn nulls_are_absent_and_numbers_may_be_strings() {
+        let res = load(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: a\nspec:\n  hosts: [a]\n  gateways:\n  http:\n  - route:\n    - destination:\n        host: a\n      weight: \"50\"\n",
+        );
+        let vs: VirtualService = parse_spec(&res).expect("valid");
+        assert!(vs.gateways.is_empty());
+        assert_eq!(vs.http[0].route[0].weight, 50);
+
+        let res = load(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: a\nspec:\n  http:\n  - route:\n    - weight: 99999999999\n",
+        );
+        let err = parse_spec::<VirtualService>(&res).expect_err("out of range");
+        assert!(err.message.contains("out of range"), "{}", err.message);
     }
 
     #[test]

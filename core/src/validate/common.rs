@@ -305,7 +305,7 @@ pub fn validate_duration(d: Duration) -> Result<(), String> {
     if d < std::time::Duration::from_millis(1) {
         return Err("duration must be greater than 1ms".to_owned());
     }
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err("only durations to ms precision are supported".to_owned());
     }
     Ok(())
@@ -410,14 +410,16 @@ pub fn validate_regex(re: &str, place: &str) -> Result<(), String> {
     })
 }
 
-/// Header-name characters allowed by RFC 7230 tokens.
+/// Header-name characters Istio allows: RFC 7230 token characters (Istio's pattern also
+/// admits `,`, through its `+-.` range).
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|c| {
             c.is_ascii_alphanumeric()
                 || matches!(
                     c,
-                    b'!' | b'#'
+                    b'!' | b','
+                        | b'#'
                         | b'$'
                         | b'%'
                         | b'&'
@@ -669,9 +671,12 @@ pub fn validate_export_to(
             } else {
                 errs.push(format!("duplicate entries in exportTo for entry {e}"));
             }
-        } else if is_service_entry && e == "~" {
-            set.insert(key.to_owned());
-        } else if key == "*" || key == "." || key == "~" || is_dns1123_label(key) {
+        } else if (is_service_entry && e == "~")
+            || key == "*"
+            || key == "."
+            || key == "~"
+            || is_dns1123_label(key)
+        {
             set.insert(key.to_owned());
         } else {
             errs.push(format!(
@@ -741,6 +746,7 @@ pub fn selector_label_errors(labels: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

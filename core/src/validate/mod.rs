@@ -237,6 +237,7 @@ impl<'a> Report<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 pub(crate) mod testing {
     //! Helpers for the rule tests: build an object from YAML and validate it.
 
@@ -258,9 +259,14 @@ pub(crate) mod testing {
             }
             _ => "networking.istio.io",
         };
+        let version = if kind == "EnvoyFilter" {
+            "v1alpha3"
+        } else {
+            "v1"
+        };
         let body: String = spec.lines().map(|l| format!("  {l}\n")).collect();
         object(&format!(
-            "apiVersion: {group}/v1\nkind: {kind}\nmetadata:\n  name: test\n  namespace: ns\nspec:\n{body}"
+            "apiVersion: {group}/{version}\nkind: {kind}\nmetadata:\n  name: test\n  namespace: ns\nspec:\n{body}"
         ))
     }
 
@@ -312,6 +318,7 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::testing::*;
     use super::*;
@@ -339,5 +346,233 @@ mod tests {
     #[test]
     fn unknown_fields_are_errors() {
         rejects("DestinationRule", "host: a\nsubsetz: []\n", "subsetz");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod conformance_inputs {
+    //! Every Istio object in Istio's analyzer test inputs that Istio itself accepts must get
+    //! no Error here (warnings are fine: several inputs are deliberately questionable).
+
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::source;
+
+    /// Objects (`Kind ns/name` in a file) that are genuinely invalid, with why.
+    const KNOWN_INVALID: &[(&str, &str, &str)] = &[
+        (
+            "authorizationpolicies.yaml",
+            "ServiceEntry httpbin/istio",
+            "wildcard host with DNS resolution and no endpoints",
+        ),
+        (
+            "condition-analyzer.yaml",
+            "ServiceEntry default/negative-condition-svcEntry",
+            "no hosts",
+        ),
+        (
+            "conflicting-gateways-invalid-port.yaml",
+            "Gateway default/alpha",
+            "server without a port",
+        ),
+        (
+            "conflicting-gateways-invalid-port.yaml",
+            "Gateway default/beta",
+            "server without a port",
+        ),
+        (
+            "conflicting-gateways-multiple-ports.yaml",
+            "Gateway default/alpha",
+            "duplicate server port names",
+        ),
+        (
+            "conflicting-gateways-multiple-ports.yaml",
+            "Gateway default/beta",
+            "duplicate server port names",
+        ),
+        (
+            "deprecation.yaml",
+            "EnvoyFilter istio-system/istio-multicluster-egressgateway",
+            "workloadLabels/filters were removed from the API",
+        ),
+        (
+            "deprecation.yaml",
+            "VirtualService foo/productpage",
+            "HTTP route with neither route, redirect nor directResponse",
+        ),
+        (
+            "envoy-filter-add-operation.yaml",
+            "EnvoyFilter bookinfo/test-auth-4",
+            "unknown field match.app",
+        ),
+        (
+            "envoy-filter-add-operation.yaml",
+            "EnvoyFilter bookinfo/test-auth-5",
+            "unknown field match.app",
+        ),
+        (
+            "envoy-filter-remove-operation.yaml",
+            "EnvoyFilter bookinfo/test-remove-2",
+            "route-class applyTo with a listener match",
+        ),
+        (
+            "envoy-filter-remove-operation.yaml",
+            "EnvoyFilter bookinfo/test-remove-3",
+            "route-class applyTo with a listener match",
+        ),
+        (
+            "envoy-filter-remove-operation.yaml",
+            "EnvoyFilter bookinfo/test-remove-4",
+            "patch missing",
+        ),
+        (
+            "gateway-no-workload.yaml",
+            "Gateway default/httpbin-gateway",
+            "no servers",
+        ),
+        (
+            "gateway-secrets.yaml",
+            "Gateway default/defaultgateway-nocredential",
+            "SIMPLE TLS without credentials or certificates",
+        ),
+        (
+            "relative-envoy-filter-operation.yaml",
+            "EnvoyFilter bookinfo/test-relative-3",
+            "CLUSTER applyTo with a non-cluster match",
+        ),
+        (
+            "sidecar-default-selector.yaml",
+            "Sidecar ns-ambient/namespace-scoped",
+            "selector only: empty configuration",
+        ),
+        (
+            "sidecar-default-selector.yaml",
+            "Sidecar ns-ambient/pod-scoped",
+            "selector only: empty configuration",
+        ),
+        (
+            "sidecar-default-selector.yaml",
+            "Sidecar ns-not-ambient/namespace-not-ambient",
+            "selector only: empty configuration",
+        ),
+        (
+            "sidecar-default-selector.yaml",
+            "Sidecar ns-not-ambient-rev/namespace-not-ambient",
+            "selector only: empty configuration",
+        ),
+        (
+            "virtualservice_destinationhosts.yaml",
+            "ServiceEntry default-ignore/service-entry-ignore",
+            "host *",
+        ),
+        (
+            "virtualservice_destinationhosts.yaml",
+            "VirtualService default/reviews-bogushost",
+            "a route without destination",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "Gateway default/httpbin-gateway",
+            "no servers",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "Gateway another/crossnamespace-gw",
+            "no servers",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "VirtualService default/httpbin",
+            "no routes",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "VirtualService default/httpbin-bogus",
+            "no routes",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "VirtualService default/httpbin-mesh",
+            "no routes, and host * on the mesh",
+        ),
+        (
+            "virtualservice_gateways.yaml",
+            "VirtualService default/cross-test",
+            "no routes",
+        ),
+        (
+            "virtualservice_host_not_found_gateway.yaml",
+            "Gateway istio-system/testing-gateway-01-test-04",
+            "duplicate server port names",
+        ),
+        (
+            "virtualservice_host_not_found_gateway_beta.yaml",
+            "Gateway istio-system/testing-gateway-01-test-04",
+            "duplicate server port names",
+        ),
+        (
+            "virtualservice_internal_gateway_ref.yaml",
+            "VirtualService default/httpbin",
+            "gateway name is not a DNS label (an internal generated name)",
+        ),
+    ];
+
+    fn inputs_dir() -> Option<PathBuf> {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let candidates = [
+            std::env::var_os("MESH_CONFORMANCE_DIR").map(PathBuf::from),
+            Some(here.join("../../shared/conformance/istio")),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .map(|p| p.join("analyzers"))
+            .find(|p| p.is_dir())
+    }
+
+    #[test]
+    fn valid_inputs_get_no_errors() {
+        let Some(dir) = inputs_dir() else {
+            if std::env::var_os("CI").is_some() {
+                panic!("conformance data not found");
+            }
+            eprintln!("SKIPPED: conformance data not found");
+            return;
+        };
+        let loaded = source::load_paths(&[dir], true);
+        let mut problems = Vec::new();
+        let mut checked = 0;
+        for res in &loaded.resources {
+            if !is_validated_kind(&res.group, &res.kind) {
+                continue;
+            }
+            checked += 1;
+            let file = Path::new(&*res.origin.file)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let known = KNOWN_INVALID
+                .iter()
+                .any(|(f, r, _)| *f == file && *r == res.display_name());
+            for f in validate(res) {
+                if f.severity == Severity::Error && !known {
+                    problems.push(format!(
+                        "{file}:{} {}: {} ({})",
+                        f.line,
+                        res.display_name(),
+                        f.message,
+                        f.path
+                    ));
+                }
+            }
+        }
+        assert!(checked > 50, "only {checked} Istio objects found");
+        assert!(
+            problems.is_empty(),
+            "errors on valid inputs:\n{}",
+            problems.join("\n")
+        );
     }
 }

@@ -1219,6 +1219,7 @@ fn analyze_prefix_overlaps(out: &mut Report<'_>, vs: &VirtualService) {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::super::testing::*;
     use super::super::validate;

@@ -88,6 +88,7 @@ schema_analyzers! {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::analysis::{self, MeshConfig, Store};
