@@ -127,7 +127,7 @@ struct SelectingService {
 fn analyze_service_association(ctx: &mut Context<'_>) {
     let store = ctx.store;
     // Services with a non-empty selector, by namespace, read once (not once per Deployment).
-    let mut services: BTreeMap<&str, Vec<(&Resource, BTreeMap<String, String>)>> = BTreeMap::new();
+    let mut services: BTreeMap<&str, Vec<ServiceSelector<'_>>> = BTreeMap::new();
     for s in store.of(groups::CORE, "Service") {
         let selector = string_map_at(&s.json, "/spec/selector");
         if !selector.is_empty() {
@@ -145,11 +145,11 @@ fn analyze_service_association(ctx: &mut Context<'_>) {
     }
 }
 
+/// A Service with its (non-empty) selector.
+type ServiceSelector<'a> = (&'a Resource, BTreeMap<String, String>);
+
 /// The Services (of the Deployment's namespace, with their selectors) that select its pods.
-fn selecting_services(
-    d: &Resource,
-    candidates: &[(&Resource, BTreeMap<String, String>)],
-) -> Vec<SelectingService> {
+fn selecting_services(d: &Resource, candidates: &[ServiceSelector<'_>]) -> Vec<SelectingService> {
     let pod_labels = string_map_at(&d.json, "/spec/template/metadata/labels");
     candidates
         .iter()
