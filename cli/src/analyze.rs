@@ -76,6 +76,13 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         };
     }
     let store = analysis::files_store(loaded.resources, &mesh);
+    for (old, new) in store.replaced() {
+        eprintln!(
+            "Warning: {} is defined twice: {old} is replaced by {} (only the last one takes effect)",
+            new.display_name(),
+            new.origin
+        );
+    }
     let messages = analysis::run(&store, &mesh, &analyzers);
     let (messages, used) = analysis::apply_suppressions(messages, &suppressions, &store);
     for (rule, used) in args.suppress.iter().zip(used) {

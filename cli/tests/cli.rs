@@ -259,3 +259,17 @@ fn validate_accepts_bookinfo_and_refuses_unreadable_input() {
     let o = meshctl(&["validate"]);
     assert_eq!(o.status.code(), Some(64));
 }
+
+#[test]
+fn an_object_defined_twice_is_reported() {
+    let file = testdata("cli/duplicate.yaml");
+    let o = meshctl(&["analyze", &file]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "VirtualService shop/foo-com-virtual-service is defined twice: {file}:1 is replaced by {file}:12"
+        )),
+        "{}",
+        err(&o)
+    );
+}

@@ -14,6 +14,8 @@ pub struct Store {
     resources: Vec<Resource>,
     by_kind: HashMap<(String, String), Vec<usize>>,
     by_name: HashMap<(String, String, String, String), usize>,
+    /// Objects defined twice: (the replaced one's origin, the replacing one).
+    replaced: Vec<(crate::resource::Origin, Resource)>,
 }
 
 /// Marks a Pod derived from a workload controller's template (value: `Kind ns/name` of the
@@ -47,7 +49,8 @@ impl Store {
             r.name.clone(),
         );
         if let Some(&i) = self.by_name.get(&key) {
-            self.resources[i] = r;
+            let old = std::mem::replace(&mut self.resources[i], r.clone());
+            self.replaced.push((old.origin, r));
             return;
         }
         let i = self.resources.len();
@@ -184,6 +187,13 @@ impl Store {
         for r in derived {
             self.insert(r);
         }
+    }
+
+    /// Objects the input defined more than once (same kind, namespace and name): the origin
+    /// of the definition that was dropped, and the object that replaced it. Applying such
+    /// input keeps only the last one, silently; analysis says so.
+    pub fn replaced(&self) -> &[(crate::resource::Origin, Resource)] {
+        &self.replaced
     }
 
     /// Every object, in load order.
