@@ -62,6 +62,18 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         bad_input = true;
     }
     let objects = loaded.resources.len();
+    if loaded.files_read == 0 && loaded.errors.is_empty() {
+        // Most likely a wrong path or a forgotten --recursive: passing CI on nothing is worse.
+        eprintln!(
+            "Error: no YAML or JSON files found in {} (directories are read for .yaml, .yml and .json files)",
+            args.files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return exit::BAD_INPUT;
+    }
     // Mesh config: the flag, else a ConfigMap `istio` in the files, else defaults.
     let mut mesh = mesh
         .or_else(|| MeshConfig::from_configmap(&loaded.resources, "istio-system"))

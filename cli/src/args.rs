@@ -141,7 +141,8 @@ pub struct AnalyzeArgs {
 
     /// Read directories recursively.
     #[arg(short = 'R', long, value_name = "BOOL", default_value_t = true,
-          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
     pub recursive: bool,
 
     /// Run only this analyzer (Istio's name, e.g. virtualservice.DestinationHostAnalyzer).
@@ -178,7 +179,8 @@ pub struct ValidateArgs {
 
     /// Read directories recursively.
     #[arg(short = 'R', long, value_name = "BOOL", default_value_t = true,
-          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          action = clap::ArgAction::Set)]
     pub recursive: bool,
 
     /// Treat warnings as failures (exit 79).

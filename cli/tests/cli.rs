@@ -273,3 +273,22 @@ fn an_object_defined_twice_is_reported() {
         err(&o)
     );
 }
+
+#[test]
+fn recursive_flag_forms_and_empty_input() {
+    let dir = testdata("bookinfo");
+    assert_eq!(meshctl(&["analyze", "-R", &dir]).status.code(), Some(0));
+    assert_eq!(
+        meshctl(&["analyze", "--recursive", &dir]).status.code(),
+        Some(0)
+    );
+    // testdata/ itself holds no YAML at its top level: without recursion there is nothing to
+    // analyze, which must not pass silently.
+    let o = meshctl(&["analyze", "--recursive=false", &testdata("")]);
+    assert_eq!(o.status.code(), Some(65), "{}", err(&o));
+    assert!(
+        err(&o).contains("no YAML or JSON files found"),
+        "{}",
+        err(&o)
+    );
+}
