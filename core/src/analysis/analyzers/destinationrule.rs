@@ -259,9 +259,17 @@ fn pod_not_selected(ctx: &mut Context<'_>) {
         .of(groups::CORE, "Node")
         .map(|n| (n.name.as_str(), n))
         .collect();
+    // Endpoints a subset can select: Pods (with their node's topology labels) and, unlike
+    // Istio's analyzer, WorkloadEntries (VMs and local-mode workloads), which are subset
+    // members just as Pods are.
     let pod_labels: Vec<BTreeMap<String, String>> = store
         .of(groups::CORE, "Pod")
         .map(|p| endpoint_labels(p, &nodes))
+        .chain(store.of(groups::NETWORKING, "WorkloadEntry").map(|we| {
+            let mut labels = we.labels.clone();
+            labels.extend(string_map_at(&we.json, "/spec/labels"));
+            labels
+        }))
         .collect();
 
     for dr in store.of(groups::NETWORKING, "DestinationRule") {
@@ -466,5 +474,37 @@ spec:
             m[0].origin.as_ref().map(|o| o.display_name()).as_deref(),
             Some("DestinationRule other/there")
         );
+    }
+
+    #[test]
+    fn workload_entries_are_subset_members() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: shop}
+spec:
+  address: 127.0.0.52
+  labels: {app: reviews, version: v2}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets:
+  - {name: v2, labels: {version: v2}}
+  - {name: v9, labels: {version: v9}}
+"#;
+        let m = run("destinationrule.PodNotSelectedAnalyzer", yaml);
+        let texts: Vec<&str> = m.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("v9"), "{texts:?}");
     }
 }
