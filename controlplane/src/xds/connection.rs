@@ -1,0 +1,409 @@
+//! One ADS stream: a proxy's subscriptions, what it was sent, and what it acknowledged.
+//!
+//! The first request names the proxy (its node). From then on the connection answers each
+//! request by type URL (state of the world: every resource of the type, or those named for
+//! EDS and RDS), records ACKs (the nonce of the last response, no error) and NACKs (with
+//! `error_detail`), ignores requests carrying a stale nonce, and answers again when a
+//! proxy changes the EDS or RDS names it wants. On each new config it regenerates the
+//! proxy's resources and pushes, in the order CDS, EDS, LDS, RDS, only the types whose
+//! encoded resources changed; when a cluster the proxy takes endpoints for was modified it
+//! also resends those endpoints, which Envoy needs to finish warming the new cluster.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::core::v3::ControlPlane;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use mesh_core::xds::{ProxyConfig, ProxyInfo};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::{Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::{Encoded, Shared, XdsType, encode, proxy_info};
+use crate::source::ConfigState;
+use crate::status::{self, Nack, ProxyStatus, TypeStatus};
+
+/// How long a new stream may take to send its first request.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+/// Why a stream ended.
+#[derive(Debug)]
+enum End {
+    /// The proxy closed the stream or went away.
+    ClientGone,
+    /// meshd is shutting down.
+    Shutdown,
+    /// Generating the proxy's config failed.
+    Internal(String),
+}
+
+/// What was last sent for one type.
+#[derive(Debug)]
+struct Sent {
+    nonce: String,
+    version: String,
+    resources: Encoded,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    subscribed: bool,
+    /// For EDS and RDS (and CDS/LDS asked by name), the names asked for; `None` is all.
+    names: Option<BTreeSet<String>>,
+    sent: Option<Sent>,
+    status: TypeStatus,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    proxy: ProxyInfo,
+    tx: Tx,
+    config_version: u64,
+    config: Arc<ProxyConfig>,
+    encoded: [Encoded; 4],
+    types: [TypeState; 4],
+}
+
+/// Serves one stream until the proxy leaves or meshd shuts down.
+pub async fn run(
+    shared: Arc<Shared>,
+    id: u64,
+    peer: Option<SocketAddr>,
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: Tx,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    let first = tokio::select! {
+        m = tokio::time::timeout(FIRST_REQUEST_TIMEOUT, inbound.next()) => m,
+        _ = shutdown.changed() => return,
+    };
+    let first = match first {
+        Ok(Some(Ok(req))) => req,
+        Ok(Some(Err(status))) => {
+            debug!(connection.id = id, error = %status, "stream failed before its first request");
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            let _ = tx.send(Err(Status::deadline_exceeded("no request"))).await;
+            return;
+        }
+    };
+    let proxy = match first.node.as_ref().map(proxy_info) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            warn!(connection.id = id, error = %e, "proxy refused");
+            let _ = tx.send(Err(Status::invalid_argument(e))).await;
+            return;
+        }
+        None => {
+            let _ = tx
+                .send(Err(Status::invalid_argument(
+                    "the first request of a stream must carry the node",
+                )))
+                .await;
+            return;
+        }
+    };
+    let span = info_span!("xds", node.id = %proxy.id, connection.id = id);
+    async move {
+        let state = shared.config.borrow().clone();
+        let mut conn = Connection {
+            shared: shared.clone(),
+            id,
+            proxy,
+            tx,
+            config_version: 0,
+            config: Arc::default(),
+            encoded: Default::default(),
+            types: Default::default(),
+        };
+        for t in XdsType::ALL {
+            conn.types[t as usize].status.type_url = t.type_url().to_owned();
+            conn.types[t as usize].status.refresh_state();
+        }
+        if let Err(e) = conn.regenerate(&state).await {
+            warn!(error = %e, "cannot generate the proxy's config");
+            let _ = conn.tx.send(Err(Status::internal(e))).await;
+            return;
+        }
+        shared.status.insert(conn.status_entry(peer));
+        shared.metrics.connected.inc();
+        info!(peer = ?peer, config.version = conn.config_version, "proxy connected");
+        let end = conn.serve(first, inbound, &mut shutdown).await;
+        shared.status.remove(id);
+        shared.metrics.connected.dec();
+        match end {
+            End::ClientGone => info!("proxy disconnected"),
+            End::Shutdown => info!("stream closed: shutting down"),
+            End::Internal(e) => {
+                warn!(error = %e, "stream closed");
+                let _ = conn.tx.send(Err(Status::internal(e))).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        first: DiscoveryRequest,
+        mut inbound: Streaming<DiscoveryRequest>,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> End {
+        let mut config = self.shared.config.clone();
+        config.mark_unchanged();
+        if let Err(end) = self.on_request(first).await {
+            return end;
+        }
+        loop {
+            let step = tokio::select! {
+                m = inbound.next() => match m {
+                    Some(Ok(req)) => self.on_request(req).await,
+                    Some(Err(status)) => {
+                        debug!(error = %status, "stream error");
+                        Err(End::ClientGone)
+                    }
+                    None => Err(End::ClientGone),
+                },
+                changed = config.changed() => match changed {
+                    Ok(()) => {
+                        let state = config.borrow_and_update().clone();
+                        self.on_config(&state).await
+                    }
+                    Err(_) => Err(End::Shutdown),
+                },
+                _ = shutdown.changed() => Err(End::Shutdown),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), End> {
+        let Some(t) = XdsType::from_type_url(&req.type_url) else {
+            debug!(xds.type_url = %req.type_url, "request for a type meshd does not serve; ignored");
+            return Ok(());
+        };
+        let names: Option<BTreeSet<String>> = if t.by_name() {
+            Some(req.resource_names.iter().cloned().collect())
+        } else if req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*") {
+            None
+        } else {
+            Some(req.resource_names.iter().cloned().collect())
+        };
+        let st = &mut self.types[t as usize];
+
+        if let Some(err) = &req.error_detail {
+            let version = st
+                .sent
+                .as_ref()
+                .filter(|s| s.nonce == req.response_nonce)
+                .map(|s| s.version.clone());
+            warn!(
+                xds.type_url = t.type_url(),
+                xds.nonce = %req.response_nonce,
+                xds.version = version.as_deref().unwrap_or("?"),
+                detail = %err.message,
+                "NACK"
+            );
+            st.status.last_nack = Some(Nack {
+                version,
+                nonce: req.response_nonce.clone(),
+                detail: err.message.clone(),
+                time: status::now(),
+            });
+            self.shared.metrics.nack(t.short());
+            self.mirror();
+            return Ok(());
+        }
+
+        if !req.response_nonce.is_empty() {
+            let current = st
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.nonce == req.response_nonce);
+            if !current {
+                debug!(xds.type_url = t.type_url(), xds.nonce = %req.response_nonce, "stale nonce; ignored");
+                return Ok(());
+            }
+            if st.status.nonce_acked.as_deref() != Some(req.response_nonce.as_str()) {
+                debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "ACK");
+                st.status.version_acked = Some(req.version_info.clone());
+                st.status.nonce_acked = Some(req.response_nonce.clone());
+                st.status.acked_time = Some(status::now());
+            }
+            if st.names != names {
+                st.names = names;
+                self.respond(t, None).await?;
+            }
+            self.mirror();
+            return Ok(());
+        }
+
+        // A first request for this type (or a proxy that reconnected): answer in full.
+        st.subscribed = true;
+        st.names = names;
+        self.respond(t, None).await?;
+        self.mirror();
+        Ok(())
+    }
+
+    async fn on_config(&mut self, state: &Arc<ConfigState>) -> Result<(), End> {
+        if state.version == self.config_version {
+            return Ok(());
+        }
+        let old_clusters = std::mem::take(&mut self.encoded[XdsType::Cluster as usize]);
+        self.regenerate(state).await.map_err(End::Internal)?;
+        let modified: BTreeSet<&String> = self.encoded[XdsType::Cluster as usize]
+            .iter()
+            .filter(|(name, any)| old_clusters.get(*name).is_some_and(|old| old != *any))
+            .map(|(name, _)| name)
+            .collect();
+        let rewarm: bool = self.types[XdsType::Endpoint as usize]
+            .names
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| modified.contains(n)));
+        let mut cds_pushed = false;
+        for t in XdsType::ALL {
+            let st = &self.types[t as usize];
+            if !st.subscribed {
+                continue;
+            }
+            let unchanged = st
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.resources == self.selected(t));
+            let warm = t == XdsType::Endpoint && cds_pushed && rewarm;
+            if unchanged && !warm {
+                continue;
+            }
+            self.respond(t, Some(state.built_at.elapsed())).await?;
+            cds_pushed |= t == XdsType::Cluster;
+        }
+        self.mirror();
+        Ok(())
+    }
+
+    /// Generates and encodes the proxy's resources from `state`.
+    async fn regenerate(&mut self, state: &Arc<ConfigState>) -> Result<(), String> {
+        let (translator, proxy, state2) = (
+            self.shared.translator.clone(),
+            self.proxy.clone(),
+            state.clone(),
+        );
+        let config =
+            tokio::task::spawn_blocking(move || translator.generate(&state2.snapshot, &proxy))
+                .await
+                .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
+        self.encoded = XdsType::ALL.map(|t| encode(&config, t));
+        self.config = Arc::new(config);
+        self.config_version = state.version;
+        Ok(())
+    }
+
+    /// The resources of type `t` this proxy asked for.
+    fn selected(&self, t: XdsType) -> Encoded {
+        let all = &self.encoded[t as usize];
+        match &self.types[t as usize].names {
+            None => all.clone(),
+            Some(names) => all
+                .iter()
+                .filter(|(n, _)| names.contains(*n))
+                .map(|(n, a)| (n.clone(), a.clone()))
+                .collect(),
+        }
+    }
+
+    async fn respond(&mut self, t: XdsType, latency: Option<Duration>) -> Result<(), End> {
+        let resources = self.selected(t);
+        let nonce = self.shared.nonce();
+        let version = self.config_version.to_string();
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: resources.values().cloned().collect(),
+            type_url: t.type_url().to_owned(),
+            nonce: nonce.clone(),
+            control_plane: Some(ControlPlane {
+                identifier: format!("meshd {}", env!("CARGO_PKG_VERSION")),
+            }),
+            ..DiscoveryResponse::default()
+        };
+        let started = Instant::now();
+        self.tx
+            .send(Ok(response))
+            .await
+            .map_err(|_| End::ClientGone)?;
+        self.shared
+            .metrics
+            .push(t.short(), latency.map(|l| l + started.elapsed()));
+        debug!(
+            xds.type_url = t.type_url(),
+            xds.version = %version,
+            xds.nonce = %nonce,
+            resources = resources.len(),
+            "push"
+        );
+        let st = &mut self.types[t as usize];
+        st.status.version_sent = Some(version.clone());
+        st.status.nonce_sent = Some(nonce.clone());
+        st.status.sent_time = Some(status::now());
+        st.status.resources_sent = resources.len();
+        st.sent = Some(Sent {
+            nonce,
+            version,
+            resources,
+        });
+        Ok(())
+    }
+
+    fn status_entry(&self, peer: Option<SocketAddr>) -> ProxyStatus {
+        ProxyStatus {
+            proxy: self.proxy.id.clone(),
+            connection_id: self.id,
+            peer: peer.map(|p| p.to_string()),
+            namespace: self.proxy.namespace.clone(),
+            workload: self.proxy.workload.clone(),
+            ip: self.proxy.ip.to_string(),
+            local_mode: self.proxy.local_mode,
+            connected_time: status::now(),
+            config_version: self.config_version,
+            types: self.type_statuses(),
+            info: Some(self.proxy.clone()),
+            config: self.config.clone(),
+        }
+    }
+
+    fn type_statuses(&self) -> std::collections::BTreeMap<&'static str, TypeStatus> {
+        XdsType::ALL
+            .into_iter()
+            .map(|t| {
+                let st = &self.types[t as usize];
+                let mut s = st.status.clone();
+                s.subscribed = st.names.as_ref().map(|n| n.iter().cloned().collect());
+                s.refresh_state();
+                (t.short(), s)
+            })
+            .collect()
+    }
+
+    /// Copies this connection's state into the shared table.
+    fn mirror(&self) {
+        let types = self.type_statuses();
+        let (version, config) = (self.config_version, self.config.clone());
+        self.shared.status.update(self.id, |s| {
+            s.types = types;
+            s.config_version = version;
+            s.config = config;
+        });
+    }
+}
