@@ -8,6 +8,8 @@
 //! whose HTTP connection manager takes that route config over RDS. A ServiceEntry whose
 //! first host starts with `nack.` also gets a listener with an invalid address, which Envoy
 //! rejects; one annotated `test.meshctl.dev/reject: REASON` is refused with that reason.
+//! A `MESH_EXTERNAL` ServiceEntry's clusters get a 2 s connect timeout instead of 1 s (a
+//! way for tests to modify a cluster in place).
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -114,7 +116,7 @@ impl Translator for TestTranslator {
                 ports,
                 endpoints,
                 resolution: Resolution::Static,
-                mesh_external: false,
+                mesh_external: spec["location"] == "MESH_EXTERNAL",
                 export_to: vec!["*".into()],
                 addresses: Vec::new(),
             });
@@ -139,7 +141,7 @@ impl Translator for TestTranslator {
                 out.clusters.push(Cluster {
                     name: cluster.clone(),
                     connect_timeout: Some(PbDuration {
-                        seconds: 1,
+                        seconds: if s.mesh_external { 2 } else { 1 },
                         nanos: 0,
                     }),
                     cluster_discovery_type: Some(ClusterDiscoveryType::Type(
@@ -387,11 +389,29 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
 }
 
 pub async fn get_json(addr: SocketAddr, path: &str) -> Value {
