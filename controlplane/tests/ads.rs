@@ -358,6 +358,28 @@ async fn invalid_config_is_skipped_and_listed() {
     let mut c = Client::connect(meshd.xds).await;
     let cds = c.subscribe(type_url::CLUSTER, &[]).await;
     assert_eq!(cluster_names(&cds), [CATALOG]);
+    // Endpoints asked for that the config lacks come back empty rather than not at all.
+    let eds = c
+        .subscribe(type_url::ENDPOINT, &[CATALOG, "outbound|1||missing.shop"])
+        .await;
+    let got: Vec<(String, usize)> = eds
+        .resources
+        .iter()
+        .map(|a| {
+            let cla = ClusterLoadAssignment::decode(a.value.as_slice()).unwrap();
+            (
+                cla.cluster_name,
+                cla.endpoints.iter().map(|l| l.lb_endpoints.len()).sum(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("outbound|1||missing.shop".to_owned(), 0),
+            (CATALOG.to_owned(), 1),
+        ]
+    );
     let (_, metrics) = http_get(meshd.debug, "/metrics").await;
     assert!(
         metrics.contains("meshd_config_rejected_objects 2"),

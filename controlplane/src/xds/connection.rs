@@ -8,6 +8,7 @@
 //! proxy's resources and pushes, in the order CDS, EDS, LDS, RDS, only the types whose
 //! encoded resources changed; when a cluster the proxy takes endpoints for was modified it
 //! also resends those endpoints, which Envoy needs to finish warming the new cluster.
+//! Endpoints asked for but absent from the config are sent empty, as istiod does.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -15,9 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::ControlPlane;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
 use mesh_core::xds::{ProxyConfig, ProxyInfo};
-use tokio::sync::mpsc;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -113,7 +117,9 @@ pub async fn run(
     };
     let span = info_span!("xds", node.id = %proxy.id, connection.id = id);
     async move {
-        let state = shared.config.borrow().clone();
+        // Subscribe before generating, so a change that lands meanwhile is not missed.
+        let mut config = shared.config.clone();
+        let state = config.borrow_and_update().clone();
         let mut conn = Connection {
             shared: shared.clone(),
             id,
@@ -136,7 +142,7 @@ pub async fn run(
         shared.status.insert(conn.status_entry(peer));
         shared.metrics.connected.inc();
         info!(peer = ?peer, config.version = conn.config_version, "proxy connected");
-        let end = conn.serve(first, inbound, &mut shutdown).await;
+        let end = conn.serve(first, inbound, config, &mut shutdown).await;
         shared.status.remove(id);
         shared.metrics.connected.dec();
         match end {
@@ -157,10 +163,9 @@ impl Connection {
         &mut self,
         first: DiscoveryRequest,
         mut inbound: Streaming<DiscoveryRequest>,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        mut config: watch::Receiver<Arc<ConfigState>>,
+        shutdown: &mut watch::Receiver<bool>,
     ) -> End {
-        let mut config = self.shared.config.clone();
-        config.mark_unchanged();
         if let Err(end) = self.on_request(first).await {
             return end;
         }
@@ -311,15 +316,20 @@ impl Connection {
         Ok(())
     }
 
-    /// The resources of type `t` this proxy asked for.
+    /// The resources of type `t` this proxy asked for. Endpoints asked for that the config
+    /// does not have are sent empty, as istiod does, so that Envoy does not hold a cluster
+    /// warming until its initial fetch timeout.
     fn selected(&self, t: XdsType) -> Encoded {
         let all = &self.encoded[t as usize];
         match &self.types[t as usize].names {
             None => all.clone(),
-            Some(names) => all
+            Some(names) => names
                 .iter()
-                .filter(|(n, _)| names.contains(*n))
-                .map(|(n, a)| (n.clone(), a.clone()))
+                .filter_map(|n| match all.get(n) {
+                    Some(a) => Some((n.clone(), a.clone())),
+                    None if t == XdsType::Endpoint => Some((n.clone(), empty_endpoints(n))),
+                    None => None,
+                })
                 .collect(),
         }
     }
@@ -405,5 +415,17 @@ impl Connection {
             s.config_version = version;
             s.config = config;
         });
+    }
+}
+
+/// A ClusterLoadAssignment with no endpoints.
+fn empty_endpoints(cluster: &str) -> Any {
+    Any {
+        type_url: XdsType::Endpoint.type_url().to_owned(),
+        value: ClusterLoadAssignment {
+            cluster_name: cluster.to_owned(),
+            ..ClusterLoadAssignment::default()
+        }
+        .encode_to_vec(),
     }
 }
