@@ -24,7 +24,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use mesh_core::xds::{ProxyConfig, ProxyInfo};
+use mesh_core::xds::ProxyInfo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::source::ConfigState;
 use crate::status::{SyncTable, rfc3339};
 use crate::translate::Translator;
-use crate::xds::{XdsType, names};
+use crate::xds::{Encoded, XdsType, debug_text, encode_all};
 
 /// What the debug endpoints read.
 pub struct DebugState {
@@ -170,7 +170,7 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             match tokio::task::spawn_blocking(move || translator.generate(&config.snapshot, &info))
                 .await
             {
-                Ok(c) => (Arc::new(c), version, None),
+                Ok(c) => (Arc::new(encode_all(&c)), version, None),
                 Err(e) => {
                     return json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -182,7 +182,7 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
     };
     let mut resources = serde_json::Map::new();
     for t in XdsType::ALL {
-        resources.insert(t.short().to_owned(), dump_type(&config, t, full));
+        resources.insert(t.short().to_owned(), dump_type(&config[t as usize], full));
     }
     json_response(
         StatusCode::OK,
@@ -196,23 +196,16 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn dump_type(config: &ProxyConfig, t: XdsType, full: bool) -> Value {
-    if !full {
-        return json!(names(config, t));
-    }
-    fn each<T: std::fmt::Debug>(items: &[T], name: impl Fn(&T) -> &str) -> Value {
+fn dump_type(resources: &Encoded, full: bool) -> Value {
+    if full {
         Value::Array(
-            items
+            resources
                 .iter()
-                .map(|i| json!({"name": name(i), "debug": format!("{i:#?}")}))
+                .map(|(name, any)| json!({"name": name, "debug": debug_text(any)}))
                 .collect(),
         )
-    }
-    match t {
-        XdsType::Cluster => each(&config.clusters, |c| &c.name),
-        XdsType::Endpoint => each(&config.endpoints, |c| &c.cluster_name),
-        XdsType::Listener => each(&config.listeners, |l| &l.name),
-        XdsType::Route => each(&config.routes, |r| &r.name),
+    } else {
+        json!(resources.keys().collect::<Vec<_>>())
     }
 }
 

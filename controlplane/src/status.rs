@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use mesh_core::xds::{ProxyConfig, ProxyInfo};
+use mesh_core::xds::ProxyInfo;
 use serde::Serialize;
+
+use crate::xds::EncodedConfig;
 
 /// A rejection a proxy sent back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -78,8 +80,9 @@ pub struct ProxyStatus {
     pub types: BTreeMap<&'static str, TypeStatus>,
     #[serde(skip)]
     pub info: Option<ProxyInfo>,
+    /// The resources last generated for the proxy, encoded.
     #[serde(skip)]
-    pub config: Arc<ProxyConfig>,
+    pub config: Arc<EncodedConfig>,
 }
 
 /// Every connected proxy, by connection id.

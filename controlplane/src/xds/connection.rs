@@ -10,7 +10,9 @@
 //! also resends those endpoints, which Envoy needs to finish warming the new cluster.
 //! Endpoints asked for but absent from the config are sent empty, as istiod does.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +21,14 @@ use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
-use mesh_core::xds::{ProxyConfig, ProxyInfo};
+use mesh_core::xds::ProxyInfo;
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{Encoded, Shared, XdsType, encode, proxy_info};
+use super::{EncodedConfig, Shared, XdsType, encode_all, proxy_info};
 use crate::source::ConfigState;
 use crate::status::{self, Nack, ProxyStatus, TypeStatus};
 
@@ -51,7 +53,9 @@ enum End {
 struct Sent {
     nonce: String,
     version: String,
-    resources: Encoded,
+    /// A digest of the names and encoded bytes sent: a new config is pushed when its digest
+    /// differs (a connection keeps the bytes once, not twice).
+    digest: u64,
 }
 
 #[derive(Debug, Default)]
@@ -69,8 +73,7 @@ struct Connection {
     proxy: ProxyInfo,
     tx: Tx,
     config_version: u64,
-    config: Arc<ProxyConfig>,
-    encoded: [Encoded; 4],
+    encoded: Arc<EncodedConfig>,
     types: [TypeState; 4],
 }
 
@@ -126,8 +129,7 @@ pub async fn run(
             proxy,
             tx,
             config_version: 0,
-            config: Arc::default(),
-            encoded: Default::default(),
+            encoded: Arc::default(),
             types: Default::default(),
         };
         for t in XdsType::ALL {
@@ -267,8 +269,9 @@ impl Connection {
         if state.version == self.config_version {
             return Ok(());
         }
-        let old_clusters = std::mem::take(&mut self.encoded[XdsType::Cluster as usize]);
+        let old = self.encoded.clone();
         self.regenerate(state).await.map_err(End::Internal)?;
+        let old_clusters = &old[XdsType::Cluster as usize];
         let modified: BTreeSet<&String> = self.encoded[XdsType::Cluster as usize]
             .iter()
             .filter(|(name, any)| old_clusters.get(*name).is_some_and(|old| old != *any))
@@ -287,7 +290,7 @@ impl Connection {
             let unchanged = st
                 .sent
                 .as_ref()
-                .is_some_and(|s| s.resources == self.selected(t));
+                .is_some_and(|s| s.digest == digest(&self.selected(t)));
             let warm = t == XdsType::Endpoint && cds_pushed && rewarm;
             if unchanged && !warm {
                 continue;
@@ -301,33 +304,44 @@ impl Connection {
 
     /// Generates and encodes the proxy's resources from `state`.
     async fn regenerate(&mut self, state: &Arc<ConfigState>) -> Result<(), String> {
+        let _permit = self
+            .shared
+            .generate_permits
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
         let (translator, proxy, state2) = (
             self.shared.translator.clone(),
             self.proxy.clone(),
             state.clone(),
         );
-        let config =
-            tokio::task::spawn_blocking(move || translator.generate(&state2.snapshot, &proxy))
-                .await
-                .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
-        self.encoded = XdsType::ALL.map(|t| encode(&config, t));
-        self.config = Arc::new(config);
+        let encoded = tokio::task::spawn_blocking(move || {
+            encode_all(&translator.generate(&state2.snapshot, &proxy))
+        })
+        .await
+        .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
+        self.encoded = Arc::new(encoded);
         self.config_version = state.version;
         Ok(())
     }
 
-    /// The resources of type `t` this proxy asked for. Endpoints asked for that the config
-    /// does not have are sent empty, as istiod does, so that Envoy does not hold a cluster
-    /// warming until its initial fetch timeout.
-    fn selected(&self, t: XdsType) -> Encoded {
+    /// The resources of type `t` this proxy asked for, by name. Endpoints asked for that the
+    /// config does not have are sent empty, as istiod does, so that Envoy does not hold a
+    /// cluster warming until its initial fetch timeout.
+    fn selected(&self, t: XdsType) -> Vec<(&str, Cow<'_, Any>)> {
         let all = &self.encoded[t as usize];
         match &self.types[t as usize].names {
-            None => all.clone(),
+            None => all
+                .iter()
+                .map(|(n, a)| (n.as_str(), Cow::Borrowed(a)))
+                .collect(),
             Some(names) => names
                 .iter()
                 .filter_map(|n| match all.get(n) {
-                    Some(a) => Some((n.clone(), a.clone())),
-                    None if t == XdsType::Endpoint => Some((n.clone(), empty_endpoints(n))),
+                    Some(a) => Some((n.as_str(), Cow::Borrowed(a))),
+                    None if t == XdsType::Endpoint => {
+                        Some((n.as_str(), Cow::Owned(empty_endpoints(n))))
+                    }
                     None => None,
                 })
                 .collect(),
@@ -335,12 +349,15 @@ impl Connection {
     }
 
     async fn respond(&mut self, t: XdsType, latency: Option<Duration>) -> Result<(), End> {
-        let resources = self.selected(t);
+        let selected = self.selected(t);
+        let sent_digest = digest(&selected);
+        let count = selected.len();
+        let resources: Vec<Any> = selected.into_iter().map(|(_, a)| a.into_owned()).collect();
         let nonce = self.shared.nonce();
         let version = self.config_version.to_string();
         let response = DiscoveryResponse {
             version_info: version.clone(),
-            resources: resources.values().cloned().collect(),
+            resources,
             type_url: t.type_url().to_owned(),
             nonce: nonce.clone(),
             control_plane: Some(ControlPlane {
@@ -360,18 +377,18 @@ impl Connection {
             xds.type_url = t.type_url(),
             xds.version = %version,
             xds.nonce = %nonce,
-            resources = resources.len(),
+            resources = count,
             "push"
         );
         let st = &mut self.types[t as usize];
         st.status.version_sent = Some(version.clone());
         st.status.nonce_sent = Some(nonce.clone());
         st.status.sent_time = Some(status::now());
-        st.status.resources_sent = resources.len();
+        st.status.resources_sent = count;
         st.sent = Some(Sent {
             nonce,
             version,
-            resources,
+            digest: sent_digest,
         });
         Ok(())
     }
@@ -389,7 +406,7 @@ impl Connection {
             config_version: self.config_version,
             types: self.type_statuses(),
             info: Some(self.proxy.clone()),
-            config: self.config.clone(),
+            config: self.encoded.clone(),
         }
     }
 
@@ -409,7 +426,7 @@ impl Connection {
     /// Copies this connection's state into the shared table.
     fn mirror(&self) {
         let types = self.type_statuses();
-        let (version, config) = (self.config_version, self.config.clone());
+        let (version, config) = (self.config_version, self.encoded.clone());
         self.shared.status.update(self.id, |s| {
             s.types = types;
             s.config_version = version;
@@ -428,4 +445,16 @@ fn empty_endpoints(cluster: &str) -> Any {
         }
         .encode_to_vec(),
     }
+}
+
+/// A digest of resources by name and encoded bytes.
+fn digest(resources: &[(&str, Cow<'_, Any>)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    resources.len().hash(&mut h);
+    for (name, any) in resources {
+        name.hash(&mut h);
+        any.type_url.hash(&mut h);
+        any.value.hash(&mut h);
+    }
+    h.finish()
 }

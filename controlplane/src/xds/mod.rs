@@ -11,7 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -22,7 +26,7 @@ use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Any, Struct, Value};
 use mesh_core::xds::{ProxyConfig, ProxyInfo, type_url};
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -83,6 +87,10 @@ impl XdsType {
 /// One type's resources, by name, encoded.
 pub type Encoded = BTreeMap<String, Any>;
 
+/// A proxy's resources, encoded, indexed by [`XdsType`] (`encoded[t as usize]`). This is
+/// what a connection keeps: the bytes it sends, and what `/debug/config_dump` decodes.
+pub type EncodedConfig = [Encoded; 4];
+
 /// Encodes one type's resources of a proxy config.
 pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
     fn any(t: XdsType, m: &impl Message) -> Any {
@@ -115,20 +123,26 @@ pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
     }
 }
 
-/// The names of one type's resources in a proxy config, sorted.
-pub fn names(config: &ProxyConfig, t: XdsType) -> Vec<String> {
-    let mut v: Vec<String> = match t {
-        XdsType::Cluster => config.clusters.iter().map(|c| c.name.clone()).collect(),
-        XdsType::Endpoint => config
-            .endpoints
-            .iter()
-            .map(|c| c.cluster_name.clone())
-            .collect(),
-        XdsType::Listener => config.listeners.iter().map(|l| l.name.clone()).collect(),
-        XdsType::Route => config.routes.iter().map(|r| r.name.clone()).collect(),
-    };
-    v.sort();
-    v
+/// Encodes every type of a proxy config.
+pub fn encode_all(config: &ProxyConfig) -> EncodedConfig {
+    XdsType::ALL.map(|t| encode(config, t))
+}
+
+/// An encoded resource as protobuf debug text (for `/debug/config_dump?full=true`).
+pub fn debug_text(any: &Any) -> String {
+    fn text<M: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> String {
+        match M::decode(bytes) {
+            Ok(m) => format!("{m:#?}"),
+            Err(e) => format!("(cannot decode: {e})"),
+        }
+    }
+    match XdsType::from_type_url(&any.type_url) {
+        Some(XdsType::Cluster) => text::<Cluster>(&any.value),
+        Some(XdsType::Endpoint) => text::<ClusterLoadAssignment>(&any.value),
+        Some(XdsType::Listener) => text::<Listener>(&any.value),
+        Some(XdsType::Route) => text::<RouteConfiguration>(&any.value),
+        None => format!("({} bytes of {})", any.value.len(), any.type_url),
+    }
 }
 
 /// Who a proxy is: its node id, refined by the node metadata (`NAMESPACE`, `LABELS`,
@@ -189,6 +203,8 @@ pub struct Shared {
     pub status: Arc<SyncTable>,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    /// Bounds how many proxies' configs are generated at once (istiod's push throttle).
+    pub generate_permits: Semaphore,
     next_connection: AtomicU64,
     next_nonce: AtomicU64,
 }
@@ -207,6 +223,9 @@ impl Shared {
             status,
             metrics,
             shutdown,
+            generate_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
             next_connection: AtomicU64::new(1),
             next_nonce: AtomicU64::new(1),
         }
