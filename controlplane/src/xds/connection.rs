@@ -168,6 +168,9 @@ impl Connection {
         mut config: watch::Receiver<Arc<ConfigState>>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
+        if *shutdown.borrow() {
+            return End::Shutdown;
+        }
         if let Err(end) = self.on_request(first).await {
             return end;
         }
