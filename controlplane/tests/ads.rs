@@ -459,3 +459,147 @@ async fn startup_errors() {
         .unwrap();
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+/// Many proxies, many services: how long a change takes to reach every proxy (ACKed).
+/// Ignored by default (a measurement, not a check): `cargo test -p mesh-controlplane --test
+/// ads -- --ignored --nocapture scale`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn scale_smoke() {
+    let services: usize = std::env::var("MESHD_SCALE_SERVICES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let proxies: usize = std::env::var("MESHD_SCALE_PROXIES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let dir = TempDir::new("scale");
+    let mut yaml = String::new();
+    for i in 0..services {
+        let eps: Vec<String> = (0..10)
+            .map(|e| format!("127.1.{}.{}", i % 250, e + 1))
+            .collect();
+        let eps: Vec<&str> = eps.iter().map(String::as_str).collect();
+        yaml.push_str(&service_entry(
+            &format!("svc{i}"),
+            &format!("svc{i}.shop"),
+            8000,
+            &eps,
+        ));
+        yaml.push_str("---\n");
+    }
+    dir.write("services.yaml", &yaml);
+    let meshd = start_meshd(dir.path(), Arc::new(TestTranslator)).await;
+    let (done_tx, mut done_rx) = mpsc::channel::<(usize, String)>(proxies * 4);
+    let t0 = Instant::now();
+    for p in 0..proxies {
+        let addr = meshd.xds;
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let mut n = node();
+            n.id = format!("sidecar~127.0.0.2~p{p}.default~default.svc.cluster.local");
+            c.send(DiscoveryRequest {
+                node: Some(n),
+                type_url: type_url::CLUSTER.into(),
+                ..DiscoveryRequest::default()
+            })
+            .await;
+            c.send(DiscoveryRequest {
+                type_url: type_url::LISTENER.into(),
+                ..DiscoveryRequest::default()
+            })
+            .await;
+            let mut eds_subscribed = false;
+            let mut rds_subscribed = false;
+            loop {
+                let Ok(Some(r)) = c.rx.message().await else {
+                    return;
+                };
+                // Names are known; decoding every response would measure the client.
+                let names: Vec<String> =
+                    if r.type_url == type_url::CLUSTER || r.type_url == type_url::ENDPOINT {
+                        (0..services)
+                            .map(|i| format!("outbound|8000||svc{i}.shop"))
+                            .collect()
+                    } else if r.type_url == type_url::ROUTE {
+                        vec!["8000".into()]
+                    } else {
+                        vec![]
+                    };
+                let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
+                if r.type_url == type_url::CLUSTER {
+                    c.ack(&r, &[]).await;
+                    let req = DiscoveryRequest {
+                        type_url: type_url::ENDPOINT.into(),
+                        resource_names: names.clone(),
+                        ..DiscoveryRequest::default()
+                    };
+                    if !eds_subscribed {
+                        eds_subscribed = true;
+                        c.send(req).await;
+                    }
+                } else if r.type_url == type_url::LISTENER {
+                    c.ack(&r, &[]).await;
+                    if !rds_subscribed {
+                        rds_subscribed = true;
+                        c.send(DiscoveryRequest {
+                            type_url: type_url::ROUTE.into(),
+                            resource_names: vec!["8000".into()],
+                            ..DiscoveryRequest::default()
+                        })
+                        .await;
+                    }
+                } else {
+                    c.ack(&r, &names_ref).await;
+                }
+                let _ = done
+                    .send((p, format!("{}@{}", r.type_url, r.version_info)))
+                    .await;
+            }
+        });
+    }
+    // Wait for every proxy to have all four types at version 1.
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < proxies * 4 {
+        let (p, what) = tokio::time::timeout(Duration::from_secs(120), done_rx.recv())
+            .await
+            .expect("initial sync took over 120 s")
+            .unwrap();
+        seen.insert((p, what));
+    }
+    eprintln!(
+        "{proxies} proxies x {services} services ({} endpoints): initial sync {:?}",
+        services * 10,
+        t0.elapsed()
+    );
+    // One endpoint changes: every proxy gets (and ACKs) new endpoints.
+    let t0 = Instant::now();
+    dir.write(
+        "services.yaml",
+        &yaml.replacen("127.1.0.1", "127.1.0.99", 1),
+    );
+    let mut got = std::collections::HashSet::new();
+    while got.len() < proxies {
+        let (p, what) = tokio::time::timeout(Duration::from_secs(120), done_rx.recv())
+            .await
+            .expect("push took over 120 s")
+            .unwrap();
+        if what == format!("{}@2", type_url::ENDPOINT) {
+            got.insert(p);
+        }
+    }
+    eprintln!(
+        "endpoint change pushed to {proxies} proxies in {:?}",
+        t0.elapsed()
+    );
+    let (_, metrics) = http_get(meshd.debug, "/metrics").await;
+    for l in metrics
+        .lines()
+        .filter(|l| l.starts_with("meshd_xds_push_latency_seconds_"))
+    {
+        eprintln!("{l}");
+    }
+    meshd.stop().await.unwrap();
+}
