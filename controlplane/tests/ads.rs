@@ -319,6 +319,40 @@ async fn ads_state_of_the_world() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_proxies_get_everything() {
+    let dir = TempDir::new("reconnect");
+    dir.write(
+        "catalog.yaml",
+        &service_entry("catalog", "catalog.shop", 7070, &["127.0.0.10"]),
+    );
+    let meshd = start_meshd(dir.path(), Arc::new(TestTranslator)).await;
+    let mut c = Client::connect(meshd.xds).await;
+    // As Envoy does after losing its stream: the version and nonce of the old stream.
+    c.send(DiscoveryRequest {
+        node: Some(node()),
+        type_url: type_url::CLUSTER.into(),
+        version_info: "41".into(),
+        response_nonce: "977".into(),
+        ..DiscoveryRequest::default()
+    })
+    .await;
+    let cds = c.recv().await;
+    assert_eq!(cluster_names(&cds), [CATALOG]);
+    c.send(DiscoveryRequest {
+        type_url: type_url::ROUTE.into(),
+        version_info: "41".into(),
+        response_nonce: "978".into(),
+        resource_names: vec!["7070".into()],
+        ..DiscoveryRequest::default()
+    })
+    .await;
+    let rds = c.recv().await;
+    assert_eq!(rds.type_url, type_url::ROUTE);
+    assert_eq!(rds.resources.len(), 1);
+    meshd.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_is_skipped_and_listed() {
     let dir = TempDir::new("configz");
     dir.write(

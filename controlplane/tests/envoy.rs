@@ -198,8 +198,23 @@ async fn envoy_over_ads() {
 
     // Graceful shutdown with Envoys connected: streams close well within the grace period.
     let t0 = Instant::now();
+    let xds_address = meshd.xds;
     meshd.stop().await.unwrap();
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(2), "shutdown took {took:?}");
+
+    // A new meshd on the same address: the Envoys reconnect (carrying the old versions and
+    // nonces) and sync again.
+    let meshd = start_meshd_at(dir.path(), Arc::new(TestTranslator), xds_address).await;
+    for (ip, name) in proxies {
+        let id = node(ip, name);
+        eventually(
+            &format!("{id} synced again"),
+            Duration::from_secs(30),
+            || async { entry_for(meshd.debug, &id).await.filter(all_synced) },
+        )
+        .await;
+    }
+    meshd.stop().await.unwrap();
     drop(envoys);
 }

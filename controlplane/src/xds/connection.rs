@@ -3,7 +3,9 @@
 //! The first request names the proxy (its node). From then on the connection answers each
 //! request by type URL (state of the world: every resource of the type, or those named for
 //! EDS and RDS), records ACKs (the nonce of the last response, no error) and NACKs (with
-//! `error_detail`), ignores requests carrying a stale nonce, and answers again when a
+//! `error_detail`), ignores requests carrying a stale nonce (except a type's first request
+//! on a stream, answered in full whatever it carries, as after a reconnect), and answers
+//! again when a
 //! proxy changes the EDS or RDS names it wants. On each new config it regenerates the
 //! proxy's resources and pushes, in the order CDS, EDS, LDS, RDS, only the types whose
 //! encoded resources changed; when a cluster the proxy takes endpoints for was modified it
@@ -213,6 +215,20 @@ impl Connection {
         };
         let st = &mut self.types[t as usize];
 
+        if st.sent.is_none() {
+            // Nothing sent for this type on this stream yet: a first request, or a proxy that
+            // reconnected and still carries the version and nonce of an earlier stream (or an
+            // earlier meshd). Either way it gets everything.
+            if !req.response_nonce.is_empty() {
+                debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "reconnected");
+            }
+            st.subscribed = true;
+            st.names = names;
+            self.respond(t, None).await?;
+            self.mirror();
+            return Ok(());
+        }
+
         if let Some(err) = &req.error_detail {
             let version = st
                 .sent
@@ -260,7 +276,7 @@ impl Connection {
             return Ok(());
         }
 
-        // A first request for this type (or a proxy that reconnected): answer in full.
+        // No nonce although something was sent: the proxy asks afresh; answer in full.
         st.subscribed = true;
         st.names = names;
         self.respond(t, None).await?;

@@ -347,11 +347,16 @@ impl Drop for Running {
 }
 
 pub async fn start_meshd(dir: &Path, translator: Arc<dyn Translator>) -> Running {
-    let mut opts = Options::new(
-        dir.to_owned(),
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    );
+    start_meshd_at(dir, translator, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// meshd with ADS on `xds` (the debug API on a free port).
+pub async fn start_meshd_at(
+    dir: &Path,
+    translator: Arc<dyn Translator>,
+    xds: SocketAddr,
+) -> Running {
+    let mut opts = Options::new(dir.to_owned(), xds, "127.0.0.1:0".parse().unwrap());
     opts.watch = WatchOptions::default();
     opts.grace = Duration::from_secs(3);
     let meshd = Meshd::bind(opts, translator).await.unwrap();
