@@ -13,4 +13,5 @@ pub mod model;
 pub mod resource;
 pub mod source;
 pub mod validate;
+pub mod xds;
 pub mod yaml;

@@ -1,12 +1,159 @@
 //! mesh-proxy: the meshctl sidecar proxy.
 //!
-//! Not built yet: the xDS client, data path and admin API arrive with the
-//! "mesh-proxy" issue. Until then this binary says so and exits with status 2.
+//! Thin binary: flags, tracing, the library, an exit code. `bootstrap` prints the Envoy
+//! bootstrap for a workload; `run --engine envoy` runs Envoy under supervision;
+//! `run --engine native` (mesh-proxy's own data path) is not built yet and exits 2.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "mesh-proxy {}: the proxy is not built yet (see ARCHITECTURE.md, 'Status')",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::ExitCode::from(2)
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mesh_core::xds::ProxyKind;
+use mesh_proxy::agent::{self, AgentOptions};
+use mesh_proxy::bootstrap::{self, BootstrapOptions, Workload};
+
+#[derive(Parser)]
+#[command(name = "mesh-proxy", version, about = "The meshctl sidecar proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the Envoy bootstrap JSON for a workload.
+    Bootstrap(Identity),
+    /// Run the proxy for a workload.
+    Run(RunArgs),
+}
+
+#[derive(Args, Clone)]
+struct Identity {
+    /// meshd's xDS address.
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds_address: SocketAddr,
+    /// The workload, as NAMESPACE/NAME.
+    #[arg(long)]
+    workload: Workload,
+    /// The workload's IP (a loopback address means local mode).
+    #[arg(long)]
+    ip: IpAddr,
+    /// The admin port, on the workload's IP.
+    #[arg(long, default_value_t = bootstrap::DEFAULT_ADMIN_PORT)]
+    admin_port: u16,
+    /// The workload's service account.
+    #[arg(long, default_value = "default")]
+    service_account: String,
+    /// A workload label, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = bootstrap::parse_label)]
+    labels: Vec<(String, String)>,
+    /// A sidecar, or a standalone gateway (node type `router`).
+    #[arg(long, value_enum, default_value_t = Kind::Sidecar)]
+    proxy_type: Kind,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The data plane: Envoy (agent mode) or mesh-proxy's own.
+    #[arg(long, value_enum, default_value_t = Engine::Envoy)]
+    engine: Engine,
+    #[command(flatten)]
+    identity: Identity,
+    /// The Envoy binary (default: $MESH_ENVOY_BIN, else `envoy` on PATH).
+    #[arg(long)]
+    envoy_bin: Option<PathBuf>,
+    /// Envoy's log level.
+    #[arg(long, default_value = "warning")]
+    log_level: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Engine {
+    Envoy,
+    Native,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Sidecar,
+    Router,
+}
+
+impl Identity {
+    fn options(&self) -> BootstrapOptions {
+        BootstrapOptions {
+            kind: match self.proxy_type {
+                Kind::Sidecar => ProxyKind::Sidecar,
+                Kind::Router => ProxyKind::Gateway,
+            },
+            xds_address: self.xds_address,
+            workload: self.workload.clone(),
+            ip: self.ip,
+            admin_port: self.admin_port,
+            service_account: self.service_account.clone(),
+            labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Bootstrap(id) => {
+            let json = bootstrap::bootstrap(&id.options());
+            match serde_json::to_string_pretty(&json) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mesh-proxy: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if let Engine::Native = args.engine {
+        eprintln!(
+            "mesh-proxy: --engine native is not built yet (mesh-proxy's own data path); use --engine envoy"
+        );
+        return ExitCode::from(2);
+    }
+    let envoy_bin = args
+        .envoy_bin
+        .or_else(|| std::env::var_os("MESH_ENVOY_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("envoy"));
+    let mut opts = AgentOptions::new(args.identity.options(), envoy_bin);
+    opts.log_level = args.log_level;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mesh-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agent::run(&opts, agent::signal())) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

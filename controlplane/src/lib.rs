@@ -1,0 +1,18 @@
+//! meshd, the meshctl control plane, as a library.
+//!
+//! This crate owns serving the mesh's config to proxies: the directory config source
+//! ([`source`]), the seam to the xDS translation ([`translate`]), the ADS server ([`xds`]),
+//! per-proxy sync status ([`status`]), the debug API ([`debug`]), metrics ([`metrics`]) and
+//! the process lifecycle ([`server`]). The `meshd` binary is a thin wrapper over
+//! [`server::Meshd`].
+
+pub mod debug;
+pub mod metrics;
+pub mod server;
+pub mod source;
+pub mod status;
+pub mod translate;
+pub mod xds;
+
+pub use server::{Meshd, MeshdError, Options};
+pub use translate::{MeshTranslator, Translator};

@@ -1,0 +1,279 @@
+//! meshd as a whole: bind, serve, shut down.
+//!
+//! This module owns the lifecycle: the first config build (before anything listens, so the
+//! first proxy gets real config), binding the xDS and debug listeners (loopback only), the
+//! tasks that watch the config directory, serve ADS and serve the debug API, and the
+//! graceful shutdown that closes every ADS stream and waits for them at most `grace`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tonic::transport::server::TcpIncoming;
+use tracing::{info, warn};
+
+use crate::debug::{self, DebugState};
+use crate::metrics::Metrics;
+use crate::source::{self, ConfigState, SourceError, WatchOptions};
+use crate::status::SyncTable;
+use crate::translate::Translator;
+use crate::xds::{AdsService, Shared};
+
+/// The default xDS address (plaintext ADS, DESIGN.md).
+pub const DEFAULT_XDS_ADDRESS: &str = "127.0.0.1:15010";
+/// The default debug and metrics address.
+pub const DEFAULT_DEBUG_ADDRESS: &str = "127.0.0.1:15014";
+
+/// How meshd runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub config_dir: PathBuf,
+    /// Port 0 picks a free port (see [`Meshd::xds_address`]).
+    pub xds_address: SocketAddr,
+    pub debug_address: SocketAddr,
+    pub watch: WatchOptions,
+    /// How long open streams get to close on shutdown.
+    pub grace: Duration,
+}
+
+impl Options {
+    pub fn new(config_dir: PathBuf, xds_address: SocketAddr, debug_address: SocketAddr) -> Self {
+        Options {
+            config_dir,
+            xds_address,
+            debug_address,
+            watch: WatchOptions::default(),
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why meshd could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshdError {
+    #[error(
+        "the {what} address {addr} is not a loopback address; meshd binds 127.0.0.0/8 or ::1 only"
+    )]
+    NotLoopback {
+        what: &'static str,
+        addr: SocketAddr,
+    },
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the xDS server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("the first config build did not finish: {0}")]
+    Join(String),
+}
+
+/// A bound, not yet serving meshd.
+pub struct Meshd {
+    opts: Options,
+    translator: Arc<dyn Translator>,
+    xds: TcpListener,
+    debug: TcpListener,
+    xds_address: SocketAddr,
+    debug_address: SocketAddr,
+    config: watch::Sender<Arc<ConfigState>>,
+    status: Arc<SyncTable>,
+    metrics: Arc<Metrics>,
+}
+
+async fn listen(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), MeshdError> {
+    if !addr.ip().is_loopback() {
+        return Err(MeshdError::NotLoopback { what, addr });
+    }
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MeshdError::Bind { what, addr, source })?;
+    let local = l
+        .local_addr()
+        .map_err(|source| MeshdError::Bind { what, addr, source })?;
+    Ok((l, local))
+}
+
+impl Meshd {
+    /// Builds the first config and binds both listeners.
+    pub async fn bind(opts: Options, translator: Arc<dyn Translator>) -> Result<Meshd, MeshdError> {
+        let (dir, t) = (opts.config_dir.clone(), translator.clone());
+        let first = tokio::task::spawn_blocking(move || source::build(&dir, t.as_ref(), 1))
+            .await
+            .map_err(|e| MeshdError::Join(e.to_string()))??;
+        source::log_build(&first);
+        let (xds, xds_address) = listen("xDS", opts.xds_address).await?;
+        let (debug, debug_address) = listen("debug", opts.debug_address).await?;
+        let metrics = Arc::new(Metrics::new());
+        Ok(Meshd {
+            opts,
+            translator,
+            xds,
+            debug,
+            xds_address,
+            debug_address,
+            config: watch::Sender::new(Arc::new(first)),
+            status: Arc::new(SyncTable::default()),
+            metrics,
+        })
+    }
+
+    /// Where ADS listens.
+    pub fn xds_address(&self) -> SocketAddr {
+        self.xds_address
+    }
+
+    /// Where the debug API listens.
+    pub fn debug_address(&self) -> SocketAddr {
+        self.debug_address
+    }
+
+    /// Serves until `shutdown` completes, then closes every stream (waiting at most the
+    /// grace period) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), MeshdError> {
+        let Meshd {
+            opts,
+            translator,
+            xds,
+            debug,
+            xds_address,
+            debug_address,
+            config,
+            status,
+            metrics,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ready = Arc::new(AtomicBool::new(false));
+
+        let gauges = tokio::spawn(track_config(
+            config.subscribe(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+        let debug_task = tokio::spawn(debug::serve(
+            debug,
+            Arc::new(DebugState {
+                config: config.subscribe(),
+                status: status.clone(),
+                metrics: metrics.clone(),
+                translator: translator.clone(),
+                ready: ready.clone(),
+            }),
+            stop_rx.clone(),
+        ));
+        let shared = Arc::new(Shared::new(
+            translator.clone(),
+            config.subscribe(),
+            status,
+            metrics,
+            stop_rx.clone(),
+        ));
+        let watcher = tokio::spawn(source::watch(
+            opts.config_dir.clone(),
+            translator,
+            opts.watch.clone(),
+            config,
+            stop_rx,
+        ));
+
+        let (signal_tx, signal_rx) = oneshot::channel::<()>();
+        let incoming = TcpIncoming::from(xds).with_nodelay(Some(true));
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .serve_with_incoming_shutdown(AdsService::new(shared).into_server(), incoming, async {
+                let _ = signal_rx.await;
+            });
+        tokio::pin!(server);
+        ready.store(true, Ordering::Relaxed);
+        info!(
+            xds.address = %xds_address,
+            debug.address = %debug_address,
+            config.dir = %opts.config_dir.display(),
+            "meshd serving; {}",
+            debug::describe(debug_address)
+        );
+        tokio::pin!(shutdown);
+        let early = tokio::select! {
+            r = &mut server => Some(r),
+            () = &mut shutdown => None,
+        };
+        ready.store(false, Ordering::Relaxed);
+        stop_tx.send_replace(true);
+        let result = match early {
+            Some(r) => r.map_err(MeshdError::from),
+            None => {
+                info!("shutting down: closing streams");
+                let _ = signal_tx.send(());
+                match tokio::time::timeout(opts.grace, &mut server).await {
+                    Ok(r) => r.map_err(MeshdError::from),
+                    Err(_) => {
+                        warn!(grace = ?opts.grace, "streams did not close in time; stopping anyway");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        for task in [watcher, debug_task, gauges] {
+            if tokio::time::timeout(Duration::from_secs(1), task)
+                .await
+                .is_err()
+            {
+                warn!("a background task did not stop in time");
+            }
+        }
+        info!("meshd stopped");
+        result
+    }
+}
+
+/// Keeps the config gauges current.
+async fn track_config(
+    mut config: watch::Receiver<Arc<ConfigState>>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        {
+            let c = config.borrow_and_update();
+            metrics
+                .config_version
+                .set(i64::try_from(c.version).unwrap_or(i64::MAX));
+            metrics
+                .config_rejected
+                .set(i64::try_from(c.rejected.len()).unwrap_or(i64::MAX));
+        }
+        tokio::select! {
+            r = config.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot install signal handlers; only a kill will stop meshd");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM"),
+        _ = int.recv() => info!("SIGINT"),
+    }
+}

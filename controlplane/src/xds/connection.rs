@@ -1,0 +1,479 @@
+//! One ADS stream: a proxy's subscriptions, what it was sent, and what it acknowledged.
+//!
+//! The first request names the proxy (its node). From then on the connection answers each
+//! request by type URL (state of the world: every resource of the type, or those named for
+//! EDS and RDS), records ACKs (the nonce of the last response, no error) and NACKs (with
+//! `error_detail`), ignores requests carrying a stale nonce (except a type's first request
+//! on a stream, answered in full whatever it carries, as after a reconnect), and answers
+//! again when a
+//! proxy changes the EDS or RDS names it wants. On each new config it regenerates the
+//! proxy's resources and pushes, in the order CDS, EDS, LDS, RDS, only the types whose
+//! encoded resources changed; when a cluster the proxy takes endpoints for was modified it
+//! also resends those endpoints, which Envoy needs to finish warming the new cluster.
+//! Endpoints asked for but absent from the config are sent empty, as istiod does.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use envoy_types::pb::envoy::config::core::v3::ControlPlane;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
+use mesh_core::xds::ProxyInfo;
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tonic::{Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::{EncodedConfig, Shared, XdsType, encode_all, proxy_info};
+use crate::source::ConfigState;
+use crate::status::{self, Nack, ProxyStatus, TypeStatus};
+
+/// How long a new stream may take to send its first request.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+/// Why a stream ended.
+#[derive(Debug)]
+enum End {
+    /// The proxy closed the stream or went away.
+    ClientGone,
+    /// meshd is shutting down.
+    Shutdown,
+    /// Generating the proxy's config failed.
+    Internal(String),
+}
+
+/// What was last sent for one type.
+#[derive(Debug)]
+struct Sent {
+    nonce: String,
+    version: String,
+    /// A digest of the names and encoded bytes sent: a new config is pushed when its digest
+    /// differs (a connection keeps the bytes once, not twice).
+    digest: u64,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    subscribed: bool,
+    /// For EDS and RDS (and CDS/LDS asked by name), the names asked for; `None` is all.
+    names: Option<BTreeSet<String>>,
+    sent: Option<Sent>,
+    status: TypeStatus,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    proxy: ProxyInfo,
+    tx: Tx,
+    config_version: u64,
+    encoded: Arc<EncodedConfig>,
+    types: [TypeState; 4],
+}
+
+/// Serves one stream until the proxy leaves or meshd shuts down.
+pub async fn run(
+    shared: Arc<Shared>,
+    id: u64,
+    peer: Option<SocketAddr>,
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: Tx,
+) {
+    let mut shutdown = shared.shutdown.clone();
+    let first = tokio::select! {
+        m = tokio::time::timeout(FIRST_REQUEST_TIMEOUT, inbound.next()) => m,
+        _ = shutdown.changed() => return,
+    };
+    let first = match first {
+        Ok(Some(Ok(req))) => req,
+        Ok(Some(Err(status))) => {
+            debug!(connection.id = id, error = %status, "stream failed before its first request");
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            let _ = tx.send(Err(Status::deadline_exceeded("no request"))).await;
+            return;
+        }
+    };
+    let proxy = match first.node.as_ref().map(proxy_info) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => {
+            warn!(connection.id = id, error = %e, "proxy refused");
+            let _ = tx.send(Err(Status::invalid_argument(e))).await;
+            return;
+        }
+        None => {
+            let _ = tx
+                .send(Err(Status::invalid_argument(
+                    "the first request of a stream must carry the node",
+                )))
+                .await;
+            return;
+        }
+    };
+    let span = info_span!("xds", node.id = %proxy.id, connection.id = id);
+    async move {
+        // Subscribe before generating, so a change that lands meanwhile is not missed.
+        let mut config = shared.config.clone();
+        let state = config.borrow_and_update().clone();
+        let mut conn = Connection {
+            shared: shared.clone(),
+            id,
+            proxy,
+            tx,
+            config_version: 0,
+            encoded: Arc::default(),
+            types: Default::default(),
+        };
+        for t in XdsType::ALL {
+            conn.types[t as usize].status.type_url = t.type_url().to_owned();
+            conn.types[t as usize].status.refresh_state();
+        }
+        if let Err(e) = conn.regenerate(&state).await {
+            warn!(error = %e, "cannot generate the proxy's config");
+            let _ = conn.tx.send(Err(Status::internal(e))).await;
+            return;
+        }
+        shared.status.insert(conn.status_entry(peer));
+        shared.metrics.connected.inc();
+        info!(peer = ?peer, config.version = conn.config_version, "proxy connected");
+        let end = conn.serve(first, inbound, config, &mut shutdown).await;
+        shared.status.remove(id);
+        shared.metrics.connected.dec();
+        match end {
+            End::ClientGone => info!("proxy disconnected"),
+            End::Shutdown => info!("stream closed: shutting down"),
+            End::Internal(e) => {
+                warn!(error = %e, "stream closed");
+                let _ = conn.tx.send(Err(Status::internal(e))).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        first: DiscoveryRequest,
+        mut inbound: Streaming<DiscoveryRequest>,
+        mut config: watch::Receiver<Arc<ConfigState>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        if *shutdown.borrow() {
+            return End::Shutdown;
+        }
+        if let Err(end) = self.on_request(first).await {
+            return end;
+        }
+        loop {
+            let step = tokio::select! {
+                m = inbound.next() => match m {
+                    Some(Ok(req)) => self.on_request(req).await,
+                    Some(Err(status)) => {
+                        debug!(error = %status, "stream error");
+                        Err(End::ClientGone)
+                    }
+                    None => Err(End::ClientGone),
+                },
+                changed = config.changed() => match changed {
+                    Ok(()) => {
+                        let state = config.borrow_and_update().clone();
+                        self.on_config(&state).await
+                    }
+                    Err(_) => Err(End::Shutdown),
+                },
+                _ = shutdown.changed() => Err(End::Shutdown),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), End> {
+        let Some(t) = XdsType::from_type_url(&req.type_url) else {
+            debug!(xds.type_url = %req.type_url, "request for a type meshd does not serve; ignored");
+            return Ok(());
+        };
+        let names: Option<BTreeSet<String>> = if t.by_name() {
+            Some(req.resource_names.iter().cloned().collect())
+        } else if req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*") {
+            None
+        } else {
+            Some(req.resource_names.iter().cloned().collect())
+        };
+        let st = &mut self.types[t as usize];
+
+        if st.sent.is_none() {
+            // Nothing sent for this type on this stream yet: a first request, or a proxy that
+            // reconnected and still carries the version and nonce of an earlier stream (or an
+            // earlier meshd). Either way it gets everything.
+            if !req.response_nonce.is_empty() {
+                debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "reconnected");
+            }
+            st.subscribed = true;
+            st.names = names;
+            self.respond(t, None).await?;
+            self.mirror();
+            return Ok(());
+        }
+
+        if let Some(err) = &req.error_detail {
+            let version = st
+                .sent
+                .as_ref()
+                .filter(|s| s.nonce == req.response_nonce)
+                .map(|s| s.version.clone());
+            warn!(
+                xds.type_url = t.type_url(),
+                xds.nonce = %req.response_nonce,
+                xds.version = version.as_deref().unwrap_or("?"),
+                detail = %err.message,
+                "NACK"
+            );
+            st.status.last_nack = Some(Nack {
+                version,
+                nonce: req.response_nonce.clone(),
+                detail: err.message.clone(),
+                time: status::now(),
+            });
+            self.shared.metrics.nack(t.short());
+            self.mirror();
+            return Ok(());
+        }
+
+        if !req.response_nonce.is_empty() {
+            let current = st
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.nonce == req.response_nonce);
+            if !current {
+                debug!(xds.type_url = t.type_url(), xds.nonce = %req.response_nonce, "stale nonce; ignored");
+                return Ok(());
+            }
+            if st.status.nonce_acked.as_deref() != Some(req.response_nonce.as_str()) {
+                debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "ACK");
+                st.status.version_acked = Some(req.version_info.clone());
+                st.status.nonce_acked = Some(req.response_nonce.clone());
+                st.status.acked_time = Some(status::now());
+            }
+            if st.names != names {
+                st.names = names;
+                self.respond(t, None).await?;
+            }
+            self.mirror();
+            return Ok(());
+        }
+
+        // No nonce although something was sent: the proxy asks afresh; answer in full.
+        st.subscribed = true;
+        st.names = names;
+        self.respond(t, None).await?;
+        self.mirror();
+        Ok(())
+    }
+
+    async fn on_config(&mut self, state: &Arc<ConfigState>) -> Result<(), End> {
+        if state.version == self.config_version {
+            return Ok(());
+        }
+        let old = self.encoded.clone();
+        self.regenerate(state).await.map_err(End::Internal)?;
+        let old_clusters = &old[XdsType::Cluster as usize];
+        let modified: BTreeSet<&String> = self.encoded[XdsType::Cluster as usize]
+            .iter()
+            .filter(|(name, any)| old_clusters.get(*name).is_some_and(|old| old != *any))
+            .map(|(name, _)| name)
+            .collect();
+        let rewarm: bool = self.types[XdsType::Endpoint as usize]
+            .names
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| modified.contains(n)));
+        let mut cds_pushed = false;
+        for t in XdsType::ALL {
+            let st = &self.types[t as usize];
+            if !st.subscribed {
+                continue;
+            }
+            let unchanged = st
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.digest == digest(&self.selected(t)));
+            let warm = t == XdsType::Endpoint && cds_pushed && rewarm;
+            if unchanged && !warm {
+                continue;
+            }
+            self.respond(t, Some(state.built_at.elapsed())).await?;
+            cds_pushed |= t == XdsType::Cluster;
+        }
+        self.mirror();
+        Ok(())
+    }
+
+    /// Generates and encodes the proxy's resources from `state`.
+    async fn regenerate(&mut self, state: &Arc<ConfigState>) -> Result<(), String> {
+        let _permit = self
+            .shared
+            .generate_permits
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (translator, proxy, state2) = (
+            self.shared.translator.clone(),
+            self.proxy.clone(),
+            state.clone(),
+        );
+        let encoded = tokio::task::spawn_blocking(move || {
+            encode_all(&translator.generate(&state2.snapshot, &proxy))
+        })
+        .await
+        .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
+        self.encoded = Arc::new(encoded);
+        self.config_version = state.version;
+        Ok(())
+    }
+
+    /// The resources of type `t` this proxy asked for, by name. Endpoints asked for that the
+    /// config does not have are sent empty, as istiod does, so that Envoy does not hold a
+    /// cluster warming until its initial fetch timeout.
+    fn selected(&self, t: XdsType) -> Vec<(&str, Cow<'_, Any>)> {
+        let all = &self.encoded[t as usize];
+        match &self.types[t as usize].names {
+            None => all
+                .iter()
+                .map(|(n, a)| (n.as_str(), Cow::Borrowed(a)))
+                .collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| match all.get(n) {
+                    Some(a) => Some((n.as_str(), Cow::Borrowed(a))),
+                    None if t == XdsType::Endpoint => {
+                        Some((n.as_str(), Cow::Owned(empty_endpoints(n))))
+                    }
+                    None => None,
+                })
+                .collect(),
+        }
+    }
+
+    async fn respond(&mut self, t: XdsType, latency: Option<Duration>) -> Result<(), End> {
+        let selected = self.selected(t);
+        let sent_digest = digest(&selected);
+        let count = selected.len();
+        let resources: Vec<Any> = selected.into_iter().map(|(_, a)| a.into_owned()).collect();
+        let nonce = self.shared.nonce();
+        let version = self.config_version.to_string();
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources,
+            type_url: t.type_url().to_owned(),
+            nonce: nonce.clone(),
+            control_plane: Some(ControlPlane {
+                identifier: format!("meshd {}", env!("CARGO_PKG_VERSION")),
+            }),
+            ..DiscoveryResponse::default()
+        };
+        let started = Instant::now();
+        self.tx
+            .send(Ok(response))
+            .await
+            .map_err(|_| End::ClientGone)?;
+        self.shared
+            .metrics
+            .push(t.short(), latency.map(|l| l + started.elapsed()));
+        debug!(
+            xds.type_url = t.type_url(),
+            xds.version = %version,
+            xds.nonce = %nonce,
+            resources = count,
+            "push"
+        );
+        let st = &mut self.types[t as usize];
+        st.status.version_sent = Some(version.clone());
+        st.status.nonce_sent = Some(nonce.clone());
+        st.status.sent_time = Some(status::now());
+        st.status.resources_sent = count;
+        st.sent = Some(Sent {
+            nonce,
+            version,
+            digest: sent_digest,
+        });
+        Ok(())
+    }
+
+    fn status_entry(&self, peer: Option<SocketAddr>) -> ProxyStatus {
+        ProxyStatus {
+            proxy: self.proxy.id.clone(),
+            connection_id: self.id,
+            peer: peer.map(|p| p.to_string()),
+            namespace: self.proxy.namespace.clone(),
+            workload: self.proxy.workload.clone(),
+            ip: self.proxy.ip.to_string(),
+            local_mode: self.proxy.local_mode,
+            connected_time: status::now(),
+            config_version: self.config_version,
+            types: self.type_statuses(),
+            info: Some(self.proxy.clone()),
+            config: self.encoded.clone(),
+        }
+    }
+
+    fn type_statuses(&self) -> std::collections::BTreeMap<&'static str, TypeStatus> {
+        XdsType::ALL
+            .into_iter()
+            .map(|t| {
+                let st = &self.types[t as usize];
+                let mut s = st.status.clone();
+                s.subscribed = st.names.as_ref().map(|n| n.iter().cloned().collect());
+                s.refresh_state();
+                (t.short(), s)
+            })
+            .collect()
+    }
+
+    /// Copies this connection's state into the shared table.
+    fn mirror(&self) {
+        let types = self.type_statuses();
+        let (version, config) = (self.config_version, self.encoded.clone());
+        self.shared.status.update(self.id, |s| {
+            s.types = types;
+            s.config_version = version;
+            s.config = config;
+        });
+    }
+}
+
+/// A ClusterLoadAssignment with no endpoints.
+fn empty_endpoints(cluster: &str) -> Any {
+    Any {
+        type_url: XdsType::Endpoint.type_url().to_owned(),
+        value: ClusterLoadAssignment {
+            cluster_name: cluster.to_owned(),
+            ..ClusterLoadAssignment::default()
+        }
+        .encode_to_vec(),
+    }
+}
+
+/// A digest of resources by name and encoded bytes.
+fn digest(resources: &[(&str, Cow<'_, Any>)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    resources.len().hash(&mut h);
+    for (name, any) in resources {
+        name.hash(&mut h);
+        any.type_url.hash(&mut h);
+        any.value.hash(&mut h);
+    }
+    h.finish()
+}

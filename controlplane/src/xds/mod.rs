@@ -1,0 +1,359 @@
+//! The ADS server: xDS over one gRPC stream per proxy, state of the world.
+//!
+//! This module owns the xDS types meshd serves and how a [`ProxyConfig`] is split and
+//! encoded into them ([`XdsType`], [`encode`]), the reading of a proxy's identity from its
+//! node ([`proxy_info`]), and the gRPC service ([`AdsService`]); [`connection`] owns one
+//! stream. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
+
+pub mod connection;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::value::Kind;
+use envoy_types::pb::google::protobuf::{Any, Struct, Value};
+use mesh_core::xds::{ProxyConfig, ProxyInfo, type_url};
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::metrics::Metrics;
+use crate::source::ConfigState;
+use crate::status::SyncTable;
+use crate::translate::Translator;
+
+/// The xDS types meshd serves, in the order Envoy wants them pushed: clusters before their
+/// endpoints, listeners before their routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum XdsType {
+    Cluster,
+    Endpoint,
+    Listener,
+    Route,
+}
+
+impl XdsType {
+    /// Push order.
+    pub const ALL: [XdsType; 4] = [
+        XdsType::Cluster,
+        XdsType::Endpoint,
+        XdsType::Listener,
+        XdsType::Route,
+    ];
+
+    pub fn from_type_url(url: &str) -> Option<XdsType> {
+        XdsType::ALL.into_iter().find(|t| t.type_url() == url)
+    }
+
+    pub fn type_url(self) -> &'static str {
+        match self {
+            XdsType::Cluster => type_url::CLUSTER,
+            XdsType::Endpoint => type_url::ENDPOINT,
+            XdsType::Listener => type_url::LISTENER,
+            XdsType::Route => type_url::ROUTE,
+        }
+    }
+
+    /// `cds`, `eds`, `lds`, `rds`: the keys of `/debug/syncz` and the metric label.
+    pub fn short(self) -> &'static str {
+        match self {
+            XdsType::Cluster => "cds",
+            XdsType::Endpoint => "eds",
+            XdsType::Listener => "lds",
+            XdsType::Route => "rds",
+        }
+    }
+
+    /// Whether the proxy names the resources it wants (EDS, RDS) rather than taking all of
+    /// them (CDS, LDS).
+    pub fn by_name(self) -> bool {
+        matches!(self, XdsType::Endpoint | XdsType::Route)
+    }
+}
+
+/// One type's resources, by name, encoded.
+pub type Encoded = BTreeMap<String, Any>;
+
+/// A proxy's resources, encoded, indexed by [`XdsType`] (`encoded[t as usize]`). This is
+/// what a connection keeps: the bytes it sends, and what `/debug/config_dump` decodes.
+pub type EncodedConfig = [Encoded; 4];
+
+/// Encodes one type's resources of a proxy config.
+pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
+    fn any(t: XdsType, m: &impl Message) -> Any {
+        Any {
+            type_url: t.type_url().to_owned(),
+            value: m.encode_to_vec(),
+        }
+    }
+    match t {
+        XdsType::Cluster => config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), any(t, c)))
+            .collect(),
+        XdsType::Endpoint => config
+            .endpoints
+            .iter()
+            .map(|c| (c.cluster_name.clone(), any(t, c)))
+            .collect(),
+        XdsType::Listener => config
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), any(t, l)))
+            .collect(),
+        XdsType::Route => config
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), any(t, r)))
+            .collect(),
+    }
+}
+
+/// Encodes every type of a proxy config.
+pub fn encode_all(config: &ProxyConfig) -> EncodedConfig {
+    XdsType::ALL.map(|t| encode(config, t))
+}
+
+/// An encoded resource as protobuf debug text (for `/debug/config_dump?full=true`).
+pub fn debug_text(any: &Any) -> String {
+    fn text<M: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> String {
+        match M::decode(bytes) {
+            Ok(m) => format!("{m:#?}"),
+            Err(e) => format!("(cannot decode: {e})"),
+        }
+    }
+    match XdsType::from_type_url(&any.type_url) {
+        Some(XdsType::Cluster) => text::<Cluster>(&any.value),
+        Some(XdsType::Endpoint) => text::<ClusterLoadAssignment>(&any.value),
+        Some(XdsType::Listener) => text::<Listener>(&any.value),
+        Some(XdsType::Route) => text::<RouteConfiguration>(&any.value),
+        None => format!("({} bytes of {})", any.value.len(), any.type_url),
+    }
+}
+
+/// Who a proxy is: its node id, refined by the node metadata (`NAMESPACE`, `LABELS`,
+/// `SERVICE_ACCOUNT`, `WORKLOAD_NAME`, `LOCAL_MODE`).
+pub fn proxy_info(node: &Node) -> Result<ProxyInfo, String> {
+    let mut info = ProxyInfo::from_node_id(&node.id)?;
+    let Some(md) = &node.metadata else {
+        return Ok(info);
+    };
+    let string = |key: &str| md.fields.get(key).and_then(value_string);
+    if let Some(ns) = string("NAMESPACE").filter(|s| !s.is_empty()) {
+        info.namespace = ns;
+    }
+    if let Some(w) = string("WORKLOAD_NAME").filter(|s| !s.is_empty()) {
+        info.workload = w;
+    }
+    if let Some(sa) = string("SERVICE_ACCOUNT").filter(|s| !s.is_empty()) {
+        info.service_account = sa;
+    }
+    if let Some(Value {
+        kind: Some(Kind::StructValue(Struct { fields })),
+    }) = md.fields.get("LABELS")
+    {
+        info.labels = fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), value_string(v)?)))
+            .collect();
+    }
+    match md.fields.get("LOCAL_MODE").map(|v| &v.kind) {
+        Some(Some(Kind::BoolValue(b))) => info.local_mode = *b,
+        Some(Some(Kind::StringValue(s))) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => info.local_mode = true,
+            "false" | "0" | "no" => info.local_mode = false,
+            other => {
+                return Err(format!(
+                    "node metadata LOCAL_MODE {other:?} is not a boolean"
+                ));
+            }
+        },
+        _ => {}
+    }
+    Ok(info)
+}
+
+fn value_string(v: &Value) -> Option<String> {
+    match &v.kind {
+        Some(Kind::StringValue(s)) => Some(s.clone()),
+        Some(Kind::BoolValue(b)) => Some(b.to_string()),
+        Some(Kind::NumberValue(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What every ADS connection shares.
+pub struct Shared {
+    pub translator: Arc<dyn Translator>,
+    pub config: watch::Receiver<Arc<ConfigState>>,
+    pub status: Arc<SyncTable>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Bounds how many proxies' configs are generated at once (istiod's push throttle).
+    pub generate_permits: Semaphore,
+    next_connection: AtomicU64,
+    next_nonce: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(
+        translator: Arc<dyn Translator>,
+        config: watch::Receiver<Arc<ConfigState>>,
+        status: Arc<SyncTable>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Shared {
+            translator,
+            config,
+            status,
+            metrics,
+            shutdown,
+            generate_permits: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
+            next_connection: AtomicU64::new(1),
+            next_nonce: AtomicU64::new(1),
+        }
+    }
+
+    fn connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn nonce(&self) -> String {
+        self.next_nonce.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+}
+
+/// The gRPC Aggregated Discovery Service.
+#[derive(Clone)]
+pub struct AdsService {
+    shared: Arc<Shared>,
+}
+
+impl AdsService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        AdsService { shared }
+    }
+
+    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<AdsService> {
+        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsService {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let peer = request.remote_addr();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(8);
+        let shared = self.shared.clone();
+        let id = shared.connection_id();
+        tokio::spawn(connection::run(shared, id, peer, inbound, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented(
+            "meshd serves state-of-the-world xDS only; delta xDS is not built yet",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn s(v: &str) -> Value {
+        Value {
+            kind: Some(Kind::StringValue(v.to_owned())),
+        }
+    }
+
+    #[test]
+    fn node_metadata_refines_the_node_id() {
+        let labels = Struct {
+            fields: HashMap::from([("app".to_owned(), s("catalog")), ("v".to_owned(), s("1"))]),
+        };
+        let node = Node {
+            id: "sidecar~127.0.0.5~catalog-abc.shop~shop.svc.cluster.local".into(),
+            metadata: Some(Struct {
+                fields: HashMap::from([
+                    ("NAMESPACE".to_owned(), s("shop")),
+                    ("WORKLOAD_NAME".to_owned(), s("catalog")),
+                    ("SERVICE_ACCOUNT".to_owned(), s("catalog-sa")),
+                    (
+                        "LABELS".to_owned(),
+                        Value {
+                            kind: Some(Kind::StructValue(labels)),
+                        },
+                    ),
+                    ("LOCAL_MODE".to_owned(), s("false")),
+                ]),
+            }),
+            ..Node::default()
+        };
+        let p = proxy_info(&node).unwrap();
+        assert_eq!(p.namespace, "shop");
+        assert_eq!(p.workload, "catalog");
+        assert_eq!(p.service_account, "catalog-sa");
+        assert_eq!(p.labels["app"], "catalog");
+        assert!(!p.local_mode);
+        assert_eq!(p.ip.to_string(), "127.0.0.5");
+    }
+
+    #[test]
+    fn bare_node_ids_and_bad_ones() {
+        let p = proxy_info(&Node {
+            id: "sidecar~127.0.0.5~a.b~b.svc.cluster.local".into(),
+            ..Node::default()
+        })
+        .unwrap();
+        assert!(p.local_mode);
+        assert_eq!(p.service_account, "default");
+        assert!(
+            proxy_info(&Node {
+                id: "nonsense".into(),
+                ..Node::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn push_order_and_urls() {
+        assert_eq!(
+            XdsType::ALL.map(XdsType::short),
+            ["cds", "eds", "lds", "rds"]
+        );
+        for t in XdsType::ALL {
+            assert_eq!(XdsType::from_type_url(t.type_url()), Some(t));
+        }
+        assert_eq!(XdsType::from_type_url("type.googleapis.com/x"), None);
+    }
+}

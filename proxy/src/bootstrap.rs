@@ -1,0 +1,239 @@
+//! The Envoy bootstrap for one workload's sidecar.
+//!
+//! This module owns the identity a proxy presents to meshd (node id
+//! `sidecar~IP~NAME.NS~NS.svc.cluster.local` and the node metadata meshd reads:
+//! `NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`, `WORKLOAD_NAME`, `LOCAL_MODE`) and the static
+//! part of Envoy's configuration: ADS over gRPC to meshd through the `xds-grpc` cluster,
+//! clusters and listeners from ADS, and the admin listener.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use mesh_core::xds::{ProxyInfo, ProxyKind};
+use serde_json::{Value, json};
+
+/// The name of the static cluster that reaches meshd.
+pub const XDS_CLUSTER: &str = "xds-grpc";
+
+/// The proxy admin port (DESIGN.md).
+pub const DEFAULT_ADMIN_PORT: u16 = 15000;
+
+/// Why a bootstrap cannot be written.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BootstrapError {
+    #[error("workload {0:?} is not NAMESPACE/NAME")]
+    Workload(String),
+    #[error("label {0:?} is not KEY=VALUE")]
+    Label(String),
+}
+
+/// A workload as `NAMESPACE/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for Workload {
+    type Err = BootstrapError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name))
+                if !ns.is_empty()
+                    && !name.is_empty()
+                    && !name.contains('/')
+                    && !ns.contains('.') =>
+            {
+                Ok(Workload {
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+            _ => Err(BootstrapError::Workload(s.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_label(s: &str) -> Result<(String, String), BootstrapError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(BootstrapError::Label(s.to_owned())),
+    }
+}
+
+/// Everything a bootstrap depends on.
+#[derive(Clone, Debug)]
+pub struct BootstrapOptions {
+    pub kind: ProxyKind,
+    pub xds_address: SocketAddr,
+    pub workload: Workload,
+    pub ip: IpAddr,
+    pub admin_port: u16,
+    pub service_account: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl BootstrapOptions {
+    /// The node id meshd parses (`sidecar~IP~NAME.NS~NS.svc.cluster.local`).
+    pub fn node_id(&self) -> String {
+        ProxyInfo::node_id(
+            self.kind,
+            self.ip,
+            &self.workload.name,
+            &self.workload.namespace,
+        )
+    }
+
+    /// Local mode: the proxy runs beside its app on a loopback address.
+    pub fn local_mode(&self) -> bool {
+        self.ip.is_loopback()
+    }
+
+    /// The admin listener's address (`IP:admin_port`).
+    pub fn admin_address(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.admin_port)
+    }
+}
+
+/// The bootstrap as Envoy's JSON.
+pub fn bootstrap(opts: &BootstrapOptions) -> Value {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("NAMESPACE".into(), json!(opts.workload.namespace));
+    metadata.insert("LABELS".into(), json!(opts.labels));
+    metadata.insert("SERVICE_ACCOUNT".into(), json!(opts.service_account));
+    metadata.insert("WORKLOAD_NAME".into(), json!(opts.workload.name));
+    if opts.local_mode() {
+        metadata.insert("LOCAL_MODE".into(), json!("true"));
+    }
+    let ads = json!({"ads": {}, "resource_api_version": "V3"});
+    json!({
+        "node": {
+            "id": opts.node_id(),
+            "cluster": format!("{}.{}", opts.workload.name, opts.workload.namespace),
+            "metadata": metadata,
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {
+            "clusters": [{
+                "name": XDS_CLUSTER,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {
+                            "http2_protocol_options": {
+                                "connection_keepalive": {"interval": "30s", "timeout": "10s"},
+                            },
+                        },
+                    },
+                },
+                "upstream_connection_options": {
+                    "tcp_keepalive": {"keepalive_time": 300},
+                },
+                "load_assignment": {
+                    "cluster_name": XDS_CLUSTER,
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(opts.xds_address)}}]}],
+                },
+            }],
+        },
+        "admin": {
+            "address": socket_address(opts.admin_address()),
+        },
+    })
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(ip: &str) -> BootstrapOptions {
+        BootstrapOptions {
+            kind: ProxyKind::Sidecar,
+            xds_address: "127.0.0.1:15010".parse().unwrap(),
+            workload: "shop/catalog-v1".parse().unwrap(),
+            ip: ip.parse().unwrap(),
+            admin_port: DEFAULT_ADMIN_PORT,
+            service_account: "catalog".into(),
+            labels: [("app".to_owned(), "catalog".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn node_identity() {
+        let b = bootstrap(&opts("127.0.0.2"));
+        assert_eq!(
+            b["node"]["id"],
+            "sidecar~127.0.0.2~catalog-v1.shop~shop.svc.cluster.local"
+        );
+        let md = &b["node"]["metadata"];
+        assert_eq!(md["NAMESPACE"], "shop");
+        assert_eq!(md["WORKLOAD_NAME"], "catalog-v1");
+        assert_eq!(md["SERVICE_ACCOUNT"], "catalog");
+        assert_eq!(md["LABELS"]["app"], "catalog");
+        assert_eq!(md["LOCAL_MODE"], "true");
+        assert_eq!(
+            b["admin"]["address"]["socket_address"]["address"],
+            "127.0.0.2"
+        );
+        assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 15000);
+    }
+
+    #[test]
+    fn node_id_round_trips_through_the_contract() {
+        let o = opts("10.1.2.3");
+        let info = ProxyInfo::from_node_id(&o.node_id()).unwrap();
+        assert_eq!(info.namespace, "shop");
+        assert_eq!(info.workload, "catalog-v1");
+        assert!(!info.local_mode);
+        assert!(
+            bootstrap(&o)["node"]["metadata"]
+                .get("LOCAL_MODE")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn xds_cluster_points_at_meshd() {
+        let b = bootstrap(&opts("127.0.0.2"));
+        let c = &b["static_resources"]["clusters"][0];
+        assert_eq!(c["name"], XDS_CLUSTER);
+        assert_eq!(c["type"], "STATIC");
+        let ep = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"];
+        assert_eq!(ep["address"]["socket_address"]["port_value"], 15010);
+        assert_eq!(
+            b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
+            XDS_CLUSTER
+        );
+    }
+
+    #[test]
+    fn bad_inputs() {
+        assert!("noslash".parse::<Workload>().is_err());
+        assert!("/x".parse::<Workload>().is_err());
+        assert!("a/b/c".parse::<Workload>().is_err());
+        assert_eq!(parse_label("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(parse_label("=x").is_err());
+        assert!(parse_label("x").is_err());
+    }
+}
