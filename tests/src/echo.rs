@@ -396,7 +396,8 @@ mod tests {
 
     #[test]
     fn nonsense_controls_are_ignored_and_delays_are_capped() {
-        let c = Controls::from_request("status=abc&delay_ms=99999999&fail_status=42", &headers(&[]));
+        let c =
+            Controls::from_request("status=abc&delay_ms=99999999&fail_status=42", &headers(&[]));
         assert_eq!(c.status, None);
         assert_eq!(c.delay, Some(MAX_DELAY));
         assert_eq!(c.fail_status, 503);

@@ -36,10 +36,10 @@ pub fn describe(resp: &HttpResponse) -> String {
 pub fn check_response(expect: &Expect, resp: &HttpResponse) -> Vec<String> {
     let mut out = Vec::new();
     let echo = echo_reply(resp);
-    if let Some(s) = expect.status {
-        if resp.status != s {
-            out.push(format!("expected status {s}, got {}", resp.status));
-        }
+    if let Some(s) = expect.status
+        && resp.status != s
+    {
+        out.push(format!("expected status {s}, got {}", resp.status));
     }
     if !expect.status_in.is_empty() && !expect.status_in.contains(&resp.status) {
         out.push(format!(
@@ -70,25 +70,34 @@ pub fn check_response(expect: &Expect, resp: &HttpResponse) -> Vec<String> {
         }
         None => {}
         Some(r) => {
-            if let Some(n) = &expect.name {
-                if &r.name != n {
-                    out.push(format!("expected app {n:?} to answer, got {:?}", r.name));
-                }
+            if let Some(n) = &expect.name
+                && &r.name != n
+            {
+                out.push(format!("expected app {n:?} to answer, got {:?}", r.name));
             }
-            if let Some(p) = &expect.path {
-                if &r.path != p {
-                    out.push(format!("expected the app to receive path {p:?}, got {:?}", r.path));
-                }
+            if let Some(p) = &expect.path
+                && &r.path != p
+            {
+                out.push(format!(
+                    "expected the app to receive path {p:?}, got {:?}",
+                    r.path
+                ));
             }
-            if let Some(q) = &expect.query {
-                if &r.query != q {
-                    out.push(format!("expected the app to receive query {q:?}, got {:?}", r.query));
-                }
+            if let Some(q) = &expect.query
+                && &r.query != q
+            {
+                out.push(format!(
+                    "expected the app to receive query {q:?}, got {:?}",
+                    r.query
+                ));
             }
-            if let Some(h) = &expect.host {
-                if !h.matches(&r.host) {
-                    out.push(format!("expected the app to receive host {h}, got {:?}", r.host));
-                }
+            if let Some(h) = &expect.host
+                && !h.matches(&r.host)
+            {
+                out.push(format!(
+                    "expected the app to receive host {h}, got {:?}",
+                    r.host
+                ));
             }
             for (name, m) in &expect.headers {
                 match r.headers.get(&name.to_ascii_lowercase()) {
@@ -108,26 +117,28 @@ pub fn check_response(expect: &Expect, resp: &HttpResponse) -> Vec<String> {
                     ));
                 }
             }
-            if let Some(a) = expect.attempt {
-                if r.attempt != Some(a) {
-                    out.push(format!(
-                        "expected the app to answer on attempt {a}, it was attempt {:?}",
-                        r.attempt
-                    ));
-                }
+            if let Some(a) = expect.attempt
+                && r.attempt != Some(a)
+            {
+                out.push(format!(
+                    "expected the app to answer on attempt {a}, it was attempt {:?}",
+                    r.attempt
+                ));
             }
         }
     }
-    if let (Some(n), Some(r)) = (&expect.not_name, &echo) {
-        if &r.name == n {
-            out.push(format!("expected any app but {n:?} to answer"));
-        }
+    if let (Some(n), Some(r)) = (&expect.not_name, &echo)
+        && &r.name == n
+    {
+        out.push(format!("expected any app but {n:?} to answer"));
     }
     for (name, m) in &expect.response_headers {
         match resp.header(name) {
             Some(v) if m.matches(v) => {}
             Some(v) => out.push(format!("expected response header {name} {m}, got {v:?}")),
-            None => out.push(format!("expected response header {name} {m}, there was none")),
+            None => out.push(format!(
+                "expected response header {name} {m}, there was none"
+            )),
         }
     }
     for name in &expect.response_headers_absent {
@@ -141,21 +152,21 @@ pub fn check_response(expect: &Expect, resp: &HttpResponse) -> Vec<String> {
             out.push(format!("expected a body {b}, got {text:?}"));
         }
     }
-    if let Some(min) = expect.min_duration_ms {
-        if resp.elapsed < Duration::from_millis(min) {
-            out.push(format!(
-                "expected the response to take at least {min} ms, it took {} ms",
-                resp.elapsed.as_millis()
-            ));
-        }
+    if let Some(min) = expect.min_duration_ms
+        && resp.elapsed < Duration::from_millis(min)
+    {
+        out.push(format!(
+            "expected the response to take at least {min} ms, it took {} ms",
+            resp.elapsed.as_millis()
+        ));
     }
-    if let Some(max) = expect.max_duration_ms {
-        if resp.elapsed > Duration::from_millis(max) {
-            out.push(format!(
-                "expected the response within {max} ms, it took {} ms",
-                resp.elapsed.as_millis()
-            ));
-        }
+    if let Some(max) = expect.max_duration_ms
+        && resp.elapsed > Duration::from_millis(max)
+    {
+        out.push(format!(
+            "expected the response within {max} ms, it took {} ms",
+            resp.elapsed.as_millis()
+        ));
     }
     out
 }
@@ -292,7 +303,10 @@ mod tests {
              response_headers: {x-resp: mesh}, min_duration_ms: 10, max_duration_ms: 100, \
              served_by_app: true, not_name: v1}",
         );
-        assert_eq!(check_response(&e, &echo("v2", 200, 50)), Vec::<String>::new());
+        assert_eq!(
+            check_response(&e, &echo("v2", 200, 50)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -310,7 +324,9 @@ mod tests {
 
     #[test]
     fn proxy_made_responses() {
-        let e = expect("{status: 301, served_by_app: false, response_headers: {location: {prefix: 'http://details.shop', suffix: /d/1}}}");
+        let e = expect(
+            "{status: 301, served_by_app: false, response_headers: {location: {prefix: 'http://details.shop', suffix: /d/1}}}",
+        );
         assert_eq!(check_response(&e, &plain(301, "")), Vec::<String>::new());
         let e = expect("{name: v1}");
         assert_eq!(

@@ -220,9 +220,11 @@ pub fn find_envoy() -> anyhow::Result<Option<PathBuf>> {
 pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let attempt =
-            tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr))
-                .await;
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
         if let Ok(Ok(_)) = attempt {
             return Ok(());
         }
@@ -262,7 +264,10 @@ mod tests {
         let pid = guard.id();
         let start = Instant::now();
         drop(guard);
-        assert!(start.elapsed() < STOP_GRACE, "SIGTERM should end sleep at once");
+        assert!(
+            start.elapsed() < STOP_GRACE,
+            "SIGTERM should end sleep at once"
+        );
         let alive = Command::new("kill")
             .args(["-0", &pid.to_string()])
             .stderr(Stdio::null())

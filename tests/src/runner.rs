@@ -230,15 +230,13 @@ pub fn agent_command(tools: &Tools, identity: &[String]) -> Command {
 /// Envoy on a bootstrap file, as a supervisor would start it.
 pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
     let mut cmd = Command::new(envoy);
-    cmd.arg("-c")
-        .arg(bootstrap)
-        .args([
-            "--use-dynamic-base-id",
-            "--concurrency",
-            "1",
-            "--log-level",
-            "warning",
-        ]);
+    cmd.arg("-c").arg(bootstrap).args([
+        "--use-dynamic-base-id",
+        "--concurrency",
+        "1",
+        "--log-level",
+        "warning",
+    ]);
     cmd
 }
 
@@ -278,7 +276,10 @@ async fn run_inner(
 ) -> anyhow::Result<()> {
     let problems = s.problems();
     if !problems.is_empty() {
-        bail!("scenario.yaml is inconsistent:\n  {}", problems.join("\n  "));
+        bail!(
+            "scenario.yaml is inconsistent:\n  {}",
+            problems.join("\n  ")
+        );
     }
     let index = ConfigIndex::load(&s.config_dir)?;
     let mismatches = index.mismatches(&s.scenario);

@@ -478,13 +478,10 @@ impl LoadedScenario {
             if w.proxy == ProxyMode::None && w.app_port.is_none() {
                 out.push(format!("workload {}: neither a proxy nor an app", w.name));
             }
-            if let Some(p) = w.app_port {
-                if p == OUTBOUND_PORT || p == ADMIN_PORT {
-                    out.push(format!(
-                        "workload {}: app_port {p} is a proxy port",
-                        w.name
-                    ));
-                }
+            if let Some(p) = w.app_port
+                && (p == OUTBOUND_PORT || p == ADMIN_PORT)
+            {
+                out.push(format!("workload {}: app_port {p} is a proxy port", w.name));
             }
         }
         let mut step_names = BTreeSet::new();
@@ -528,10 +525,15 @@ impl LoadedScenario {
             if let Some(split) = &step.expect_split {
                 let total: f64 = split.weights.values().sum();
                 if (total - 100.0).abs() > 0.001 {
-                    out.push(format!("{at}: expect_split weights add up to {total}, not 100"));
+                    out.push(format!(
+                        "{at}: expect_split weights add up to {total}, not 100"
+                    ));
                 }
                 if !(0.0..=100.0).contains(&split.tolerance) {
-                    out.push(format!("{at}: tolerance {} is not a percentage", split.tolerance));
+                    out.push(format!(
+                        "{at}: tolerance {} is not a percentage",
+                        split.tolerance
+                    ));
                 }
                 for name in split.weights.keys() {
                     if !s.workloads.iter().any(|w| w.app_name() == name) {
@@ -547,12 +549,11 @@ impl LoadedScenario {
                     )),
                 }
             }
-            if let Some(e) = &step.expect {
-                if let Some(name) = &e.name {
-                    if !s.workloads.iter().any(|w| w.app_name() == name) {
-                        out.push(format!("{at}: expect.name {name:?} is no app"));
-                    }
-                }
+            if let Some(e) = &step.expect
+                && let Some(name) = &e.name
+                && !s.workloads.iter().any(|w| w.app_name() == name)
+            {
+                out.push(format!("{at}: expect.name {name:?} is no app"));
             }
         }
         out
@@ -634,10 +635,7 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect_yaml(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             out.push(path);
         }
     }
@@ -865,7 +863,10 @@ requests:
         });
         assert!(m.matches("http://a:9080/x"));
         assert!(!m.matches("http://b/x"));
-        assert_eq!(m.to_string(), "starting with \"http://a\" and ending with \"/x\"");
+        assert_eq!(
+            m.to_string(),
+            "starting with \"http://a\" and ending with \"/x\""
+        );
         assert!(Count::Exact(3).holds(3));
         assert!(!Count::Exact(3).holds(4));
         let r = Count::Range {

@@ -175,11 +175,23 @@ fn type_sync(o: &serde_json::Map<String, Value>) -> TypeSync {
     TypeSync {
         sent: first(
             o,
-            &["version_sent", "versionSent", "sent_version", "sent", "version"],
+            &[
+                "version_sent",
+                "versionSent",
+                "sent_version",
+                "sent",
+                "version",
+            ],
         ),
         acked: first(
             o,
-            &["version_acked", "versionAcked", "acked_version", "ackedVersion", "acked"],
+            &[
+                "version_acked",
+                "versionAcked",
+                "acked_version",
+                "ackedVersion",
+                "acked",
+            ],
         ),
         nack: nack_in(o),
     }
@@ -187,8 +199,13 @@ fn type_sync(o: &serde_json::Map<String, Value>) -> TypeSync {
 
 fn proxy(id_hint: Option<&str>, v: &Value) -> Option<ProxySync> {
     let o = v.as_object()?;
-    let id = first(o, &["id", "proxy", "node_id", "nodeId", "node", "proxy_id", "proxyId"])
-        .or_else(|| id_hint.map(str::to_owned))?;
+    let id = first(
+        o,
+        &[
+            "id", "proxy", "node_id", "nodeId", "node", "proxy_id", "proxyId",
+        ],
+    )
+    .or_else(|| id_hint.map(str::to_owned))?;
     let mut types = BTreeMap::new();
     let nested = ["types", "xds", "resources", "watches"]
         .iter()
@@ -300,7 +317,9 @@ mod tests {
             XdsType::Listener
         );
         assert_eq!(
-            XdsType::from_name("type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"),
+            XdsType::from_name(
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            ),
             XdsType::Endpoint
         );
         assert_eq!(
@@ -366,7 +385,15 @@ mod tests {
 
     #[test]
     fn nack_field_names() {
-        for k in ["nack", "last_nack", "lastNack", "NACK", "lastNACK", "nacks", "cluster_nack"] {
+        for k in [
+            "nack",
+            "last_nack",
+            "lastNack",
+            "NACK",
+            "lastNACK",
+            "nacks",
+            "cluster_nack",
+        ] {
             assert!(is_nack_key(k), "{k}");
         }
         for k in ["versionAcked", "version_acked", "acked", "snack"] {
