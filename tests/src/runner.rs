@@ -260,6 +260,9 @@ pub async fn run(s: &LoadedScenario, opts: &RunOptions) -> Report {
             .iter()
             .map(|c| (c.name().to_owned(), c.log_tail(30)))
             .collect();
+        if procs.iter().next().is_some() {
+            save_diagnostics(s, &log_dir).await;
+        }
     }
     // Stopping waits (bounded) for each process: off the async workers.
     let _ = tokio::task::spawn_blocking(move || drop(procs)).await;
@@ -299,6 +302,7 @@ async fn run_inner(
     let mut addrs = vec![s.xds_addr(), s.debug_addr()];
     for w in &s.scenario.workloads {
         addrs.extend(w.app_addr());
+        addrs.extend(w.admin_addr());
         addrs.extend(w.ready_addrs());
     }
     for a in addrs {
@@ -393,6 +397,37 @@ async fn run_inner(
     }
     procs.ensure_running()?;
     Ok(())
+}
+
+/// Saves what meshd and each proxy say about their state into the log directory (best
+/// effort): meshd's `/debug/syncz` and `/debug/configz`, each proxy's `/config_dump`.
+async fn save_diagnostics(s: &LoadedScenario, log_dir: &Path) {
+    let mut fetches = vec![
+        (
+            s.debug_addr(),
+            "/debug/syncz".to_owned(),
+            "meshd-syncz.json".to_owned(),
+        ),
+        (
+            s.debug_addr(),
+            "/debug/configz".to_owned(),
+            "meshd-configz.json".to_owned(),
+        ),
+    ];
+    for w in &s.scenario.workloads {
+        if let Some(admin) = w.admin_addr() {
+            fetches.push((
+                admin,
+                "/config_dump".to_owned(),
+                format!("config_dump-{}.json", w.name),
+            ));
+        }
+    }
+    for (addr, path, file) in fetches {
+        if let Ok(r) = get(addr, &path).await {
+            let _ = std::fs::write(log_dir.join(file), &r.body);
+        }
+    }
 }
 
 fn write_bootstrap(mesh_proxy: &Path, identity: &[String], file: &Path) -> anyhow::Result<()> {

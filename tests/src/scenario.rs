@@ -3,11 +3,14 @@
 //! must come back). This module owns the `scenario.yaml` schema, loading it, and the checks
 //! that a scenario is self-consistent before anything is started.
 //!
-//! The local-mode convention lives here and nowhere else: every workload has its own
-//! loopback `ip`; its app (mesh-echo) listens on `ip:app_port`; its sidecar's outbound
-//! listener is `ip:`[`OUTBOUND_PORT`] (HTTP-proxy style) and its inbound listeners
-//! `ip:SERVICE_PORT`; meshd listens on `meshd_ip` ([`XDS_PORT`], [`DEBUG_PORT`]). Each
-//! scenario uses its own addresses, so scenarios can run side by side.
+//! The local-mode convention (the translation's, `mesh_core::xds` module docs) is encoded
+//! here and nowhere else in the tests: every workload has its own loopback `ip`; its
+//! sidecar's outbound listener is `ip:`[`OUTBOUND_PORT`] (HTTP-proxy style); its inbound
+//! listeners are `ip:ENDPOINT_PORT` (the Service's targetPort) and its app (mesh-echo)
+//! listens on `ip:app_port`, which is `ENDPOINT_PORT + `[`LOCAL_APP_PORT_OFFSET`]; a workload
+//! without a proxy serves on its endpoint port itself; meshd listens on `meshd_ip`
+//! ([`XDS_PORT`], [`DEBUG_PORT`]). Each scenario uses its own addresses, so scenarios can run
+//! side by side.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +25,8 @@ use serde_json::Value;
 pub const OUTBOUND_PORT: u16 = 15001;
 /// The proxy admin port on the workload's address.
 pub const ADMIN_PORT: u16 = 15000;
+/// Local mode: a sidecar taking endpoint port P forwards to its app on P + this.
+pub const LOCAL_APP_PORT_OFFSET: u16 = 10000;
 /// meshd's plaintext xDS port on `meshd_ip`.
 pub const XDS_PORT: u16 = 15010;
 /// meshd's debug API port on `meshd_ip`.
@@ -78,6 +83,11 @@ impl Workload {
     /// Where requests `from` this workload go: its sidecar's outbound listener.
     pub fn outbound_addr(&self) -> SocketAddr {
         SocketAddr::new(self.ip, OUTBOUND_PORT)
+    }
+
+    /// The proxy's admin address, when it has a proxy.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        (self.proxy != ProxyMode::None).then(|| SocketAddr::new(self.ip, ADMIN_PORT))
     }
 
     /// Addresses the proxy must accept connections on before it counts as ready.
@@ -603,6 +613,25 @@ pub struct ConfigIndex {
     pub workload_entries: BTreeMap<String, WorkloadEntry>,
     /// Addresses of ServiceEntry endpoints.
     pub service_entry_addresses: BTreeSet<String>,
+    pub services: Vec<KubeService>,
+}
+
+/// What the runner reads from a Kubernetes Service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KubeService {
+    pub namespace: String,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    /// The endpoint ports: numeric `targetPort`, else `port`.
+    pub target_ports: Vec<u16>,
+}
+
+impl KubeService {
+    pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.namespace == namespace
+            && !self.selector.is_empty()
+            && self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
 }
 
 /// What the runner reads from a WorkloadEntry.
@@ -687,6 +716,25 @@ impl ConfigIndex {
                         },
                     );
                 }
+                "Service" => {
+                    let ports = spec.and_then(|s| s.get("ports")).and_then(Value::as_array);
+                    let target_ports = ports
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| {
+                            p.get("targetPort")
+                                .and_then(Value::as_u64)
+                                .or_else(|| p.get("port").and_then(Value::as_u64))
+                                .and_then(|n| u16::try_from(n).ok())
+                        })
+                        .collect();
+                    index.services.push(KubeService {
+                        namespace: ns.to_owned(),
+                        name: name.to_owned(),
+                        selector: string_map(spec.and_then(|s| s.get("selector"))),
+                        target_ports,
+                    });
+                }
                 "ServiceEntry" => {
                     let endpoints = spec
                         .and_then(|s| s.get("endpoints"))
@@ -713,23 +761,39 @@ impl ConfigIndex {
     }
 
     /// Where `scenario.yaml` and the config disagree: every proxied workload must be a
-    /// WorkloadEntry at the same address.
+    /// WorkloadEntry at the same address, and a sidecar's app must listen where its sidecar
+    /// forwards (a selecting Service's endpoint port + [`LOCAL_APP_PORT_OFFSET`]).
     pub fn mismatches(&self, s: &Scenario) -> Vec<String> {
         let mut out = Vec::new();
         for w in &s.workloads {
             if w.proxy == ProxyMode::None {
                 continue;
             }
-            match self.workload_entry(w) {
-                None => out.push(format!(
-                    "workload {}/{} has a proxy but no WorkloadEntry in config/",
-                    w.namespace, w.name
-                )),
-                Some(we) if we.address != w.ip.to_string() => out.push(format!(
-                    "workload {}/{}: scenario.yaml says {}, its WorkloadEntry says {}",
-                    w.namespace, w.name, w.ip, we.address
-                )),
-                Some(_) => {}
+            let at = format!("workload {}/{}", w.namespace, w.name);
+            let Some(we) = self.workload_entry(w) else {
+                out.push(format!("{at} has a proxy but no WorkloadEntry in config/"));
+                continue;
+            };
+            if we.address != w.ip.to_string() {
+                out.push(format!(
+                    "{at}: scenario.yaml says {}, its WorkloadEntry says {}",
+                    w.ip, we.address
+                ));
+            }
+            if let (ProxyMode::Sidecar, Some(app)) = (w.proxy, w.app_port) {
+                let expected: Vec<u16> = self
+                    .services
+                    .iter()
+                    .filter(|svc| svc.selects(&w.namespace, &we.labels))
+                    .flat_map(|svc| svc.target_ports.iter())
+                    .filter_map(|p| p.checked_add(LOCAL_APP_PORT_OFFSET))
+                    .collect();
+                if !expected.contains(&app) {
+                    out.push(format!(
+                        "{at}: app_port {app}, but its sidecar forwards to {expected:?} \
+                         (endpoint port + {LOCAL_APP_PORT_OFFSET} of the Services selecting it)"
+                    ));
+                }
             }
         }
         out
@@ -905,5 +969,37 @@ spec:
         let m = index.mismatches(&s.scenario);
         // reviews-v1 and the gateway have no WorkloadEntry here.
         assert_eq!(m.len(), 2, "{m:?}");
+    }
+
+    #[test]
+    fn a_sidecars_app_must_listen_where_the_sidecar_forwards() {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}, {name: grpc, port: 7070, targetPort: 7071}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: shop, labels: {app: reviews}}
+spec: {address: 127.10.200.21}
+"#,
+        )
+        .unwrap();
+        let index = ConfigIndex::from_documents(&docs);
+        assert_eq!(index.services[0].target_ports, [9080, 7071]);
+        let mut s = loaded(SAMPLE).scenario;
+        s.workloads.retain(|w| w.name == "reviews-v1");
+        assert_eq!(index.mismatches(&s), Vec::<String>::new());
+        s.workloads[0].app_port = Some(9080);
+        let m = index.mismatches(&s);
+        assert_eq!(m.len(), 1);
+        assert!(
+            m[0].contains("app_port 9080, but its sidecar forwards to [19080, 17071]"),
+            "{m:?}"
+        );
     }
 }

@@ -11,7 +11,13 @@
 //!   `cluster_sent`/`cluster_acked` style fields;
 //! - per type: sent in `version_sent`/`versionSent`/`sent_version`/`sent`/`version`, ACKed
 //!   in `version_acked`/`versionAcked`/`acked_version`/`acked`, and any field whose name
-//!   contains `nack` that is not null, empty or false counts as a NACK.
+//!   contains the word `nack` that is not null, empty or false counts as a NACK;
+//! - a per-type `state`, when present, decides: `SYNCED` (or `ACKED`) is ACKed, `NOT_SENT`
+//!   means the type is not in play, anything else (`STALE`, `NACKED`) is not ACKed.
+//!
+//! meshd's shape (controlplane `status.rs`): an array of
+//! `{proxy, ..., types: {cds: {typeUrl, state, versionSent, nonceSent, versionAcked,
+//! nonceAcked, lastNack: {version, nonce, detail, time}}, eds, lds, rds}}`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,11 +72,16 @@ pub struct TypeSync {
     pub sent: Option<String>,
     pub acked: Option<String>,
     pub nack: Option<String>,
+    /// The control plane's own verdict (`SYNCED`, `STALE`, `NACKED`), when it gives one.
+    pub state: Option<String>,
 }
 
 impl TypeSync {
     /// The proxy ACKed the latest version sent.
     pub fn is_acked(&self) -> bool {
+        if let Some(state) = &self.state {
+            return state.eq_ignore_ascii_case("SYNCED") || state.eq_ignore_ascii_case("ACKED");
+        }
         match (&self.sent, &self.acked) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -194,6 +205,18 @@ fn type_sync(o: &serde_json::Map<String, Value>) -> TypeSync {
             ],
         ),
         nack: nack_in(o),
+        state: first(o, &["state", "status"]),
+    }
+}
+
+/// Adds a type unless the control plane says it was never sent (not in play).
+fn insert_type(types: &mut BTreeMap<XdsType, TypeSync>, t: XdsType, s: TypeSync) {
+    let not_sent = s
+        .state
+        .as_deref()
+        .is_some_and(|st| st.eq_ignore_ascii_case("NOT_SENT"));
+    if !not_sent || s.nack.is_some() {
+        types.insert(t, s);
     }
 }
 
@@ -214,7 +237,7 @@ fn proxy(id_hint: Option<&str>, v: &Value) -> Option<ProxySync> {
         Some(Value::Object(m)) => {
             for (k, v) in m {
                 if let Some(t) = v.as_object() {
-                    types.insert(XdsType::from_name(k), type_sync(t));
+                    insert_type(&mut types, XdsType::from_name(k), type_sync(t));
                 }
             }
         }
@@ -222,7 +245,7 @@ fn proxy(id_hint: Option<&str>, v: &Value) -> Option<ProxySync> {
             for v in a {
                 if let Some(t) = v.as_object() {
                     let name = first(t, &["type_url", "typeUrl", "type"]).unwrap_or_default();
-                    types.insert(XdsType::from_name(&name), type_sync(t));
+                    insert_type(&mut types, XdsType::from_name(&name), type_sync(t));
                 }
             }
         }
@@ -236,7 +259,15 @@ fn proxy(id_hint: Option<&str>, v: &Value) -> Option<ProxySync> {
                     .filter(|(k, _)| k.to_ascii_lowercase().starts_with(prefix) && is_nack_key(k))
                     .find_map(|(_, v)| text(v));
                 if sent.is_some() || acked.is_some() || nack.is_some() {
-                    types.insert(XdsType::from_name(prefix), TypeSync { sent, acked, nack });
+                    types.insert(
+                        XdsType::from_name(prefix),
+                        TypeSync {
+                            sent,
+                            acked,
+                            nack,
+                            state: None,
+                        },
+                    );
                 }
             }
         }
@@ -381,6 +412,44 @@ mod tests {
         let p = parse(&v);
         assert_eq!(p[0].types.len(), 4);
         assert!(state(&p, &[ID.to_owned()]).all_synced());
+    }
+
+    #[test]
+    fn meshd_shape() {
+        let entry = |cds_state: &str, nack: Value| {
+            json!([{
+                "proxy": ID, "connectionId": 1, "namespace": "shop", "workload": "client",
+                "ip": "127.10.1.10", "localMode": true, "configVersion": 3,
+                "types": {
+                    "cds": {"typeUrl": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                            "state": cds_state, "versionSent": "3", "nonceSent": "7",
+                            "resourcesSent": 4, "versionAcked": "2", "nonceAcked": "5",
+                            "lastNack": nack},
+                    "eds": {"typeUrl": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+                            "state": "NOT_SENT", "versionSent": null, "nonceSent": null,
+                            "resourcesSent": 0, "versionAcked": null, "lastNack": null},
+                    "lds": {"typeUrl": "type.googleapis.com/envoy.config.listener.v3.Listener",
+                            "state": "SYNCED", "versionSent": "3", "nonceSent": "8",
+                            "versionAcked": "3", "nonceAcked": "8", "lastNack": null}
+                }
+            }])
+        };
+        let ids = [ID.to_owned()];
+        let synced = parse(&entry("SYNCED", Value::Null));
+        assert_eq!(synced[0].types.len(), 2, "NOT_SENT types are not in play");
+        assert!(
+            state(&synced, &ids).all_synced(),
+            "the state decides over versions"
+        );
+        let stale = parse(&entry("STALE", Value::Null));
+        assert!(!state(&stale, &ids).all_synced());
+        let nacked = parse(&entry(
+            "NACKED",
+            json!({"version": "3", "nonce": "7", "detail": "bad cluster", "time": "t"}),
+        ));
+        let st = state(&nacked, &ids);
+        assert!(!st.all_synced());
+        assert_eq!(st.nacks, vec![format!("{ID}: CDS: bad cluster")]);
     }
 
     #[test]

@@ -38,7 +38,10 @@ fn scenario(dir: &Path, third: u8) -> LoadedScenario {
              spec: {{address: {}}}\n---\n\
              apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
              metadata: {{name: reviews-v1, namespace: shop, labels: {{app: reviews}}}}\n\
-             spec: {{address: {}}}\n",
+             spec: {{address: {}}}\n---\n\
+             apiVersion: v1\nkind: Service\n\
+             metadata: {{name: reviews, namespace: shop}}\n\
+             spec: {{selector: {{app: reviews}}, ports: [{{name: http, port: 9080}}]}}\n",
             ip(10),
             ip(21)
         ),
