@@ -157,6 +157,7 @@ fn local_mode_requests_pass_through_both_sidecars() {
     // Apps behind sidecars listen on PORT + 10000 of their workload address.
     let app_port = local_app_port(9080).expect("port");
     let _reviews_v2 = App::start("reviews-v2", &format!("127.77.0.13:{app_port}"));
+    let _productpage = App::start("productpage", &format!("127.77.0.10:{app_port}"));
     // The "external" server of the ServiceEntry api.external.test.
     let _external = App::start("external", "127.77.0.99:9999");
     // A server outside the registry.
@@ -171,6 +172,22 @@ fn local_mode_requests_pass_through_both_sidecars() {
     );
     let _rv2 = start_envoy(&envoy, &snap, ProxyKind::Sidecar, "bookinfo", "reviews-v2");
     let _fe = start_envoy(&envoy, &snap, ProxyKind::Sidecar, "shop", "frontend");
+    // The bookinfo gateway serves port 80, which only privileged users may bind.
+    let can_bind_80 = TcpListener::bind("127.77.0.9:80").is_ok();
+    let _gw = can_bind_80.then(|| {
+        start_envoy(
+            &envoy,
+            &snap,
+            ProxyKind::Gateway,
+            "istio-system",
+            "ingressgateway",
+        )
+    });
+    if can_bind_80 {
+        wait_listening("127.77.0.9:80");
+    } else {
+        eprintln!("!!! gateway checks skipped: cannot bind port 80 as this user !!!");
+    }
     wait_listening("127.77.0.10:15001");
     wait_listening("127.77.0.13:9080");
     wait_listening("127.77.0.20:15001");
@@ -212,6 +229,10 @@ fn local_mode_requests_pass_through_both_sidecars() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("stray GET /s"), "{body}");
 
+    if can_bind_80 {
+        gateway_checks();
+    }
+
     // REGISTRY_ONLY (the frontend's Sidecar): the same request is refused with 502.
     let (status, _) = request(
         "127.77.0.20:15001",
@@ -219,4 +240,29 @@ fn local_mode_requests_pass_through_both_sidecars() {
         &[],
     );
     assert_eq!(status, 502);
+}
+
+fn gateway_checks() {
+    // Ingress: the gateway routes bookinfo.example.com to productpage v1 (through its
+    // sidecar), whatever port the Host header names.
+    let (status, body) = request(
+        "127.77.0.9:80",
+        "GET /productpage HTTP/1.1",
+        &[("host", "bookinfo.example.com:8080")],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("productpage GET /productpage"), "{body}");
+    let (status, _) = request(
+        "127.77.0.9:80",
+        "GET /nope HTTP/1.1",
+        &[("host", "bookinfo.example.com")],
+    );
+    assert_eq!(status, 404);
+    // httpsRedirect on the shop's HTTP server.
+    let (status, _) = request(
+        "127.77.0.9:80",
+        "GET / HTTP/1.1",
+        &[("host", "shop.example.com")],
+    );
+    assert_eq!(status, 301);
 }

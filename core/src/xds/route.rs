@@ -83,6 +83,16 @@ pub(super) fn route_configuration(name: &str, vhosts: Vec<VirtualHost>) -> Route
     }
 }
 
+/// A route configuration whose hosts match without regard to the request's port (gateways).
+pub(super) fn route_configuration_ignoring_port(
+    name: &str,
+    vhosts: Vec<VirtualHost>,
+) -> RouteConfiguration {
+    let mut rc = route_configuration(name, vhosts);
+    rc.ignore_port_in_host_matching = true;
+    rc
+}
+
 /// The domains a virtual host for `svc` answers: Istio's name variants for Kubernetes
 /// services (the short name only from the same namespace), the host for ServiceEntries,
 /// and the VIPs; each with `:port`, and also without it when `portless`.

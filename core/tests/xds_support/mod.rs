@@ -321,8 +321,10 @@ pub fn envoy_validate(envoy: &Path, cfg: &ProxyConfig, label: &str) -> Result<()
     let dir = std::env::temp_dir().join(format!("mesh-xds-validate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join(format!("{}.pb", label.replace(['/', '~', ' '], "_")));
+    let _ = std::fs::remove_file(&file);
     std::fs::write(&file, to_bootstrap(cfg).encode_to_vec()).expect("write bootstrap");
     let out = Command::new(envoy)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("--mode")
         .arg("validate")
         .arg("-c")
