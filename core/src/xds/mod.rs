@@ -9,8 +9,62 @@
 //! `virtualInbound`, `0.0.0.0_9080`, route configs named by port).
 //!
 //! Pure and deterministic: the same snapshot and proxy give the same resources, sorted by name.
+//!
+//! # Local mode
+//!
+//! A proxy whose IP is a loopback address ([`ProxyInfo::local_mode`]) runs beside its app on
+//! this machine with no traffic capture. The conventions, which meshd, mesh-proxy and the
+//! demo share:
+//!
+//! - Every workload has its own loopback address, `WORKLOAD_IP` (a WorkloadEntry's
+//!   `spec.address` or a Pod's `status.podIP`, such as `127.0.0.51`).
+//! - **Outbound**: the sidecar's listener `virtualOutbound` on `WORKLOAD_IP:15001` is an
+//!   HTTP proxy. The app sends requests in absolute form (`curl -x http://WORKLOAD_IP:15001
+//!   http://catalog.shop:7070/`) or with a Host header naming the service (`curl -H 'Host:
+//!   catalog.shop:7070' http://WORKLOAD_IP:15001/`). Its routes are the route configuration
+//!   `15001`: one virtual host per visible service and HTTP port (`HOST:PORT`), whose domains
+//!   are `name` (same namespace only), `name.ns`, `name.ns.svc`,
+//!   `name.ns.svc.cluster.local` (ServiceEntries: the host), each with `:PORT`; the forms
+//!   without a port go to the service's port 80 if it has one, else to its lowest-numbered
+//!   HTTP port. `CONNECT host:port` tunnels reach TCP, TLS and HTTPS ports.
+//! - **Inbound**: for each endpoint port of the services selecting the workload (the
+//!   Kubernetes targetPort, or the WorkloadEntry's named port), the sidecar listens on
+//!   `WORKLOAD_IP:PORT` (listener `WORKLOAD_IP_PORT`) and forwards to cluster
+//!   `inbound|PORT||`, which is the app at `WORKLOAD_IP:(PORT + 10000)`
+//!   ([`LOCAL_APP_PORT_OFFSET`], [`local_app_port`]). A Sidecar ingress listener selecting
+//!   the workload replaces that: its `port.number` is the listener port, its
+//!   `defaultEndpoint` the app (`0.0.0.0:P` means `WORKLOAD_IP:P`, `127.0.0.1:P` means
+//!   itself).
+//! - Service endpoints are `WORKLOAD_IP:PORT`, exactly where the destination's sidecar
+//!   listens, so traffic between meshed workloads passes through both sidecars. A workload
+//!   without a sidecar (an "external" server written as a WorkloadEntry or ServiceEntry
+//!   endpoint) serves on that address itself.
+//! - Hosts outside the registry: with `outboundTrafficPolicy` `ALLOW_ANY` (the default) the
+//!   virtual host `allow_any` sends them to `PassthroughCluster`, which in local mode is a
+//!   dynamic forward proxy cluster (Envoy resolves the request's authority); with
+//!   `REGISTRY_ONLY` the virtual host `block_all` answers 502.
+//! - Gateways bind their server ports on the gateway's own address (`GATEWAY_IP:PORT`).
+//!
+//! In Kubernetes mode (non-loopback IPs) the layout is Istio's: `virtualOutbound` on
+//! `0.0.0.0:15001` with original-destination handoff to per-port listeners `0.0.0.0_PORT`
+//! (route configs named by port), and `virtualInbound` on `0.0.0.0:15006` with a filter
+//! chain per inbound port whose cluster is the app on `127.0.0.1:PORT`.
+//!
+//! # What is not translated (yet)
+//!
+//! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
+//! between sidecars is plaintext), AuthorizationPolicy, RequestAuthentication, EnvoyFilter
+//! (reported as not applied), Gateway servers using `credentialName`, locality load
+//! balancing, delegate VirtualServices, exponential fault delays.
 
+mod cluster;
+mod gateway;
+mod listener;
+mod proto;
 pub mod registry;
+mod route;
+mod scope;
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -21,15 +75,50 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 
 use crate::analysis::{MeshConfig, Store};
+use crate::model::networking::{
+    DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+};
+use crate::model::security::PeerAuthentication;
+use crate::resource::Resource;
 pub use registry::Registry;
+
+/// The port of the outbound listener (`virtualOutbound`).
+pub const OUTBOUND_PORT: u16 = 15001;
+/// The port of the inbound listener (`virtualInbound`, Kubernetes mode).
+pub const INBOUND_PORT: u16 = 15006;
+/// Local mode: the app behind a sidecar listens on its endpoint port plus this offset.
+pub const LOCAL_APP_PORT_OFFSET: u16 = 10000;
+
+/// Local mode: the port the app listens on behind a sidecar that takes `port` (see the
+/// module docs). `None` when the sum leaves the port range.
+pub fn local_app_port(port: u16) -> Option<u16> {
+    port.checked_add(LOCAL_APP_PORT_OFFSET)
+}
+
+/// Well-known cluster names.
+pub mod cluster_name {
+    /// Traffic that must go nowhere.
+    pub const BLACK_HOLE: &str = "BlackHoleCluster";
+    /// Traffic to destinations outside the registry, when allowed.
+    pub const PASSTHROUGH: &str = "PassthroughCluster";
+
+    /// `outbound|PORT|SUBSET|HOST`.
+    pub fn outbound(port: u16, subset: &str, host: &str) -> String {
+        format!("outbound|{port}|{subset}|{host}")
+    }
+
+    /// `inbound|PORT||`.
+    pub fn inbound(port: u16) -> String {
+        format!("inbound|{port}||")
+    }
+}
 
 /// Type URLs of the xDS resources meshd serves.
 pub mod type_url {
     pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
     pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
     pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-    pub const ENDPOINT: &str =
-        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 }
 
 /// Whether a proxy is a sidecar beside one workload or a standalone gateway.
@@ -110,23 +199,54 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// A valid Istio object: its typed spec and the object it came from (name, namespace,
+/// labels, origin).
+#[derive(Clone, Debug)]
+pub struct Typed<T> {
+    pub resource: Resource,
+    pub spec: T,
+}
+
+impl<T> Typed<T> {
+    pub fn name(&self) -> &str {
+        &self.resource.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.resource.ns()
+    }
+
+    /// `Kind ns/name`.
+    pub fn display_name(&self) -> String {
+        self.resource.display_name()
+    }
+}
+
 /// The config a control plane serves: the registry and every valid routing and policy
 /// object, typed. Invalid or conflicting objects are left out and listed in `rejected`.
+///
+/// Each list keeps the objects in load order, which stands for age where Istio prefers the
+/// oldest object (files are read in name order).
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub registry: Registry,
     pub mesh: MeshConfig,
     pub rejected: Vec<Rejected>,
-    // The translation adds its typed views here (virtual services, destination rules,
-    // gateways, sidecars, service entries, ...).
+    pub virtual_services: Vec<Typed<VirtualService>>,
+    pub destination_rules: Vec<Typed<DestinationRule>>,
+    pub gateways: Vec<Typed<Gateway>>,
+    pub sidecars: Vec<Typed<Sidecar>>,
+    pub service_entries: Vec<Typed<ServiceEntry>>,
+    pub workload_entries: Vec<Typed<WorkloadEntry>>,
+    pub peer_authentications: Vec<Typed<PeerAuthentication>>,
 }
 
 impl Snapshot {
     /// Builds a snapshot from loaded objects: validates each Istio object (skipping and
-    /// recording the invalid ones), builds the registry and indexes the rest.
+    /// recording the invalid ones), builds the registry and indexes the rest. See
+    /// [`snapshot`] for how conflicts are settled.
     pub fn build(store: &Store, mesh: &MeshConfig) -> Snapshot {
-        let _ = (store, mesh);
-        unimplemented!("the translation helper fills this in")
+        snapshot::build(store, mesh)
     }
 }
 
@@ -141,6 +261,14 @@ pub struct ProxyConfig {
 
 /// Translates the snapshot for one proxy.
 pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
-    let _ = (snapshot, proxy);
-    unimplemented!("the translation helper fills this in")
+    let mut out = match proxy.kind {
+        ProxyKind::Sidecar => listener::sidecar(snapshot, proxy),
+        ProxyKind::Gateway => gateway::generate(snapshot, proxy),
+    };
+    out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    out.routes.sort_by(|a, b| a.name.cmp(&b.name));
+    out.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    out.endpoints
+        .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    out
 }

@@ -1,0 +1,345 @@
+//! What one proxy sees: its workload, the Sidecar that applies to it, the services it may
+//! reach (exportTo and Sidecar egress), the DestinationRule for each host and the
+//! VirtualServices bound to it, chosen as Istio chooses them.
+//!
+//! - Sidecar: the oldest one in the proxy's namespace whose `workloadSelector` matches its
+//!   labels, else the namespace's Sidecar without selector, else the root namespace's.
+//!   Gateways get none.
+//! - Services: exported to the proxy's namespace and, under a Sidecar with egress listeners,
+//!   named by one of their hosts (`ns/host`, `*`, `.`, `~`) for the port. When several
+//!   namespaces define the same host, the proxy's own namespace wins, else the first.
+//! - DestinationRule for a host: from the proxy's namespace (a `workloadSelector` one
+//!   matching the proxy first), then from the service's namespace, then from the root
+//!   namespace, each exported to the proxy's namespace; within a namespace the exact host
+//!   beats wildcards and a longer wildcard beats a shorter one.
+//! - VirtualServices: those bound to the proxy's gateways (`mesh` for sidecars) and exported
+//!   to its namespace, the proxy's namespace first, then load order. For a host, a
+//!   VirtualService naming it exactly beats one matching it by wildcard (the most specific
+//!   wildcard wins); ties go to the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::analysis::json::selector_matches;
+use crate::host;
+use crate::model::networking::{DestinationRule, OutboundTrafficMode, Sidecar, VirtualService};
+
+use super::registry::{Service, ServicePort, mesh_default_export, resolve_export_to};
+use super::snapshot::binds_mesh;
+use super::{ProxyInfo, ProxyKind, Snapshot, Typed};
+
+/// The gateway name sidecars answer to.
+pub(super) const MESH_GATEWAY: &str = "mesh";
+
+pub(super) struct Scope<'s> {
+    pub snap: &'s Snapshot,
+    pub proxy: &'s ProxyInfo,
+    /// The proxy's labels (from its node metadata, else from its workload).
+    pub labels: BTreeMap<String, String>,
+    pub sidecar: Option<&'s Typed<Sidecar>>,
+    /// Visible services, one per hostname, sorted by hostname.
+    pub services: Vec<&'s Service>,
+    /// Whether traffic to hosts outside the registry is allowed.
+    pub allow_any: bool,
+    /// Gateway names VirtualServices must be bound to (`mesh`, or `ns/name` of gateways).
+    pub gateway_names: BTreeSet<String>,
+    virtual_services: Vec<&'s Typed<VirtualService>>,
+}
+
+impl<'s> Scope<'s> {
+    pub fn new(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
+        let ip = proxy.ip.to_string();
+        let workload = snap
+            .registry
+            .workload(&proxy.namespace, &proxy.workload)
+            .or_else(|| snap.registry.workload_by_address(&ip));
+        let labels = if proxy.labels.is_empty() {
+            workload.map(|w| w.labels.clone()).unwrap_or_default()
+        } else {
+            proxy.labels.clone()
+        };
+        let sidecar = match proxy.kind {
+            ProxyKind::Sidecar => find_sidecar(snap, &proxy.namespace, &labels),
+            ProxyKind::Gateway => None,
+        };
+        let mesh_mode = snap
+            .mesh
+            .json
+            .pointer("/outboundTrafficPolicy/mode")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("ALLOW_ANY");
+        let allow_any = match sidecar
+            .and_then(|s| s.spec.outbound_traffic_policy.as_ref())
+            .map(|p| p.mode)
+        {
+            Some(OutboundTrafficMode::AllowAny) => true,
+            Some(OutboundTrafficMode::RegistryOnly) => false,
+            None => !mesh_mode.eq_ignore_ascii_case("REGISTRY_ONLY"),
+        };
+        let mut scope = Scope {
+            snap,
+            proxy,
+            labels,
+            sidecar,
+            services: Vec::new(),
+            allow_any,
+            gateway_names: BTreeSet::new(),
+            virtual_services: Vec::new(),
+        };
+        scope.services = scope.visible_services();
+        scope
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.proxy.namespace
+    }
+
+    pub fn root_namespace(&self) -> &str {
+        self.snap.mesh.root_namespace()
+    }
+
+    /// Sets the gateways whose VirtualServices apply and indexes those VirtualServices.
+    pub fn bind_gateways(&mut self, names: BTreeSet<String>) {
+        let ns = self.proxy.namespace.clone();
+        let default_export = mesh_default_export(&self.snap.mesh, "defaultVirtualServiceExportTo");
+        let mut local = Vec::new();
+        let mut others = Vec::new();
+        for vs in &self.snap.virtual_services {
+            let exported = resolve_export_to(&vs.spec.export_to, vs.namespace(), &default_export);
+            if !exported.iter().any(|e| e == "*" || *e == ns) {
+                continue;
+            }
+            let bound = vs_gateways(vs).iter().any(|g| names.contains(g));
+            if !bound || !self.egress_allows_vs(vs) {
+                continue;
+            }
+            if vs.namespace() == ns {
+                local.push(vs);
+            } else {
+                others.push(vs);
+            }
+        }
+        local.extend(others);
+        self.virtual_services = local;
+        self.gateway_names = names;
+    }
+
+    /// VirtualServices bound to this proxy, in precedence order.
+    pub fn virtual_services(&self) -> &[&'s Typed<VirtualService>] {
+        &self.virtual_services
+    }
+
+    /// The service with this hostname, if visible.
+    pub fn service(&self, hostname: &str) -> Option<&'s Service> {
+        self.services
+            .binary_search_by(|s| s.hostname.as_str().cmp(hostname))
+            .ok()
+            .map(|i| self.services[i])
+    }
+
+    /// The ports of a visible service this proxy may reach.
+    pub fn ports(&self, svc: &'s Service) -> Vec<&'s ServicePort> {
+        svc.ports
+            .iter()
+            .filter(|p| self.egress_allows(svc, p.number))
+            .collect()
+    }
+
+    /// Whether the Sidecar's egress hosts name one of a VirtualService's hosts (in the
+    /// VirtualService's namespace).
+    fn egress_allows_vs(&self, vs: &Typed<VirtualService>) -> bool {
+        let Some(sc) = self.sidecar else {
+            return true;
+        };
+        if sc.spec.egress.is_empty() {
+            return true;
+        }
+        sc.spec.egress.iter().flat_map(|l| &l.hosts).any(|pattern| {
+            let (ns, h) = host::split_namespaced(pattern);
+            let ns_ok = match ns {
+                "*" => true,
+                "." => vs.namespace() == self.proxy.namespace,
+                "~" => false,
+                other => vs.namespace() == other,
+            };
+            ns_ok
+                && vs
+                    .spec
+                    .hosts
+                    .iter()
+                    .any(|vh| h == "*" || host::matches(h, &host::fqdn(vh, vs.namespace())))
+        })
+    }
+
+    fn egress_allows(&self, svc: &Service, port: u16) -> bool {
+        let Some(sc) = self.sidecar else {
+            return true;
+        };
+        if sc.spec.egress.is_empty() {
+            return true;
+        }
+        sc.spec.egress.iter().any(|l| {
+            let port_ok = l
+                .port
+                .as_ref()
+                .is_none_or(|p| p.number == 0 || p.number == u32::from(port));
+            port_ok
+                && l.hosts
+                    .iter()
+                    .any(|h| egress_host_matches(h, svc, &self.proxy.namespace))
+        })
+    }
+
+    fn visible_services(&self) -> Vec<&'s Service> {
+        let ns = self.proxy.namespace.as_str();
+        let mut by_host: BTreeMap<&str, &'s Service> = BTreeMap::new();
+        for svc in &self.snap.registry.services {
+            if !svc.visible_from(ns) {
+                continue;
+            }
+            if !svc.ports.iter().any(|p| self.egress_allows(svc, p.number)) {
+                continue;
+            }
+            match by_host.get(svc.hostname.as_str()) {
+                Some(existing) if existing.namespace == ns || svc.namespace != ns => {}
+                _ => {
+                    by_host.insert(&svc.hostname, svc);
+                }
+            }
+        }
+        by_host.into_values().collect()
+    }
+
+    /// The DestinationRule that applies to traffic from this proxy to `hostname`.
+    pub fn destination_rule(&self, svc: &Service) -> Option<&'s Typed<DestinationRule>> {
+        let ns = self.proxy.namespace.as_str();
+        let default_export = mesh_default_export(&self.snap.mesh, "defaultDestinationRuleExportTo");
+        let applies = |dr: &Typed<DestinationRule>| {
+            let exported = resolve_export_to(&dr.spec.export_to, dr.namespace(), &default_export);
+            dr.namespace() == ns || exported.iter().any(|e| e == "*" || e == ns)
+        };
+        let best_in = |from_ns: &str, allow_selector: bool| -> Option<&'s Typed<DestinationRule>> {
+            let mut best: Option<(u8, usize, &'s Typed<DestinationRule>)> = None;
+            for dr in &self.snap.destination_rules {
+                if dr.namespace() != from_ns || !applies(dr) {
+                    continue;
+                }
+                let selector_rank = match &dr.spec.workload_selector {
+                    Some(sel) if !sel.match_labels.is_empty() => {
+                        if !allow_selector || !selector_matches(&sel.match_labels, &self.labels) {
+                            continue;
+                        }
+                        0
+                    }
+                    _ => 1,
+                };
+                let dr_host = host::fqdn(&dr.spec.host, dr.namespace());
+                let specificity = if dr_host == svc.hostname {
+                    usize::MAX
+                } else if host::is_wildcard(&dr_host) && host::subset_of(&svc.hostname, &dr_host) {
+                    dr_host.len()
+                } else {
+                    continue;
+                };
+                let better = match best {
+                    None => true,
+                    Some((r, s, _)) => {
+                        (selector_rank, std::cmp::Reverse(specificity)) < (r, std::cmp::Reverse(s))
+                    }
+                };
+                if better {
+                    best = Some((selector_rank, specificity, dr));
+                }
+            }
+            best.map(|(_, _, dr)| dr)
+        };
+        best_in(ns, true)
+            .or_else(|| best_in(&svc.namespace, false))
+            .or_else(|| best_in(self.root_namespace(), false))
+    }
+
+    /// The VirtualService that routes `hostname`, if any.
+    pub fn virtual_service_for(&self, hostname: &str) -> Option<&'s Typed<VirtualService>> {
+        let mut wildcard: Option<(usize, &'s Typed<VirtualService>)> = None;
+        for vs in &self.virtual_services {
+            for h in &vs.spec.hosts {
+                let h = host::fqdn(h, vs.namespace());
+                if h == hostname {
+                    return Some(vs);
+                }
+                if host::is_wildcard(&h)
+                    && host::subset_of(hostname, &h)
+                    && wildcard.is_none_or(|(len, _)| h.len() > len)
+                {
+                    wildcard = Some((h.len(), vs));
+                }
+            }
+        }
+        wildcard.map(|(_, vs)| vs)
+    }
+}
+
+/// The gateways a VirtualService is bound to, as `ns/name` (or `mesh`).
+pub(super) fn vs_gateways(vs: &Typed<VirtualService>) -> Vec<String> {
+    if binds_mesh(&vs.spec) && vs.spec.gateways.is_empty() {
+        return vec![MESH_GATEWAY.to_owned()];
+    }
+    vs.spec
+        .gateways
+        .iter()
+        .map(|g| qualify_gateway(g, vs.namespace()))
+        .collect()
+}
+
+/// `name` -> `ns/name`; `mesh` and `ns/name` stay.
+pub(super) fn qualify_gateway(g: &str, ns: &str) -> String {
+    if g == MESH_GATEWAY || g.contains('/') {
+        g.to_owned()
+    } else {
+        format!("{ns}/{g}")
+    }
+}
+
+fn egress_host_matches(pattern: &str, svc: &Service, proxy_ns: &str) -> bool {
+    let (ns, h) = host::split_namespaced(pattern);
+    let ns_ok = match ns {
+        "*" => true,
+        "." => svc.namespace == proxy_ns,
+        "~" => false,
+        other => svc.namespace == other,
+    };
+    ns_ok && (h == "*" || host::matches(h, &svc.hostname))
+}
+
+fn find_sidecar<'s>(
+    snap: &'s Snapshot,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<&'s Typed<Sidecar>> {
+    let selects = |s: &Typed<Sidecar>| {
+        s.spec
+            .workload_selector
+            .as_ref()
+            .is_some_and(|w| !w.labels.is_empty())
+    };
+    snap.sidecars
+        .iter()
+        .find(|s| {
+            s.namespace() == ns
+                && selects(s)
+                && s.spec
+                    .workload_selector
+                    .as_ref()
+                    .is_some_and(|w| selector_matches(&w.labels, labels))
+        })
+        .or_else(|| {
+            snap.sidecars
+                .iter()
+                .find(|s| s.namespace() == ns && !selects(s))
+        })
+        .or_else(|| {
+            let root = snap.mesh.root_namespace();
+            snap.sidecars
+                .iter()
+                .find(|s| s.namespace() == root && !selects(s))
+        })
+}
