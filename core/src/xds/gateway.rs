@@ -21,13 +21,12 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, Route, RouteMatch, VirtualHost, route, route_match, virtual_host,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
     TlsParameters, common_tls_context,
@@ -35,15 +34,15 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 
 use crate::host;
 use crate::model::networking::{
-    Destination, RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
+    RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
 };
 
-use super::listener::{Routes, hcm, outbound_http_filters};
+use super::listener::{Routes, hcm, outbound_http_filters, tcp_proxy_weighted};
 use super::registry::parse_protocol;
 use super::route::{self as rt, RouteCtx};
 use super::scope::{Scope, qualify_gateway};
 use super::snapshot::needs_secret;
-use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster, cluster_name, proto};
+use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster, proto};
 
 /// What a gateway server does with connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -449,45 +448,12 @@ fn tcp_proxy_to(
     port: u16,
     stat: &str,
 ) -> Filter {
-    let cluster_of = |d: &Destination| -> String {
-        let hostname = host::fqdn(&d.host, vs_ns);
-        let p = match &d.port {
-            Some(p) if p.number != 0 => u16::try_from(p.number).unwrap_or(port),
-            _ => match scope.service(&hostname) {
-                Some(svc) if svc.ports.len() == 1 => svc.ports[0].number,
-                _ => port,
-            },
-        };
-        cluster_name::outbound(p, &d.subset, &hostname)
+    let ctx = RouteCtx {
+        scope,
+        listen_port: port,
+        is_tls: false,
     };
-    let spec = if routes.len() == 1 {
-        tcp_proxy::ClusterSpecifier::Cluster(cluster_of(
-            &routes[0].destination.clone().unwrap_or_default(),
-        ))
-    } else {
-        let clusters: Vec<tcp_proxy::weighted_cluster::ClusterWeight> = routes
-            .iter()
-            .filter(|r| r.weight > 0)
-            .map(|r| tcp_proxy::weighted_cluster::ClusterWeight {
-                name: cluster_of(&r.destination.clone().unwrap_or_default()),
-                weight: u32::try_from(r.weight).unwrap_or(0),
-                ..Default::default()
-            })
-            .collect();
-        if clusters.is_empty() {
-            tcp_proxy::ClusterSpecifier::Cluster(cluster_name::BLACK_HOLE.to_owned())
-        } else {
-            tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster { clusters })
-        }
-    };
-    Filter {
-        name: "envoy.filters.network.tcp_proxy".to_owned(),
-        config_type: Some(filter::ConfigType::TypedConfig(proto::any(&TcpProxy {
-            stat_prefix: stat.to_owned(),
-            cluster_specifier: Some(spec),
-            ..Default::default()
-        }))),
-    }
+    tcp_proxy_weighted(stat, rt::l4_clusters(&ctx, vs_ns, routes))
 }
 
 /// Filter chains of a TLS passthrough port: one per SNI set of the VirtualServices' `tls`
