@@ -19,6 +19,29 @@ fn golden(paths: &[&str], kind: ProxyKind, ns: &str, workload: &str, file: &str)
 }
 
 const LOCAL: &[&str] = &["testdata/bookinfo", "core/tests/xds/local"];
+const KUBE: &[&str] = &["testdata/bookinfo", "core/tests/xds/kube"];
+
+#[test]
+fn bookinfo_kube_productpage() {
+    golden(
+        KUBE,
+        ProxyKind::Sidecar,
+        "bookinfo",
+        "productpage-v1-6b746f74dc-abcde",
+        "bookinfo-kube-productpage.txt",
+    );
+}
+
+#[test]
+fn bookinfo_kube_ingress_gateway() {
+    golden(
+        KUBE,
+        ProxyKind::Gateway,
+        "istio-system",
+        "istio-ingressgateway-5d8f9c7b6-abcde",
+        "bookinfo-kube-ingressgateway.txt",
+    );
+}
 
 #[test]
 fn bookinfo_local_productpage() {

@@ -11,6 +11,9 @@
 //!   their hosts) and the route configuration `https.PORT.PORTNAME.GATEWAY.NS`.
 //! - TLS `PASSTHROUGH` servers route by SNI with the VirtualServices' `tls` rules; TCP
 //!   servers with their `tcp` rules.
+//! - A Service selecting the gateway workload maps a server's port to the port the
+//!   workload listens on (its targetPort), as Istio binds it; route matches and redirects
+//!   still see the server's port.
 //! - Servers on one port must agree on the kind (HTTP, terminated HTTPS, passthrough TLS,
 //!   TCP); the first server (Gateways in load order) decides and the others are left out.
 //!   Servers needing Kubernetes secrets are left out (and listed by [`super::Snapshot`]).
@@ -78,6 +81,8 @@ struct GwServer<'s> {
     gateway: &'s Typed<crate::model::networking::Gateway>,
     server: &'s Server,
     kind: Kind,
+    /// The server's port number (the gateway Service's port).
+    port: u16,
 }
 
 impl GwServer<'_> {
@@ -109,6 +114,15 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
     } else {
         "0.0.0.0".to_owned()
     };
+    let ip = proxy.ip.to_string();
+    let mut target_ports: BTreeMap<u16, u16> = BTreeMap::new();
+    for svc in &snap.registry.services {
+        for ep in svc.endpoints.iter().filter(|e| e.address == ip) {
+            for p in &svc.ports {
+                target_ports.entry(p.number).or_insert(ep.port_for(p));
+            }
+        }
+    }
     // Servers by listener address and port, in Gateway load order.
     let mut by_listener: BTreeMap<(String, u16), Vec<GwServer<'_>>> = BTreeMap::new();
     for gw in &gateways {
@@ -132,7 +146,10 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
             } else {
                 server.bind.clone()
             };
-            let list = by_listener.entry((bind, port)).or_default();
+            // A Service selecting the gateway maps its port to the port the gateway
+            // workload listens on (Kubernetes targetPort), as Istio binds it.
+            let listen = target_ports.get(&port).copied().unwrap_or(port);
+            let list = by_listener.entry((bind, listen)).or_default();
             if list.first().is_some_and(|first| first.kind != kind) {
                 continue;
             }
@@ -140,6 +157,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                 gateway: gw,
                 server,
                 kind,
+                port,
             });
         }
     }
@@ -156,7 +174,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         match servers[0].kind {
             Kind::Http => {
                 let rc_name = format!("http.{port}");
-                let vhosts = http_vhosts(&scope, servers, *port, false);
+                let vhosts = http_vhosts(&scope, servers, servers[0].port, false);
                 out.routes
                     .push(rt::route_configuration_ignoring_port(&rc_name, vhosts));
                 listener.filter_chains.push(FilterChain {
@@ -183,7 +201,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                         s.gateway.name(),
                         s.gateway.namespace()
                     );
-                    let vhosts = http_vhosts(&scope, std::slice::from_ref(s), *port, true);
+                    let vhosts = http_vhosts(&scope, std::slice::from_ref(s), s.port, true);
                     out.routes
                         .push(rt::route_configuration_ignoring_port(&rc_name, vhosts));
                     listener.filter_chains.push(FilterChain {
@@ -206,11 +224,11 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                 dedupe_server_names(&mut listener.filter_chains);
             }
             Kind::Passthrough => {
-                listener.filter_chains = passthrough_chains(&scope, servers, *port);
+                listener.filter_chains = passthrough_chains(&scope, servers, servers[0].port);
                 listener.listener_filters.push(tls_inspector());
             }
             Kind::Tcp => {
-                if let Some(f) = tcp_filter(&scope, servers, *port) {
+                if let Some(f) = tcp_filter(&scope, servers, servers[0].port) {
                     listener.filter_chains.push(FilterChain {
                         filters: vec![f],
                         ..Default::default()
