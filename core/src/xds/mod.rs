@@ -272,3 +272,6 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     out
 }
+
+#[cfg(test)]
+mod tests;

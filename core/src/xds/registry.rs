@@ -518,19 +518,26 @@ fn kube_service(
             }
             let mut eps = BTreeMap::new();
             for p in &ports {
-                let port = match (&p.target_name, origin) {
-                    (Some(tn), _) => match w.ports.get(tn) {
-                        Some(n) => *n,
-                        // A named target port the workload does not declare: no endpoint
-                        // port for it (Kubernetes leaves it out of the endpoints too).
-                        None => continue,
-                    },
-                    (None, WorkloadOrigin::Entry) => w
+                let port = match origin {
+                    // A WorkloadEntry names its ports after the service's ports, or after a
+                    // named targetPort.
+                    WorkloadOrigin::Entry => match w
                         .ports
                         .get(&p.port.name)
-                        .copied()
-                        .unwrap_or(p.port.target_port),
-                    (None, WorkloadOrigin::Pod) => p.port.target_port,
+                        .or_else(|| p.target_name.as_ref().and_then(|tn| w.ports.get(tn)))
+                    {
+                        Some(n) => *n,
+                        None => p.port.target_port,
+                    },
+                    WorkloadOrigin::Pod => match &p.target_name {
+                        Some(tn) => match w.ports.get(tn) {
+                            Some(n) => *n,
+                            // A named target port the Pod does not declare: no endpoint
+                            // port for it (Kubernetes leaves it out of the endpoints too).
+                            None => continue,
+                        },
+                        None => p.port.target_port,
+                    },
                 };
                 eps.insert(p.port.key(), port);
             }
