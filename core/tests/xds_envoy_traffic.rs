@@ -243,6 +243,33 @@ fn local_mode_requests_pass_through_both_sidecars() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("stray GET /s"), "{body}");
 
+    // CONNECT tunnels: to a host outside the registry (ALLOW_ANY), then HTTP inside.
+    let mut t = TcpStream::connect("127.77.0.10:15001").expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let target = stray.addr.to_string();
+    t.write_all(format!("CONNECT {target} HTTP/1.1\r\nhost: {target}\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            t.read(&mut byte).expect("read"),
+            1,
+            "tunnel closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    t.write_all(b"GET /tunnel HTTP/1.1\r\nhost: stray\r\nconnection: close\r\n\r\n")
+        .expect("send");
+    let mut resp = String::new();
+    let _ = t.read_to_string(&mut resp);
+    assert!(resp.contains("stray GET /tunnel"), "{resp}");
+
     if can_bind_80 {
         gateway_checks();
     }
