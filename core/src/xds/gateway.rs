@@ -10,7 +10,7 @@
 //! - HTTPS servers terminating TLS with certificate files get a filter chain each (SNI from
 //!   their hosts) and the route configuration `https.PORT.PORTNAME.GATEWAY.NS`.
 //! - TLS `PASSTHROUGH` servers route by SNI with the VirtualServices' `tls` rules; TCP
-//!   servers with their `tcp` rules.
+//!   servers (and TLS servers terminating TLS with files) with their `tcp` rules.
 //! - A Service selecting the gateway workload maps a server's port to the port the
 //!   workload listens on (its targetPort), as Istio binds it; route matches and redirects
 //!   still see the server's port.
@@ -141,6 +141,10 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
             if kind == Kind::Https && server.tls.as_ref().is_none_or(needs_secret) {
                 continue;
             }
+            // A TLS server that terminates TLS needs its certificate files.
+            if kind == Kind::Tcp && server.tls.as_ref().is_some_and(needs_secret) {
+                continue;
+            }
             let bind = if server.bind.is_empty() {
                 default_bind.clone()
             } else {
@@ -229,7 +233,12 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
             }
             Kind::Tcp => {
                 if let Some(f) = tcp_filter(&scope, servers, servers[0].port) {
+                    // Protocol TLS with SIMPLE or MUTUAL: terminate TLS, then proxy TCP.
+                    let tls = servers[0].server.tls.as_ref().filter(|t| {
+                        !t.server_certificate.is_empty() || !t.tls_certificates.is_empty()
+                    });
                     listener.filter_chains.push(FilterChain {
+                        transport_socket: tls.map(downstream_tls),
                         filters: vec![f],
                         ..Default::default()
                     });
