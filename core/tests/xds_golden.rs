@@ -6,7 +6,7 @@
 
 mod xds_support;
 
-use mesh_core::xds::{ProxyKind, generate};
+use mesh_core::xds::{ProxyKind, generate, wire};
 use xds_support::*;
 
 fn golden(paths: &[&str], kind: ProxyKind, ns: &str, workload: &str, file: &str) {
@@ -15,6 +15,17 @@ fn golden(paths: &[&str], kind: ProxyKind, ns: &str, workload: &str, file: &str)
     let first = generate(&snap, &p);
     let again = generate(&snap, &p);
     assert_eq!(first, again, "generation is not deterministic");
+    for (a, b) in first.routes.iter().zip(&again.routes) {
+        assert_eq!(
+            wire::encode_route_configuration(a),
+            wire::encode_route_configuration(b),
+            "route configuration {} encodes differently",
+            a.name
+        );
+    }
+    for (a, b) in first.clusters.iter().zip(&again.clusters) {
+        assert_eq!(wire::encode_cluster(a), wire::encode_cluster(b));
+    }
     assert_golden(file, &render(&first));
 }
 

@@ -70,6 +70,7 @@ pub mod registry;
 mod route;
 mod scope;
 mod snapshot;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -265,7 +266,8 @@ impl Snapshot {
 ///
 /// Some Envoy messages hold maps (`typed_per_filter_config`,
 /// `typed_extension_protocol_options`), which prost keeps in `HashMap`s: their encoding
-/// order varies from run to run. Compare resources as messages (`==`), not as bytes.
+/// order varies from run to run. Compare resources as messages (`==`), or encode them with
+/// [`wire`], whose bytes are the same every time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProxyConfig {
     pub listeners: Vec<Listener>,
