@@ -243,6 +243,14 @@ fn local_mode_requests_pass_through_both_sidecars() {
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("stray GET /s"), "{body}");
 
+    // A request naming a sidecar's own outbound listener is not forwarded in a loop.
+    let (status, _) = request(
+        "127.77.0.10:15001",
+        "GET / HTTP/1.1",
+        &[("host", "127.77.0.10:15001")],
+    );
+    assert_eq!(status, 404);
+
     // CONNECT tunnels: to a host outside the registry (ALLOW_ANY), then HTTP inside.
     let mut t = TcpStream::connect("127.77.0.10:15001").expect("connect");
     t.set_read_timeout(Some(Duration::from_secs(10))).ok();

@@ -449,6 +449,7 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
             .insert(0, connect_route(cluster_name::PASSTHROUGH.to_owned()));
     }
     vhosts.push(catch_all);
+    vhosts.push(loop_guard());
     let name = local_outbound_route_name();
     out.routes.push(rt::route_configuration(&name, vhosts));
     out.listeners.push(Listener {
@@ -466,6 +467,39 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
         traffic_direction: TrafficDirection::Outbound as i32,
         ..Default::default()
     });
+}
+
+/// Requests addressed to a sidecar's own outbound port (`*:15001`) would come back to a
+/// sidecar through the passthrough cluster, forever: they are answered here instead.
+fn loop_guard() -> VirtualHost {
+    VirtualHost {
+        name: "loop_guard".to_owned(),
+        domains: vec![format!("*:{OUTBOUND_PORT}")],
+        routes: vec![Route {
+            name: "loop_guard".to_owned(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
+                ..Default::default()
+            }),
+            action: Some(route::Action::DirectResponse(
+                envoy_types::pb::envoy::config::route::v3::DirectResponseAction {
+                    status: 404,
+                    body: Some(envoy_types::pb::envoy::config::core::v3::DataSource {
+                        specifier: Some(
+                            envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(
+                                "no route: the request names a sidecar's outbound listener as its host\n"
+                                    .to_owned(),
+                            ),
+                        ),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// The inline route configuration of an inbound HTTP port.

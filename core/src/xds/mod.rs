@@ -42,7 +42,8 @@
 //! - Hosts outside the registry: with `outboundTrafficPolicy` `ALLOW_ANY` (the default) the
 //!   virtual host `allow_any` sends them to `PassthroughCluster`, which in local mode is a
 //!   dynamic forward proxy cluster (Envoy resolves the request's authority); with
-//!   `REGISTRY_ONLY` the virtual host `block_all` answers 502.
+//!   `REGISTRY_ONLY` the virtual host `block_all` answers 502. A request whose host names a
+//!   sidecar's outbound port (`*:15001`) gets 404 (`loop_guard`) rather than a loop.
 //!   Services a Sidecar's egress hides are, for that proxy, hosts outside the registry: with
 //!   `ALLOW_ANY` the dynamic forward proxy tries DNS for them (and fails for cluster names).
 //! - Gateways bind their server ports on the gateway's own address (`GATEWAY_IP:PORT`), so
