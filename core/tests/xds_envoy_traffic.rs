@@ -130,6 +130,13 @@ fn wait_listening(addr: &str) {
 
 /// Sends a raw HTTP/1.1 request; returns status and body.
 fn request(proxy: &str, request_line: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let (status, resp) = request_head(proxy, request_line, headers);
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// Sends a raw HTTP/1.1 request; returns status and the whole response.
+fn request_head(proxy: &str, request_line: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = TcpStream::connect(proxy).expect("connect proxy");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut req = format!("{request_line}\r\n");
@@ -145,8 +152,7 @@ fn request(proxy: &str, request_line: &str, headers: &[(&str, &str)]) -> (u16, S
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("bad response to {request_line}: {resp:?}"));
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    (status, resp)
 }
 
 #[test]
@@ -218,6 +224,14 @@ fn local_mode_requests_pass_through_both_sidecars() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("external GET /x"), "{body}");
+    // Its VirtualService aborts requests marked x-fault: grpc (with gRPC UNAVAILABLE,
+    // which Envoy reports to a plain HTTP client as a 200 with its abort message).
+    let (_, head) = request_head(
+        "127.77.0.10:15001",
+        "GET http://api.external.test/x HTTP/1.1",
+        &[("x-fault", "grpc")],
+    );
+    assert!(head.trim_end().ends_with("fault filter abort"), "{head}");
 
     // ALLOW_ANY: a host outside the registry goes through the dynamic forward proxy.
     let stray_url = format!("http://{}/s", stray.addr);
@@ -228,6 +242,41 @@ fn local_mode_requests_pass_through_both_sidecars() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("stray GET /s"), "{body}");
+
+    // A request naming a sidecar's own outbound listener is not forwarded in a loop.
+    let (status, _) = request(
+        "127.77.0.10:15001",
+        "GET / HTTP/1.1",
+        &[("host", "127.77.0.10:15001")],
+    );
+    assert_eq!(status, 404);
+
+    // CONNECT tunnels: to a host outside the registry (ALLOW_ANY), then HTTP inside.
+    let mut t = TcpStream::connect("127.77.0.10:15001").expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let target = stray.addr.to_string();
+    t.write_all(format!("CONNECT {target} HTTP/1.1\r\nhost: {target}\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            t.read(&mut byte).expect("read"),
+            1,
+            "tunnel closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    t.write_all(b"GET /tunnel HTTP/1.1\r\nhost: stray\r\nconnection: close\r\n\r\n")
+        .expect("send");
+    let mut resp = String::new();
+    let _ = t.read_to_string(&mut resp);
+    assert!(resp.contains("stray GET /tunnel"), "{resp}");
 
     if can_bind_80 {
         gateway_checks();

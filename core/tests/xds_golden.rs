@@ -6,7 +6,7 @@
 
 mod xds_support;
 
-use mesh_core::xds::{ProxyKind, generate};
+use mesh_core::xds::{ProxyKind, generate, wire};
 use xds_support::*;
 
 fn golden(paths: &[&str], kind: ProxyKind, ns: &str, workload: &str, file: &str) {
@@ -15,10 +15,44 @@ fn golden(paths: &[&str], kind: ProxyKind, ns: &str, workload: &str, file: &str)
     let first = generate(&snap, &p);
     let again = generate(&snap, &p);
     assert_eq!(first, again, "generation is not deterministic");
+    for (a, b) in first.routes.iter().zip(&again.routes) {
+        assert_eq!(
+            wire::encode_route_configuration(a),
+            wire::encode_route_configuration(b),
+            "route configuration {} encodes differently",
+            a.name
+        );
+    }
+    for (a, b) in first.clusters.iter().zip(&again.clusters) {
+        assert_eq!(wire::encode_cluster(a), wire::encode_cluster(b));
+    }
     assert_golden(file, &render(&first));
 }
 
 const LOCAL: &[&str] = &["testdata/bookinfo", "core/tests/xds/local"];
+const KUBE: &[&str] = &["testdata/bookinfo", "core/tests/xds/kube"];
+
+#[test]
+fn bookinfo_kube_productpage() {
+    golden(
+        KUBE,
+        ProxyKind::Sidecar,
+        "bookinfo",
+        "productpage-v1-6b746f74dc-abcde",
+        "bookinfo-kube-productpage.txt",
+    );
+}
+
+#[test]
+fn bookinfo_kube_ingress_gateway() {
+    golden(
+        KUBE,
+        ProxyKind::Gateway,
+        "istio-system",
+        "istio-ingressgateway-5d8f9c7b6-abcde",
+        "bookinfo-kube-ingressgateway.txt",
+    );
+}
 
 #[test]
 fn bookinfo_local_productpage() {

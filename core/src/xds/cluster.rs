@@ -115,21 +115,9 @@ pub(super) fn policy_for<'a>(
     p
 }
 
-/// The mesh's `connectTimeout` (default 10s).
-fn connect_timeout(scope: &Scope<'_>) -> std::time::Duration {
-    scope
-        .snap
-        .mesh
-        .json
-        .get("connectTimeout")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|s| crate::model::parse_duration(s).ok())
-        .unwrap_or(std::time::Duration::from_secs(10))
-}
-
 /// Adds the outbound clusters (and their endpoints) for every visible service port.
 pub(super) fn outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
-    let timeout = connect_timeout(scope);
+    let timeout = scope.connect_timeout;
     for svc in &scope.services {
         let dr = scope.destination_rule(svc);
         let top = dr.and_then(|d| d.spec.traffic_policy.as_ref());
@@ -586,7 +574,7 @@ fn apply_tls(c: &mut Cluster, tls: Option<&ClientTlsSettings>, svc: &Service) {
 /// `BlackHoleCluster` and `PassthroughCluster` (a dynamic forward proxy in local mode,
 /// ORIGINAL_DST otherwise).
 pub(super) fn special(scope: &Scope<'_>, out: &mut ProxyConfig) {
-    let timeout = connect_timeout(scope);
+    let timeout = scope.connect_timeout;
     out.clusters.push(Cluster {
         name: cluster_name::BLACK_HOLE.to_owned(),
         connect_timeout: Some(proto::duration(timeout)),
@@ -629,7 +617,7 @@ pub(super) struct InboundPort {
 
 /// `inbound|PORT||` clusters, STATIC, pointing at the app.
 pub(super) fn inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig) {
-    let timeout = connect_timeout(scope);
+    let timeout = scope.connect_timeout;
     for p in ports {
         let name = cluster_name::inbound(p.port);
         let mut c = Cluster {

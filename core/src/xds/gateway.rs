@@ -10,7 +10,10 @@
 //! - HTTPS servers terminating TLS with certificate files get a filter chain each (SNI from
 //!   their hosts) and the route configuration `https.PORT.PORTNAME.GATEWAY.NS`.
 //! - TLS `PASSTHROUGH` servers route by SNI with the VirtualServices' `tls` rules; TCP
-//!   servers with their `tcp` rules.
+//!   servers (and TLS servers terminating TLS with files) with their `tcp` rules.
+//! - A Service selecting the gateway workload maps a server's port to the port the
+//!   workload listens on (its targetPort), as Istio binds it; route matches and redirects
+//!   still see the server's port.
 //! - Servers on one port must agree on the kind (HTTP, terminated HTTPS, passthrough TLS,
 //!   TCP); the first server (Gateways in load order) decides and the others are left out.
 //!   Servers needing Kubernetes secrets are left out (and listed by [`super::Snapshot`]).
@@ -21,13 +24,12 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, Route, RouteMatch, VirtualHost, route, route_match, virtual_host,
 };
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
     TlsParameters, common_tls_context,
@@ -35,15 +37,15 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 
 use crate::host;
 use crate::model::networking::{
-    Destination, RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
+    RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
 };
 
-use super::listener::{Routes, hcm, outbound_http_filters};
+use super::listener::{Routes, hcm, outbound_http_filters, tcp_proxy_weighted};
 use super::registry::parse_protocol;
 use super::route::{self as rt, RouteCtx};
 use super::scope::{Scope, qualify_gateway};
 use super::snapshot::needs_secret;
-use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster, cluster_name, proto};
+use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster, proto};
 
 /// What a gateway server does with connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +81,8 @@ struct GwServer<'s> {
     gateway: &'s Typed<crate::model::networking::Gateway>,
     server: &'s Server,
     kind: Kind,
+    /// The server's port number (the gateway Service's port).
+    port: u16,
 }
 
 impl GwServer<'_> {
@@ -110,6 +114,15 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
     } else {
         "0.0.0.0".to_owned()
     };
+    let ip = proxy.ip.to_string();
+    let mut target_ports: BTreeMap<u16, u16> = BTreeMap::new();
+    for svc in &snap.registry.services {
+        for ep in svc.endpoints.iter().filter(|e| e.address == ip) {
+            for p in &svc.ports {
+                target_ports.entry(p.number).or_insert(ep.port_for(p));
+            }
+        }
+    }
     // Servers by listener address and port, in Gateway load order.
     let mut by_listener: BTreeMap<(String, u16), Vec<GwServer<'_>>> = BTreeMap::new();
     for gw in &gateways {
@@ -128,12 +141,19 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
             if kind == Kind::Https && server.tls.as_ref().is_none_or(needs_secret) {
                 continue;
             }
+            // A TLS server that terminates TLS needs its certificate files.
+            if kind == Kind::Tcp && server.tls.as_ref().is_some_and(needs_secret) {
+                continue;
+            }
             let bind = if server.bind.is_empty() {
                 default_bind.clone()
             } else {
                 server.bind.clone()
             };
-            let list = by_listener.entry((bind, port)).or_default();
+            // A Service selecting the gateway maps its port to the port the gateway
+            // workload listens on (Kubernetes targetPort), as Istio binds it.
+            let listen = target_ports.get(&port).copied().unwrap_or(port);
+            let list = by_listener.entry((bind, listen)).or_default();
             if list.first().is_some_and(|first| first.kind != kind) {
                 continue;
             }
@@ -141,6 +161,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                 gateway: gw,
                 server,
                 kind,
+                port,
             });
         }
     }
@@ -157,7 +178,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         match servers[0].kind {
             Kind::Http => {
                 let rc_name = format!("http.{port}");
-                let vhosts = http_vhosts(&scope, servers, *port, false);
+                let vhosts = http_vhosts(&scope, servers, servers[0].port, false);
                 out.routes
                     .push(rt::route_configuration_ignoring_port(&rc_name, vhosts));
                 listener.filter_chains.push(FilterChain {
@@ -184,7 +205,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                         s.gateway.name(),
                         s.gateway.namespace()
                     );
-                    let vhosts = http_vhosts(&scope, std::slice::from_ref(s), *port, true);
+                    let vhosts = http_vhosts(&scope, std::slice::from_ref(s), s.port, true);
                     out.routes
                         .push(rt::route_configuration_ignoring_port(&rc_name, vhosts));
                     listener.filter_chains.push(FilterChain {
@@ -207,12 +228,17 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                 dedupe_server_names(&mut listener.filter_chains);
             }
             Kind::Passthrough => {
-                listener.filter_chains = passthrough_chains(&scope, servers, *port);
+                listener.filter_chains = passthrough_chains(&scope, servers, servers[0].port);
                 listener.listener_filters.push(tls_inspector());
             }
             Kind::Tcp => {
-                if let Some(f) = tcp_filter(&scope, servers, *port) {
+                if let Some(f) = tcp_filter(&scope, servers, servers[0].port) {
+                    // Protocol TLS with SIMPLE or MUTUAL: terminate TLS, then proxy TCP.
+                    let tls = servers[0].server.tls.as_ref().filter(|t| {
+                        !t.server_certificate.is_empty() || !t.tls_certificates.is_empty()
+                    });
                     listener.filter_chains.push(FilterChain {
+                        transport_socket: tls.map(downstream_tls),
                         filters: vec![f],
                         ..Default::default()
                     });
@@ -449,45 +475,12 @@ fn tcp_proxy_to(
     port: u16,
     stat: &str,
 ) -> Filter {
-    let cluster_of = |d: &Destination| -> String {
-        let hostname = host::fqdn(&d.host, vs_ns);
-        let p = match &d.port {
-            Some(p) if p.number != 0 => u16::try_from(p.number).unwrap_or(port),
-            _ => match scope.service(&hostname) {
-                Some(svc) if svc.ports.len() == 1 => svc.ports[0].number,
-                _ => port,
-            },
-        };
-        cluster_name::outbound(p, &d.subset, &hostname)
+    let ctx = RouteCtx {
+        scope,
+        listen_port: port,
+        is_tls: false,
     };
-    let spec = if routes.len() == 1 {
-        tcp_proxy::ClusterSpecifier::Cluster(cluster_of(
-            &routes[0].destination.clone().unwrap_or_default(),
-        ))
-    } else {
-        let clusters: Vec<tcp_proxy::weighted_cluster::ClusterWeight> = routes
-            .iter()
-            .filter(|r| r.weight > 0)
-            .map(|r| tcp_proxy::weighted_cluster::ClusterWeight {
-                name: cluster_of(&r.destination.clone().unwrap_or_default()),
-                weight: u32::try_from(r.weight).unwrap_or(0),
-                ..Default::default()
-            })
-            .collect();
-        if clusters.is_empty() {
-            tcp_proxy::ClusterSpecifier::Cluster(cluster_name::BLACK_HOLE.to_owned())
-        } else {
-            tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster { clusters })
-        }
-    };
-    Filter {
-        name: "envoy.filters.network.tcp_proxy".to_owned(),
-        config_type: Some(filter::ConfigType::TypedConfig(proto::any(&TcpProxy {
-            stat_prefix: stat.to_owned(),
-            cluster_specifier: Some(spec),
-            ..Default::default()
-        }))),
-    }
+    tcp_proxy_weighted(stat, rt::l4_clusters(&ctx, vs_ns, routes))
 }
 
 /// Filter chains of a TLS passthrough port: one per SNI set of the VirtualServices' `tls`

@@ -12,8 +12,8 @@ use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
 use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
-    route_match,
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::{
@@ -240,11 +240,32 @@ pub(super) fn hcm(
 }
 
 fn tcp_proxy_filter(stat_prefix: &str, cluster: &str) -> Filter {
+    tcp_proxy_weighted(stat_prefix, vec![(cluster.to_owned(), 100)])
+}
+
+/// A TCP proxy to one cluster, or spread over several by weight.
+pub(super) fn tcp_proxy_weighted(stat_prefix: &str, clusters: Vec<(String, u32)>) -> Filter {
+    let spec = match clusters.as_slice() {
+        [] => tcp_proxy::ClusterSpecifier::Cluster(cluster_name::BLACK_HOLE.to_owned()),
+        [(c, _)] => tcp_proxy::ClusterSpecifier::Cluster(c.clone()),
+        _ => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+            clusters: clusters
+                .into_iter()
+                .map(
+                    |(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name,
+                        weight,
+                        ..Default::default()
+                    },
+                )
+                .collect(),
+        }),
+    };
     typed_filter(
         TCP_PROXY,
         &TcpProxy {
             stat_prefix: stat_prefix.to_owned(),
-            cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.to_owned())),
+            cluster_specifier: Some(spec),
             ..Default::default()
         },
     )
@@ -341,17 +362,44 @@ fn non_registry_vhosts(scope: &Scope<'_>, port: u16, portless: bool) -> Vec<Virt
     out
 }
 
-/// A virtual host that tunnels `CONNECT host:port` to a TCP cluster.
-fn connect_vhost(name: String, domains: Vec<String>, cluster: String) -> VirtualHost {
+/// A virtual host that tunnels `CONNECT host:port` to the service port's cluster, or to
+/// where its VirtualService's `tcp`/`tls` rules send it.
+fn connect_vhost(scope: &Scope<'_>, svc: &Service, port: &ServicePort) -> VirtualHost {
+    let ctx = RouteCtx {
+        scope,
+        listen_port: port.number,
+        is_tls: false,
+    };
+    let clusters = rt::l4_route(&ctx, svc)
+        .unwrap_or_else(|| vec![(cluster_name::outbound(port.number, "", &svc.hostname), 100)]);
     VirtualHost {
-        name,
-        domains,
-        routes: vec![connect_route(cluster)],
+        name: format!("{}:{}", svc.hostname, port.number),
+        domains: rt::service_domains(svc, port.number, scope.namespace(), false),
+        routes: vec![connect_route_to(clusters)],
         ..Default::default()
     }
 }
 
 fn connect_route(cluster: String) -> Route {
+    connect_route_to(vec![(cluster, 100)])
+}
+
+fn connect_route_to(clusters: Vec<(String, u32)>) -> Route {
+    let specifier = match clusters.as_slice() {
+        [] => route_action::ClusterSpecifier::Cluster(cluster_name::BLACK_HOLE.to_owned()),
+        [(c, _)] => route_action::ClusterSpecifier::Cluster(c.clone()),
+        _ => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: clusters
+                .into_iter()
+                .map(|(name, w)| weighted_cluster::ClusterWeight {
+                    name,
+                    weight: Some(proto::u32v(w)),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+    };
     Route {
         name: "connect".to_owned(),
         r#match: Some(RouteMatch {
@@ -361,7 +409,7 @@ fn connect_route(cluster: String) -> Route {
             ..Default::default()
         }),
         action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster)),
+            cluster_specifier: Some(specifier),
             timeout: Some(proto::zero_duration()),
             upgrade_configs: vec![route_action::UpgradeConfig {
                 upgrade_type: "CONNECT".to_owned(),
@@ -389,11 +437,7 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
                     portless == Some(port.number),
                 ));
             } else {
-                vhosts.push(connect_vhost(
-                    format!("{}:{}", svc.hostname, port.number),
-                    rt::service_domains(svc, port.number, scope.namespace(), false),
-                    cluster_name::outbound(port.number, "", &svc.hostname),
-                ));
+                vhosts.push(connect_vhost(scope, svc, port));
             }
         }
     }
@@ -405,6 +449,7 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
             .insert(0, connect_route(cluster_name::PASSTHROUGH.to_owned()));
     }
     vhosts.push(catch_all);
+    vhosts.push(loop_guard());
     let name = local_outbound_route_name();
     out.routes.push(rt::route_configuration(&name, vhosts));
     out.listeners.push(Listener {
@@ -422,6 +467,39 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
         traffic_direction: TrafficDirection::Outbound as i32,
         ..Default::default()
     });
+}
+
+/// Requests addressed to a sidecar's own outbound port (`*:15001`) would come back to a
+/// sidecar through the passthrough cluster, forever: they are answered here instead.
+fn loop_guard() -> VirtualHost {
+    VirtualHost {
+        name: "loop_guard".to_owned(),
+        domains: vec![format!("*:{OUTBOUND_PORT}")],
+        routes: vec![Route {
+            name: "loop_guard".to_owned(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
+                ..Default::default()
+            }),
+            action: Some(route::Action::DirectResponse(
+                envoy_types::pb::envoy::config::route::v3::DirectResponseAction {
+                    status: 404,
+                    body: Some(envoy_types::pb::envoy::config::core::v3::DataSource {
+                        specifier: Some(
+                            envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(
+                                "no route: the request names a sidecar's outbound listener as its host\n"
+                                    .to_owned(),
+                            ),
+                        ),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
 }
 
 /// The inline route configuration of an inbound HTTP port.
@@ -496,6 +574,9 @@ fn original_dst_filter() -> ListenerFilter {
     }
 }
 
+/// A Kubernetes-mode TCP listener: address, port, stat name, and weighted clusters.
+type TcpListenerPlan = (String, u16, String, Vec<(String, u32)>);
+
 fn kube_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
     let passthrough = if scope.allow_any {
         cluster_name::PASSTHROUGH
@@ -518,7 +599,7 @@ fn kube_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
     // HTTP ports: one listener and one route configuration per port number.
     let mut http_ports: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
     // TCP ports: one listener per VIP and port, else per port (first service wins).
-    let mut tcp: BTreeMap<String, (String, u16, String)> = BTreeMap::new();
+    let mut tcp: BTreeMap<String, TcpListenerPlan> = BTreeMap::new();
     for svc in &scope.services {
         for port in scope.ports(svc) {
             if port.is_http() {
@@ -528,6 +609,13 @@ fn kube_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
                     .push(service_vhost(scope, svc, port, true));
             } else {
                 let cluster = cluster_name::outbound(port.number, "", &svc.hostname);
+                let ctx = RouteCtx {
+                    scope,
+                    listen_port: port.number,
+                    is_tls: false,
+                };
+                let targets =
+                    rt::l4_route(&ctx, svc).unwrap_or_else(|| vec![(cluster.clone(), 100)]);
                 let addrs: Vec<String> = if svc.addresses.is_empty() {
                     vec!["0.0.0.0".to_owned()]
                 } else {
@@ -538,6 +626,7 @@ fn kube_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
                         a,
                         port.number,
                         cluster.clone(),
+                        targets.clone(),
                     ));
                 }
             }
@@ -571,13 +660,13 @@ fn kube_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
             ..Default::default()
         });
     }
-    for (name, (addr, port, cluster)) in tcp {
+    for (name, (addr, port, cluster, targets)) in tcp {
         out.listeners.push(Listener {
             name: name.clone(),
             address: Some(proto::socket(&addr, port)),
             bind_to_port: Some(proto::boolv(false)),
             filter_chains: vec![FilterChain {
-                filters: vec![tcp_proxy_filter(&cluster, &cluster)],
+                filters: vec![tcp_proxy_weighted(&cluster, targets)],
                 ..Default::default()
             }],
             traffic_direction: TrafficDirection::Outbound as i32,

@@ -42,8 +42,12 @@
 //! - Hosts outside the registry: with `outboundTrafficPolicy` `ALLOW_ANY` (the default) the
 //!   virtual host `allow_any` sends them to `PassthroughCluster`, which in local mode is a
 //!   dynamic forward proxy cluster (Envoy resolves the request's authority); with
-//!   `REGISTRY_ONLY` the virtual host `block_all` answers 502.
-//! - Gateways bind their server ports on the gateway's own address (`GATEWAY_IP:PORT`).
+//!   `REGISTRY_ONLY` the virtual host `block_all` answers 502. A request whose host names a
+//!   sidecar's outbound port (`*:15001`) gets 404 (`loop_guard`) rather than a loop.
+//!   Services a Sidecar's egress hides are, for that proxy, hosts outside the registry: with
+//!   `ALLOW_ANY` the dynamic forward proxy tries DNS for them (and fails for cluster names).
+//! - Gateways bind their server ports on the gateway's own address (`GATEWAY_IP:PORT`), so
+//!   an unprivileged gateway needs server ports of 1024 and above.
 //!
 //! In Kubernetes mode (non-loopback IPs) the layout is Istio's: `virtualOutbound` on
 //! `0.0.0.0:15001` with original-destination handoff to per-port listeners `0.0.0.0_PORT`
@@ -54,8 +58,10 @@
 //!
 //! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
 //! between sidecars is plaintext), AuthorizationPolicy, RequestAuthentication, EnvoyFilter
-//! (reported as not applied), Gateway servers using `credentialName`, locality load
-//! balancing, delegate VirtualServices, exponential fault delays.
+//! (reported as not applied), Gateway servers using `credentialName` (reported), locality
+//! load balancing, delegate VirtualServices, exponential fault delays, JWT-claim header
+//! matches, `DNS_ROUND_ROBIN` (served as `DNS`), Kubernetes EndpointSlices (endpoints come
+//! from Pods and WorkloadEntries).
 
 mod cluster;
 mod gateway;
@@ -65,6 +71,7 @@ pub mod registry;
 mod route;
 mod scope;
 mod snapshot;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -227,7 +234,7 @@ impl<T> Typed<T> {
 ///
 /// Each list keeps the objects in load order, which stands for age where Istio prefers the
 /// oldest object (files are read in name order).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub registry: Registry,
     pub mesh: MeshConfig,
@@ -243,14 +250,25 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot from loaded objects: validates each Istio object (skipping and
-    /// recording the invalid ones), builds the registry and indexes the rest. See
-    /// [`snapshot`] for how conflicts are settled.
+    /// recording the invalid ones), builds the registry and indexes the rest.
+    ///
+    /// Conflicts are settled for the older object (load order), the newer one being listed
+    /// in `rejected`: two DestinationRules for one host in one namespace (Istio would merge
+    /// them), two namespace-wide Sidecars, two definitions of one host in one namespace.
+    /// A VirtualService whose mesh host an older one in its namespace already routes is
+    /// listed too (its other hosts still apply). EnvoyFilters and Gateway servers needing
+    /// Kubernetes secrets are listed as not applied.
     pub fn build(store: &Store, mesh: &MeshConfig) -> Snapshot {
         snapshot::build(store, mesh)
     }
 }
 
 /// Everything one proxy receives, each list sorted by resource name.
+///
+/// Some Envoy messages hold maps (`typed_per_filter_config`,
+/// `typed_extension_protocol_options`), which prost keeps in `HashMap`s: their encoding
+/// order varies from run to run. Compare resources as messages (`==`), or encode them with
+/// [`wire`], whose bytes are the same every time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProxyConfig {
     pub listeners: Vec<Listener>,
@@ -272,3 +290,6 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         .sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,7 +19,7 @@
 //! - Two definitions of the same host in the same namespace: the first (Kubernetes Services
 //!   before ServiceEntries, then in load order) is kept and the later one is reported.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -276,6 +276,11 @@ pub(crate) fn build(
     rejected: &mut Vec<Rejected>,
 ) -> Registry {
     let workloads = collect_workloads(store, workload_entries);
+    let mut in_ns: HashMap<&str, Vec<&WorkloadSource>> = HashMap::new();
+    for w in &workloads {
+        in_ns.entry(w.0.namespace.as_str()).or_default().push(w);
+    }
+    let by_ns = |ns: &str| -> &[&WorkloadSource] { in_ns.get(ns).map_or(&[], Vec::as_slice) };
     let default_export = mesh_default_export(mesh, "defaultServiceExportTo");
 
     let mut services: Vec<Service> = Vec::new();
@@ -298,12 +303,12 @@ pub(crate) fn build(
     };
 
     for r in store.of(groups::CORE, "Service") {
-        if let Some(svc) = kube_service(r, &workloads, &default_export) {
+        if let Some(svc) = kube_service(r, by_ns(r.ns()), &default_export) {
             keep(svc, r, rejected);
         }
     }
     for se in service_entries {
-        for svc in service_entry_services(se, &workloads, &default_export) {
+        for svc in service_entry_services(se, by_ns(se.namespace()), &default_export) {
             keep(svc, &se.resource, rejected);
         }
     }
@@ -421,7 +426,7 @@ struct KubePort {
 
 fn kube_service(
     r: &Resource,
-    workloads: &[WorkloadSource],
+    workloads: &[&WorkloadSource],
     default_export: &[String],
 ) -> Option<Service> {
     let ns = r.ns().to_owned();
@@ -513,19 +518,26 @@ fn kube_service(
             }
             let mut eps = BTreeMap::new();
             for p in &ports {
-                let port = match (&p.target_name, origin) {
-                    (Some(tn), _) => match w.ports.get(tn) {
-                        Some(n) => *n,
-                        // A named target port the workload does not declare: no endpoint
-                        // port for it (Kubernetes leaves it out of the endpoints too).
-                        None => continue,
-                    },
-                    (None, WorkloadOrigin::Entry) => w
+                let port = match origin {
+                    // A WorkloadEntry names its ports after the service's ports, or after a
+                    // named targetPort.
+                    WorkloadOrigin::Entry => match w
                         .ports
                         .get(&p.port.name)
-                        .copied()
-                        .unwrap_or(p.port.target_port),
-                    (None, WorkloadOrigin::Pod) => p.port.target_port,
+                        .or_else(|| p.target_name.as_ref().and_then(|tn| w.ports.get(tn)))
+                    {
+                        Some(n) => *n,
+                        None => p.port.target_port,
+                    },
+                    WorkloadOrigin::Pod => match &p.target_name {
+                        Some(tn) => match w.ports.get(tn) {
+                            Some(n) => *n,
+                            // A named target port the Pod does not declare: no endpoint
+                            // port for it (Kubernetes leaves it out of the endpoints too).
+                            None => continue,
+                        },
+                        None => p.port.target_port,
+                    },
                 };
                 eps.insert(p.port.key(), port);
             }
@@ -564,7 +576,7 @@ fn sort_endpoints(endpoints: &mut [Endpoint]) {
 
 fn service_entry_services(
     se: &Typed<net::ServiceEntry>,
-    workloads: &[WorkloadSource],
+    workloads: &[&WorkloadSource],
     default_export: &[String],
 ) -> Vec<Service> {
     let spec = &se.spec;

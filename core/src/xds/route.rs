@@ -35,8 +35,8 @@ use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use crate::host;
 use crate::model::networking::{
     ConsistentHashLb, CorsPolicy, Destination, HeaderOperations, Headers, HttpFaultInjection,
-    HttpMatchRequest, HttpRetry, HttpRoute, RedirectPortSelection, StringMatch, StringMatchKind,
-    UnmatchedPreflights, VirtualService,
+    HttpMatchRequest, HttpRetry, HttpRoute, RedirectPortSelection, RouteDestination, StringMatch,
+    StringMatchKind, UnmatchedPreflights, VirtualService,
 };
 
 use super::registry::{Service, ServicePort};
@@ -203,17 +203,10 @@ fn set_timeout(action: &mut RouteAction, timeout: Option<std::time::Duration>) {
     action.timeout = Some(t);
 }
 
-/// The mesh's `defaultHttpRetryPolicy`, if set.
-fn mesh_retry(scope: &Scope<'_>) -> Option<HttpRetry> {
-    let v = scope.snap.mesh.json.get("defaultHttpRetryPolicy")?;
-    crate::model::parse_value::<HttpRetry>(v).ok()
-}
-
 /// Istio's retry policy for a route: the default when `retry` is absent, none when it asks
 /// for no attempts.
 fn retry_policy(scope: &Scope<'_>, retry: Option<&HttpRetry>, hashed: bool) -> Option<RetryPolicy> {
-    let mesh_default = mesh_retry(scope);
-    let retry = retry.or(mesh_default.as_ref());
+    let retry = retry.or(scope.default_retry.as_ref());
     let mut out = RetryPolicy {
         retry_on: DEFAULT_RETRY_ON.to_owned(),
         num_retries: Some(proto::u32v(2)),
@@ -461,7 +454,11 @@ fn translate(
 
 /// The cluster a destination names: `outbound|PORT|SUBSET|HOST`, the port being the
 /// destination's, else the service's only port, else the port the request came for.
-fn destination_cluster(ctx: &RouteCtx<'_, '_>, vs_ns: &str, d: &Destination) -> (String, u16) {
+pub(super) fn destination_cluster(
+    ctx: &RouteCtx<'_, '_>,
+    vs_ns: &str,
+    d: &Destination,
+) -> (String, u16) {
     let hostname = host::fqdn(&d.host, vs_ns);
     let port = match &d.port {
         Some(p) if p.number != 0 => u16::try_from(p.number).unwrap_or(ctx.listen_port),
@@ -471,6 +468,96 @@ fn destination_cluster(ctx: &RouteCtx<'_, '_>, vs_ns: &str, d: &Destination) -> 
         },
     };
     (cluster_name::outbound(port, &d.subset, &hostname), port)
+}
+
+/// The clusters and weights of an L4 (`tcp` or `tls`) rule's destinations; zero weights
+/// are dropped unless there is a single destination.
+pub(super) fn l4_clusters(
+    ctx: &RouteCtx<'_, '_>,
+    vs_ns: &str,
+    routes: &[RouteDestination],
+) -> Vec<(String, u32)> {
+    if routes.len() == 1 {
+        let d = routes[0].destination.clone().unwrap_or_default();
+        return vec![(destination_cluster(ctx, vs_ns, &d).0, 100)];
+    }
+    routes
+        .iter()
+        .filter(|r| r.weight > 0)
+        .map(|r| {
+            let d = r.destination.clone().unwrap_or_default();
+            (
+                destination_cluster(ctx, vs_ns, &d).0,
+                u32::try_from(r.weight).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Whether an L4 match applies to this proxy on `port`.
+fn l4_match_applies(
+    ctx: &RouteCtx<'_, '_>,
+    vs_ns: &str,
+    port: u32,
+    source_labels: &std::collections::BTreeMap<String, String>,
+    gateways: &[String],
+    source_namespace: &str,
+) -> bool {
+    if port != 0 && port != u32::from(ctx.listen_port) {
+        return false;
+    }
+    if !gateways.is_empty() {
+        return gateways.iter().any(|g| {
+            ctx.scope
+                .gateway_names
+                .contains(&super::scope::qualify_gateway(g, vs_ns))
+        });
+    }
+    crate::analysis::json::selector_matches(source_labels, &ctx.scope.labels)
+        && (source_namespace.is_empty() || source_namespace == ctx.scope.namespace())
+}
+
+/// The clusters a sidecar sends TCP traffic for `svc` to on the context's port: the first
+/// applicable `tcp` rule of its VirtualService, else the first `tls` rule whose SNI hosts
+/// name the service. `None` when no rule applies.
+pub(super) fn l4_route(ctx: &RouteCtx<'_, '_>, svc: &Service) -> Option<Vec<(String, u32)>> {
+    let vs = ctx.scope.virtual_service_for(&svc.hostname)?;
+    let ns = vs.namespace();
+    for rule in &vs.spec.tcp {
+        let applies = rule.r#match.is_empty()
+            || rule.r#match.iter().any(|m| {
+                l4_match_applies(
+                    ctx,
+                    ns,
+                    m.port,
+                    &m.source_labels,
+                    &m.gateways,
+                    &m.source_namespace,
+                )
+            });
+        if applies && !rule.route.is_empty() {
+            return Some(l4_clusters(ctx, ns, &rule.route));
+        }
+    }
+    for rule in &vs.spec.tls {
+        let applies = rule.r#match.iter().any(|m| {
+            l4_match_applies(
+                ctx,
+                ns,
+                m.port,
+                &m.source_labels,
+                &m.gateways,
+                &m.source_namespace,
+            ) && m
+                .sni_hosts
+                .iter()
+                .any(|h| host::matches(&host::fqdn(h, ns), &svc.hostname))
+        });
+        if applies && !rule.route.is_empty() {
+            return Some(l4_clusters(ctx, ns, &rule.route));
+        }
+    }
+    None
 }
 
 /// The consistent-hash policy the DestinationRule of a destination asks for.

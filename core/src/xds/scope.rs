@@ -17,7 +17,7 @@
 //!   VirtualService naming it exactly beats one matching it by wildcard (the most specific
 //!   wildcard wins); ties go to the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::analysis::json::selector_matches;
 use crate::host;
@@ -43,6 +43,15 @@ pub(super) struct Scope<'s> {
     /// Gateway names VirtualServices must be bound to (`mesh`, or `ns/name` of gateways).
     pub gateway_names: BTreeSet<String>,
     virtual_services: Vec<&'s Typed<VirtualService>>,
+    /// Hosts of the bound VirtualServices: exact hosts (first VirtualService wins) and
+    /// wildcard hosts in precedence order.
+    vs_exact: HashMap<String, &'s Typed<VirtualService>>,
+    vs_wildcards: Vec<(String, &'s Typed<VirtualService>)>,
+    drs: DrIndex<'s>,
+    /// The mesh's `defaultHttpRetryPolicy`, if set.
+    pub default_retry: Option<crate::model::networking::HttpRetry>,
+    /// The mesh's `connectTimeout` (default 10s).
+    pub connect_timeout: std::time::Duration,
 }
 
 impl<'s> Scope<'s> {
@@ -84,7 +93,23 @@ impl<'s> Scope<'s> {
             allow_any,
             gateway_names: BTreeSet::new(),
             virtual_services: Vec::new(),
+            vs_exact: HashMap::new(),
+            vs_wildcards: Vec::new(),
+            drs: DrIndex::default(),
+            default_retry: snap
+                .mesh
+                .json
+                .get("defaultHttpRetryPolicy")
+                .and_then(|v| crate::model::parse_value(v).ok()),
+            connect_timeout: snap
+                .mesh
+                .json
+                .get("connectTimeout")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| crate::model::parse_duration(s).ok())
+                .unwrap_or(std::time::Duration::from_secs(10)),
         };
+        scope.drs = DrIndex::new(snap, &proxy.namespace, &scope.labels);
         scope.services = scope.visible_services();
         scope
     }
@@ -119,6 +144,18 @@ impl<'s> Scope<'s> {
             }
         }
         local.extend(others);
+        self.vs_exact.clear();
+        self.vs_wildcards.clear();
+        for vs in &local {
+            for h in &vs.spec.hosts {
+                let h = host::fqdn(h, vs.namespace());
+                if host::is_wildcard(&h) {
+                    self.vs_wildcards.push((h, vs));
+                } else {
+                    self.vs_exact.entry(h).or_insert(vs);
+                }
+            }
+        }
         self.virtual_services = local;
         self.gateway_names = names;
     }
@@ -209,72 +246,102 @@ impl<'s> Scope<'s> {
         by_host.into_values().collect()
     }
 
-    /// The DestinationRule that applies to traffic from this proxy to `hostname`.
+    /// The DestinationRule that applies to traffic from this proxy to `svc`.
     pub fn destination_rule(&self, svc: &Service) -> Option<&'s Typed<DestinationRule>> {
         let ns = self.proxy.namespace.as_str();
-        let default_export = mesh_default_export(&self.snap.mesh, "defaultDestinationRuleExportTo");
-        let applies = |dr: &Typed<DestinationRule>| {
-            let exported = resolve_export_to(&dr.spec.export_to, dr.namespace(), &default_export);
-            dr.namespace() == ns || exported.iter().any(|e| e == "*" || e == ns)
-        };
-        let best_in = |from_ns: &str, allow_selector: bool| -> Option<&'s Typed<DestinationRule>> {
-            let mut best: Option<(u8, usize, &'s Typed<DestinationRule>)> = None;
-            for dr in &self.snap.destination_rules {
-                if dr.namespace() != from_ns || !applies(dr) {
-                    continue;
-                }
-                let selector_rank = match &dr.spec.workload_selector {
-                    Some(sel) if !sel.match_labels.is_empty() => {
-                        if !allow_selector || !selector_matches(&sel.match_labels, &self.labels) {
-                            continue;
-                        }
-                        0
-                    }
-                    _ => 1,
-                };
-                let dr_host = host::fqdn(&dr.spec.host, dr.namespace());
-                let specificity = if dr_host == svc.hostname {
-                    usize::MAX
-                } else if host::is_wildcard(&dr_host) && host::subset_of(&svc.hostname, &dr_host) {
-                    dr_host.len()
-                } else {
-                    continue;
-                };
-                let better = match best {
-                    None => true,
-                    Some((r, s, _)) => {
-                        (selector_rank, std::cmp::Reverse(specificity)) < (r, std::cmp::Reverse(s))
-                    }
-                };
-                if better {
-                    best = Some((selector_rank, specificity, dr));
-                }
-            }
-            best.map(|(_, _, dr)| dr)
-        };
-        best_in(ns, true)
-            .or_else(|| best_in(&svc.namespace, false))
-            .or_else(|| best_in(self.root_namespace(), false))
+        self.drs
+            .lookup(ns, true, &svc.hostname)
+            .or_else(|| self.drs.lookup(&svc.namespace, false, &svc.hostname))
+            .or_else(|| self.drs.lookup(self.root_namespace(), false, &svc.hostname))
     }
 
     /// The VirtualService that routes `hostname`, if any.
     pub fn virtual_service_for(&self, hostname: &str) -> Option<&'s Typed<VirtualService>> {
-        let mut wildcard: Option<(usize, &'s Typed<VirtualService>)> = None;
-        for vs in &self.virtual_services {
-            for h in &vs.spec.hosts {
-                let h = host::fqdn(h, vs.namespace());
-                if h == hostname {
-                    return Some(vs);
-                }
-                if host::is_wildcard(&h)
-                    && host::subset_of(hostname, &h)
-                    && wildcard.is_none_or(|(len, _)| h.len() > len)
-                {
-                    wildcard = Some((h.len(), vs));
-                }
+        if let Some(vs) = self.vs_exact.get(hostname) {
+            return Some(vs);
+        }
+        let mut best: Option<(usize, &'s Typed<VirtualService>)> = None;
+        for (h, vs) in &self.vs_wildcards {
+            if host::subset_of(hostname, h) && best.is_none_or(|(len, _)| h.len() > len) {
+                best = Some((h.len(), vs));
             }
         }
-        wildcard.map(|(_, vs)| vs)
+        best.map(|(_, vs)| vs)
+    }
+}
+
+/// Wildcard hosts and their DestinationRules, in load order.
+type WildcardRules<'s> = Vec<(String, &'s Typed<DestinationRule>)>;
+
+/// DestinationRules that may apply to one proxy, indexed by namespace and host.
+#[derive(Default)]
+struct DrIndex<'s> {
+    /// (namespace, host, rank) -> the first rule; rank 0 for rules whose workloadSelector
+    /// matches the proxy, 1 for rules without selector.
+    exact: HashMap<(String, String, u8), &'s Typed<DestinationRule>>,
+    /// (namespace, rank) -> wildcard hosts and their rules, in load order.
+    wildcard: HashMap<(String, u8), WildcardRules<'s>>,
+}
+
+impl<'s> DrIndex<'s> {
+    fn new(snap: &'s Snapshot, proxy_ns: &str, labels: &BTreeMap<String, String>) -> DrIndex<'s> {
+        let default_export = mesh_default_export(&snap.mesh, "defaultDestinationRuleExportTo");
+        let mut idx = DrIndex::default();
+        for dr in &snap.destination_rules {
+            let exported = resolve_export_to(&dr.spec.export_to, dr.namespace(), &default_export);
+            if dr.namespace() != proxy_ns && !exported.iter().any(|e| e == "*" || e == proxy_ns) {
+                continue;
+            }
+            let rank = match &dr.spec.workload_selector {
+                Some(sel) if !sel.match_labels.is_empty() => {
+                    if dr.namespace() != proxy_ns || !selector_matches(&sel.match_labels, labels) {
+                        continue;
+                    }
+                    0
+                }
+                _ => 1,
+            };
+            let h = host::fqdn(&dr.spec.host, dr.namespace());
+            if host::is_wildcard(&h) {
+                idx.wildcard
+                    .entry((dr.namespace().to_owned(), rank))
+                    .or_default()
+                    .push((h, dr));
+            } else {
+                idx.exact
+                    .entry((dr.namespace().to_owned(), h, rank))
+                    .or_insert(dr);
+            }
+        }
+        idx
+    }
+
+    fn lookup(
+        &self,
+        ns: &str,
+        allow_selector: bool,
+        hostname: &str,
+    ) -> Option<&'s Typed<DestinationRule>> {
+        let ranks: &[u8] = if allow_selector { &[0, 1] } else { &[1] };
+        for &rank in ranks {
+            if let Some(dr) = self.exact.get(&(ns.to_owned(), hostname.to_owned(), rank)) {
+                return Some(dr);
+            }
+            let mut best: Option<(usize, &'s Typed<DestinationRule>)> = None;
+            for (h, dr) in self
+                .wildcard
+                .get(&(ns.to_owned(), rank))
+                .map_or(&[][..], Vec::as_slice)
+            {
+                if host::subset_of(hostname, h) && best.is_none_or(|(len, _)| h.len() > len) {
+                    best = Some((h.len(), dr));
+                }
+            }
+            if let Some((_, dr)) = best {
+                return Some(dr);
+            }
+        }
+        None
     }
 }
 
