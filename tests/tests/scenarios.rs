@@ -18,7 +18,7 @@ use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
 use mesh_e2e::scenario::{load_all, scenarios_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs meshd and mesh-proxy; enabled at integration"]
+
 async fn scenarios_pass_through_meshd_and_envoy() {
     let Some(envoy) = find_envoy().unwrap() else {
         eprintln!(

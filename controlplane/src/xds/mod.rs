@@ -91,34 +91,35 @@ pub type Encoded = BTreeMap<String, Any>;
 /// what a connection keeps: the bytes it sends, and what `/debug/config_dump` decodes.
 pub type EncodedConfig = [Encoded; 4];
 
-/// Encodes one type's resources of a proxy config.
+/// Encodes one type's resources of a proxy config. Uses mesh-core's deterministic encoders
+/// (map entries in key order): prost writes `HashMap` fields in hash order, and change
+/// detection compares these bytes, so unstable bytes would mean needless pushes.
 pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
-    fn any(t: XdsType, m: &impl Message) -> Any {
-        Any {
-            type_url: t.type_url().to_owned(),
-            value: m.encode_to_vec(),
-        }
-    }
+    use mesh_core::xds::wire;
+    let any = |value: Vec<u8>| Any {
+        type_url: t.type_url().to_owned(),
+        value,
+    };
     match t {
         XdsType::Cluster => config
             .clusters
             .iter()
-            .map(|c| (c.name.clone(), any(t, c)))
+            .map(|c| (c.name.clone(), any(wire::encode_cluster(c))))
             .collect(),
         XdsType::Endpoint => config
             .endpoints
             .iter()
-            .map(|c| (c.cluster_name.clone(), any(t, c)))
+            .map(|e| (e.cluster_name.clone(), any(wire::encode_endpoints(e))))
             .collect(),
         XdsType::Listener => config
             .listeners
             .iter()
-            .map(|l| (l.name.clone(), any(t, l)))
+            .map(|l| (l.name.clone(), any(wire::encode_listener(l))))
             .collect(),
         XdsType::Route => config
             .routes
             .iter()
-            .map(|r| (r.name.clone(), any(t, r)))
+            .map(|r| (r.name.clone(), any(wire::encode_route_configuration(r))))
             .collect(),
     }
 }

@@ -125,7 +125,10 @@ impl Translator for TestTranslator {
         // The real translation adds fields to Snapshot; this keeps compiling when it does.
         #[allow(clippy::needless_update)]
         Snapshot {
-            registry: Registry { services },
+            registry: Registry {
+                services,
+                ..Default::default()
+            },
             mesh: MeshConfig::from_json(mesh.json.clone()),
             rejected,
             ..Snapshot::default()

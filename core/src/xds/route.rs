@@ -195,8 +195,12 @@ pub(super) fn default_route(scope: &Scope<'_>, svc: &Service, port: &ServicePort
 
 fn set_timeout(action: &mut RouteAction, timeout: Option<std::time::Duration>) {
     let t = timeout.map_or_else(proto::zero_duration, proto::duration);
-    // gRPC's own timeout header is honoured up to the route timeout (none: unbounded).
+    // gRPC's own timeout header is honoured up to the route timeout (none: unbounded). The
+    // stream limit must be set too: with only grpc_timeout_header_max, Envoy 1.40 ignores the
+    // route `timeout` (the e2e `timeout` scenario caught this), so both carry the timeout, as
+    // istiod sets them.
     action.max_stream_duration = Some(route_action::MaxStreamDuration {
+        max_stream_duration: Some(t),
         grpc_timeout_header_max: Some(t),
         ..Default::default()
     });
