@@ -7,6 +7,7 @@
 //! (cross-object rules with Istio's message codes).
 
 pub mod analysis;
+pub mod envoy;
 pub mod host;
 pub mod kinds;
 pub mod model;

@@ -134,7 +134,7 @@ fn run(args: RunArgs) -> ExitCode {
     }
     let envoy_bin = args
         .envoy_bin
-        .or_else(|| std::env::var_os("MESH_ENVOY_BIN").map(PathBuf::from))
+        .or_else(|| mesh_core::envoy::locate().ok().flatten())
         .unwrap_or_else(|| PathBuf::from("envoy"));
     let mut opts = AgentOptions::new(args.identity.options(), envoy_bin);
     opts.log_level = args.log_level;

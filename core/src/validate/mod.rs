@@ -14,7 +14,7 @@ mod gateway;
 mod security;
 mod service_entry;
 mod sidecar;
-mod virtual_service;
+pub(crate) mod virtual_service;
 
 use std::fmt;
 

@@ -528,8 +528,8 @@ fn check_mirror_percentage(out: &mut Report<'_>, path: &str, p: &Percent, what: 
     }
 }
 
-/// gRPC status names Envoy can abort with.
-const GRPC_STATUSES: &[&str] = &[
+/// gRPC status names Envoy can abort with, in code order (index = status code).
+pub(crate) const GRPC_STATUSES: &[&str] = &[
     "OK",
     "CANCELLED",
     "UNKNOWN",

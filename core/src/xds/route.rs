@@ -947,29 +947,10 @@ fn fault(f: &HttpFaultInjection) -> Option<HttpFault> {
 
 /// gRPC status names (`UNAVAILABLE`) or numbers as codes.
 fn grpc_code(s: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     if let Ok(n) = s.parse::<u32>() {
         return Some(n);
     }
-    NAMES
+    crate::validate::virtual_service::GRPC_STATUSES
         .iter()
         .position(|n| n.eq_ignore_ascii_case(s))
         .and_then(|i| u32::try_from(i).ok())

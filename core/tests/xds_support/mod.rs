@@ -232,24 +232,10 @@ pub fn assert_golden(name: &str, actual: &str) {
 // ---------------------------------------------------------------------------------------
 // Envoy
 
-/// The Envoy binary (`MESH_ENVOY_BIN`, else `envoy` on PATH). When missing: `None`, or a
-/// failure when `CI` is set.
+/// Envoy, through mesh-core's shared lookup: `None` (with a loud "SKIPPED") when absent,
+/// a failure when `CI` is set.
 pub fn envoy_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MESH_ENVOY_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("envoy"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var_os("CI").is_some() {
-            panic!("Envoy not found (set MESH_ENVOY_BIN or put envoy on PATH); CI requires it");
-        }
-        eprintln!("\n!!! SKIPPED: Envoy not found (set MESH_ENVOY_BIN or put envoy on PATH) !!!\n");
-    }
-    found
+    mesh_core::envoy::locate_for_tests().expect("Envoy")
 }
 
 /// The config as a static bootstrap: EDS clusters become STATIC with their endpoints
