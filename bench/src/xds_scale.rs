@@ -518,12 +518,12 @@ async fn proxy(ctx: ProxyCtx) {
 fn request(
     t: usize,
     names: &BTreeSet<String>,
-    last: Option<&DiscoveryResponse>,
+    last: Option<&(String, String)>,
 ) -> DiscoveryRequest {
     DiscoveryRequest {
         type_url: TYPES[t].to_owned(),
-        version_info: last.map(|r| r.version_info.clone()).unwrap_or_default(),
-        response_nonce: last.map(|r| r.nonce.clone()).unwrap_or_default(),
+        version_info: last.map(|r| r.0.clone()).unwrap_or_default(),
+        response_nonce: last.map(|r| r.1.clone()).unwrap_or_default(),
         resource_names: names.iter().cloned().collect(),
         ..DiscoveryRequest::default()
     }
@@ -549,9 +549,9 @@ async fn proxy_session(mut ctx: ProxyCtx) -> anyhow::Result<()> {
         .await
         .context("opening the ADS stream")?
         .into_inner();
-    // Per type: the names subscribed and the last response.
+    // Per type: the names subscribed and the last response's version and nonce.
     let mut names: [Arc<BTreeSet<String>>; 4] = Default::default();
-    let mut last: [Option<DiscoveryResponse>; 4] = Default::default();
+    let mut last: [Option<(String, String)>; 4] = Default::default();
     let mut asked = [true, false, true, false];
     loop {
         let r = tokio::select! {
@@ -581,14 +581,15 @@ async fn proxy_session(mut ctx: ProxyCtx) -> anyhow::Result<()> {
                 tx.send(request(d, &names[d], last[d].as_ref())).await?;
             }
         }
-        tx.send(request(t, &names[t], Some(&r))).await?;
+        let acked = (r.version_info, r.nonce);
+        tx.send(request(t, &names[t], Some(&acked))).await?;
         let _ = ctx.events.send(Event::Acked {
             p: ctx.p,
             t,
             version,
             at: Instant::now(),
         });
-        last[t] = Some(r);
+        last[t] = Some(acked);
     }
 }
 
