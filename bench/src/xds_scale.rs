@@ -503,6 +503,8 @@ struct ProxyCtx {
     events: mpsc::UnboundedSender<Event>,
     cache: Arc<NameCache>,
     stop: watch::Receiver<bool>,
+    /// Connection attempts that failed and were retried, over all proxies.
+    retries: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn proxy(ctx: ProxyCtx) {
@@ -529,7 +531,13 @@ fn request(
     }
 }
 
-async fn proxy_session(mut ctx: ProxyCtx) -> anyhow::Result<()> {
+/// Opens the ADS stream and asks for CDS and LDS.
+async fn open(
+    ctx: &ProxyCtx,
+) -> anyhow::Result<(
+    mpsc::Sender<DiscoveryRequest>,
+    tonic::Streaming<DiscoveryResponse>,
+)> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", ctx.xds))?
         .connect_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
@@ -544,11 +552,29 @@ async fn proxy_session(mut ctx: ProxyCtx) -> anyhow::Result<()> {
     first.node = Some(ctx.node.clone());
     tx.send(first).await?;
     tx.send(request(2, &none, None)).await?;
-    let mut inbound = client
+    let inbound = client
         .stream_aggregated_resources(ReceiverStream::new(rx))
         .await
         .context("opening the ADS stream")?
         .into_inner();
+    Ok((tx, inbound))
+}
+
+async fn proxy_session(mut ctx: ProxyCtx) -> anyhow::Result<()> {
+    // A thousand connections at once can overflow the listen backlog: retry as Envoy does.
+    let mut attempt = 0u32;
+    let (tx, mut inbound) = loop {
+        match open(&ctx).await {
+            Ok(opened) => break opened,
+            Err(e) if attempt >= 5 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                ctx.retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250) * attempt).await;
+            }
+        }
+    };
     // Per type: the names subscribed and the last response's version and nonce.
     let mut names: [Arc<BTreeSet<String>>; 4] = Default::default();
     let mut last: [Option<(String, String)>; 4] = Default::default();
@@ -813,12 +839,10 @@ async fn run() -> anyhow::Result<()> {
     if result.is_err()
         && let Ok(text) = std::fs::read_to_string(&log_path)
     {
-        {
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            eprintln!("last lines of meshd's log:");
-            for l in tail.iter().rev() {
-                eprintln!("  {l}");
-            }
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        eprintln!("last lines of meshd's log:");
+        for l in tail.iter().rev() {
+            eprintln!("  {l}");
         }
     }
     result
@@ -842,6 +866,7 @@ async fn measure(
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let cache = Arc::new(NameCache::default());
+    let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut bench = Bench {
         events: events_rx,
         progress: Progress {
@@ -867,6 +892,7 @@ async fn measure(
             events: events_tx.clone(),
             cache: cache.clone(),
             stop: stop_rx.clone(),
+            retries: retries.clone(),
         })));
     }
     drop(events_tx);
@@ -998,6 +1024,10 @@ async fn measure(
         own.cpu,
         mib(own.hwm_kib)
     );
+    let retries = retries.load(std::sync::atomic::Ordering::Relaxed);
+    if retries > 0 {
+        println!("connection attempts retried (as Envoy retries): {retries}");
+    }
     for f in bench.progress.failures.iter().take(10) {
         println!("failure: {f}");
     }

@@ -136,8 +136,12 @@ pub fn encode_all(config: &ProxyConfig) -> EncodedConfig {
 /// clusters, endpoints and routes as its neighbours', and with a thousand proxies keeping
 /// one copy each is most of meshd's memory. Keeps the resources of one config version (the
 /// newest it was asked about); proxies still on an older version keep their own copies.
+///
+/// The trade, measured with `xds-scale` (BENCHMARKS.md): about half the memory, but more
+/// CPU per push with glibc's allocator. `MESHD_SHARE_RESOURCES=0` turns sharing off.
 #[derive(Default)]
 pub struct Interner {
+    off: bool,
     state: std::sync::Mutex<InternState>,
 }
 
@@ -153,6 +157,9 @@ impl Interner {
     /// already shared, or shares it. Blocking (a lock, no await): call it where the config
     /// is generated.
     pub fn intern(&self, version: u64, mut config: EncodedConfig) -> EncodedConfig {
+        if self.off {
+            return config;
+        }
         let digests: Vec<Vec<u64>> = config
             .iter()
             .map(|resources| resources.values().map(|a| any_digest(a)).collect())
@@ -166,25 +173,41 @@ impl Interner {
         } else if version < state.version {
             return config;
         }
+        // The replaced copies are freed after the lock is released.
+        let mut replaced: Vec<Arc<Any>> = Vec::new();
         for (resources, digests) in config.iter_mut().zip(digests) {
             for (any, digest) in resources.values_mut().zip(digests) {
                 let same = state.resources.entry(digest).or_default();
-                match same.iter().find(|s| ***s == **any) {
-                    Some(shared) => *any = shared.clone(),
+                match same.iter().find(|s| Arc::ptr_eq(s, any) || ***s == **any) {
+                    Some(shared) => replaced.push(std::mem::replace(any, shared.clone())),
                     None => same.push(any.clone()),
                 }
             }
         }
+        drop(state);
+        drop(replaced);
         config
     }
 }
 
+/// A fast digest of an encoded resource, eight bytes at a time (equal digests are compared
+/// byte for byte, so collisions cost time, never correctness).
 fn any_digest(any: &Any) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    any.type_url.hash(&mut h);
-    any.value.hash(&mut h);
-    h.finish()
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (any.value.len() as u64) ^ (any.type_url.len() as u64).rotate_left(32);
+    let mut mix = |word: u64| h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    for bytes in [any.type_url.as_bytes(), any.value.as_slice()] {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            mix(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        mix(u64::from_le_bytes(w));
+    }
+    h
 }
 
 /// An encoded resource as protobuf debug text (for `/debug/config_dump?full=true`).
@@ -287,7 +310,10 @@ impl Shared {
             generate_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
-            interner: Interner::default(),
+            interner: Interner {
+                off: std::env::var("MESHD_SHARE_RESOURCES").is_ok_and(|v| v == "0"),
+                ..Interner::default()
+            },
             next_connection: AtomicU64::new(1),
             next_nonce: AtomicU64::new(1),
         }
