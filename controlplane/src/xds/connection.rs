@@ -329,13 +329,10 @@ impl Connection {
             .acquire()
             .await
             .map_err(|e| e.to_string())?;
-        let (translator, proxy, state2) = (
-            self.shared.translator.clone(),
-            self.proxy.clone(),
-            state.clone(),
-        );
+        let (shared, proxy, state2) = (self.shared.clone(), self.proxy.clone(), state.clone());
         let encoded = tokio::task::spawn_blocking(move || {
-            encode_all(&translator.generate(&state2.snapshot, &proxy))
+            let encoded = encode_all(&shared.translator.generate(&state2.snapshot, &proxy));
+            shared.interner.intern(state2.version, encoded)
         })
         .await
         .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
@@ -352,12 +349,12 @@ impl Connection {
         match &self.types[t as usize].names {
             None => all
                 .iter()
-                .map(|(n, a)| (n.as_str(), Cow::Borrowed(a)))
+                .map(|(n, a)| (n.as_str(), Cow::Borrowed(&**a)))
                 .collect(),
             Some(names) => names
                 .iter()
                 .filter_map(|n| match all.get(n) {
-                    Some(a) => Some((n.as_str(), Cow::Borrowed(a))),
+                    Some(a) => Some((n.as_str(), Cow::Borrowed(&**a))),
                     None if t == XdsType::Endpoint => {
                         Some((n.as_str(), Cow::Owned(empty_endpoints(n))))
                     }

@@ -7,7 +7,7 @@
 
 pub mod connection;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -84,8 +84,9 @@ impl XdsType {
     }
 }
 
-/// One type's resources, by name, encoded.
-pub type Encoded = BTreeMap<String, Any>;
+/// One type's resources, by name, encoded. Shared ([`Interner`]): many proxies receive the
+/// same bytes for most resources, and keep them once.
+pub type Encoded = BTreeMap<String, Arc<Any>>;
 
 /// A proxy's resources, encoded, indexed by [`XdsType`] (`encoded[t as usize]`). This is
 /// what a connection keeps: the bytes it sends, and what `/debug/config_dump` decodes.
@@ -96,9 +97,11 @@ pub type EncodedConfig = [Encoded; 4];
 /// detection compares these bytes, so unstable bytes would mean needless pushes.
 pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
     use mesh_core::xds::wire;
-    let any = |value: Vec<u8>| Any {
-        type_url: t.type_url().to_owned(),
-        value,
+    let any = |value: Vec<u8>| {
+        Arc::new(Any {
+            type_url: t.type_url().to_owned(),
+            value,
+        })
     };
     match t {
         XdsType::Cluster => config
@@ -127,6 +130,84 @@ pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
 /// Encodes every type of a proxy config.
 pub fn encode_all(config: &ProxyConfig) -> EncodedConfig {
     XdsType::ALL.map(|t| encode(config, t))
+}
+
+/// Shares identical encoded resources between proxies: a proxy's config is mostly the same
+/// clusters, endpoints and routes as its neighbours', and with a thousand proxies keeping
+/// one copy each is most of meshd's memory. Keeps the resources of one config version (the
+/// newest it was asked about); proxies still on an older version keep their own copies.
+///
+/// The trade, measured with `xds-scale` (BENCHMARKS.md): about half the memory, but more
+/// CPU per push with glibc's allocator. `MESHD_SHARE_RESOURCES=0` turns sharing off.
+#[derive(Default)]
+pub struct Interner {
+    off: bool,
+    state: std::sync::Mutex<InternState>,
+}
+
+#[derive(Default)]
+struct InternState {
+    version: u64,
+    /// By a digest of type URL and bytes; equal digests are compared byte for byte.
+    resources: HashMap<u64, Vec<Arc<Any>>>,
+}
+
+impl Interner {
+    /// Replaces each resource of `config` (built from config `version`) by an equal one
+    /// already shared, or shares it. Blocking (a lock, no await): call it where the config
+    /// is generated.
+    pub fn intern(&self, version: u64, mut config: EncodedConfig) -> EncodedConfig {
+        if self.off {
+            return config;
+        }
+        let digests: Vec<Vec<u64>> = config
+            .iter()
+            .map(|resources| resources.values().map(|a| any_digest(a)).collect())
+            .collect();
+        let Ok(mut state) = self.state.lock() else {
+            return config;
+        };
+        if version > state.version {
+            state.version = version;
+            state.resources.clear();
+        } else if version < state.version {
+            return config;
+        }
+        // The replaced copies are freed after the lock is released.
+        let mut replaced: Vec<Arc<Any>> = Vec::new();
+        for (resources, digests) in config.iter_mut().zip(digests) {
+            for (any, digest) in resources.values_mut().zip(digests) {
+                let same = state.resources.entry(digest).or_default();
+                match same.iter().find(|s| Arc::ptr_eq(s, any) || ***s == **any) {
+                    Some(shared) => replaced.push(std::mem::replace(any, shared.clone())),
+                    None => same.push(any.clone()),
+                }
+            }
+        }
+        drop(state);
+        drop(replaced);
+        config
+    }
+}
+
+/// A fast digest of an encoded resource, eight bytes at a time (equal digests are compared
+/// byte for byte, so collisions cost time, never correctness).
+fn any_digest(any: &Any) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = (any.value.len() as u64) ^ (any.type_url.len() as u64).rotate_left(32);
+    let mut mix = |word: u64| h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    for bytes in [any.type_url.as_bytes(), any.value.as_slice()] {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            mix(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        mix(u64::from_le_bytes(w));
+    }
+    h
 }
 
 /// An encoded resource as protobuf debug text (for `/debug/config_dump?full=true`).
@@ -206,6 +287,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Bounds how many proxies' configs are generated at once (istiod's push throttle).
     pub generate_permits: Semaphore,
+    /// Encoded resources shared between proxies.
+    pub interner: Interner,
     next_connection: AtomicU64,
     next_nonce: AtomicU64,
 }
@@ -227,6 +310,10 @@ impl Shared {
             generate_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
+            interner: Interner {
+                off: std::env::var("MESHD_SHARE_RESOURCES").is_ok_and(|v| v == "0"),
+                ..Interner::default()
+            },
             next_connection: AtomicU64::new(1),
             next_nonce: AtomicU64::new(1),
         }
@@ -344,6 +431,34 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn interner_shares_equal_resources_of_one_version() {
+        let config = |bytes: &[u8]| -> EncodedConfig {
+            let mut c = EncodedConfig::default();
+            c[0].insert(
+                "a".into(),
+                Arc::new(Any {
+                    type_url: type_url::CLUSTER.into(),
+                    value: bytes.to_vec(),
+                }),
+            );
+            c
+        };
+        let interner = Interner::default();
+        let one = interner.intern(1, config(b"x"));
+        let two = interner.intern(1, config(b"x"));
+        let other = interner.intern(1, config(b"y"));
+        assert!(Arc::ptr_eq(&one[0]["a"], &two[0]["a"]));
+        assert!(!Arc::ptr_eq(&one[0]["a"], &other[0]["a"]));
+        assert_eq!(other[0]["a"].value, b"y");
+        // A newer version starts afresh; an older one is left alone.
+        let three = interner.intern(2, config(b"x"));
+        assert!(!Arc::ptr_eq(&one[0]["a"], &three[0]["a"]));
+        let stale = interner.intern(1, config(b"x"));
+        assert!(!Arc::ptr_eq(&three[0]["a"], &stale[0]["a"]));
+        assert_eq!(*stale[0]["a"], *three[0]["a"]);
     }
 
     #[test]
