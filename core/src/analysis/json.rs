@@ -54,3 +54,84 @@ pub fn selector_matches(
 ) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
+
+/// A label selector as Kubernetes prints it: `a=1,b=2`, keys in order.
+pub fn selector_text(selector: &BTreeMap<String, String>) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Evaluates a Kubernetes `LabelSelector` (`matchLabels` and `matchExpressions`) against
+/// labels. An absent (or null) selector selects everything; a selector Kubernetes would
+/// refuse (unknown operator, values where none belong or missing where required) selects
+/// nothing.
+pub fn label_selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return true;
+    };
+    let match_labels = string_map_at(selector, "/matchLabels");
+    if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        return false;
+    }
+    arr_at(selector, "/matchExpressions")
+        .iter()
+        .all(|expr| expression_matches(expr, labels).unwrap_or(false))
+}
+
+/// One `matchExpressions` entry; `None` when the expression is malformed.
+fn expression_matches(expr: &Value, labels: &BTreeMap<String, String>) -> Option<bool> {
+    let key = str_at(expr, "/key")?;
+    let values: Vec<&str> = arr_at(expr, "/values")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let value = labels.get(key).map(String::as_str);
+    match str_at(expr, "/operator")? {
+        "In" if !values.is_empty() => Some(value.is_some_and(|v| values.contains(&v))),
+        "NotIn" if !values.is_empty() => Some(value.is_none_or(|v| !values.contains(&v))),
+        "Exists" if values.is_empty() => Some(value.is_some()),
+        "DoesNotExist" if values.is_empty() => Some(value.is_none()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selectors_follow_kubernetes() {
+        let l = labels(&[("app", "web"), ("tier", "front")]);
+        assert!(label_selector_matches(None, &l));
+        assert!(label_selector_matches(Some(&Value::Null), &l));
+        let sel = serde_json::json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["front", "back"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        });
+        assert!(label_selector_matches(Some(&sel), &l));
+        let not_in = serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]});
+        assert!(!label_selector_matches(Some(&not_in), &l));
+        // Malformed: Exists with values, unknown operator, In without values.
+        for bad in [
+            serde_json::json!({"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}),
+            serde_json::json!({"matchExpressions": [{"key": "app", "operator": "Like"}]}),
+            serde_json::json!({"matchExpressions": [{"key": "app", "operator": "In"}]}),
+        ] {
+            assert!(!label_selector_matches(Some(&bad), &l), "{bad}");
+        }
+        assert_eq!(selector_text(&l), "app=web,tier=front");
+    }
+}

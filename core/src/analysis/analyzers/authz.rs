@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::analysis::common::{
     INJECTION_LABEL, PROXY_CONTAINER, SIDECAR_INJECT, pod_in_ambient_mode,
 };
+use crate::analysis::json::selector_text;
 use crate::analysis::json::{arr_at, selector_matches, str_at, string_map_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -58,15 +59,6 @@ fn mesh_pod_labels<'s>(ctx: &Context<'s>) -> BTreeMap<String, Vec<&'s BTreeMap<S
         }
     }
     out
-}
-
-/// A label selector as Kubernetes prints it: `a=1,b=2`, keys in order.
-fn selector_text(selector: &BTreeMap<String, String>) -> String {
-    selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Reports a policy that selects no workload: a root-namespace policy whose selector

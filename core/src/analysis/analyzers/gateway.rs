@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::analysis::json::selector_text;
 use crate::analysis::json::{arr_at, selector_matches, str_at, string_map_at, u64_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -68,16 +69,6 @@ pub const ANALYZERS: &[AnalyzerDef] = &[
 /// The Gateway's workload selector (`spec.selector`).
 fn gateway_selector(gw: &Resource) -> BTreeMap<String, String> {
     string_map_at(&gw.json, "/spec/selector")
-}
-
-/// A label selector written the way Kubernetes prints one built from a label set:
-/// `k1=v1,k2=v2`, keys sorted; the empty string for the empty selector.
-fn selector_string(selector: &BTreeMap<String, String>) -> String {
-    selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Reads back a selector printed by [`selector_string`]; pairs that are not `k=v` are dropped.
@@ -132,7 +123,7 @@ fn report_selector_not_found(ctx: &mut Context<'_>, gw: &Resource) {
         &catalog::REFERENCED_RESOURCE_NOT_FOUND,
         gw,
         &selector_path(&selector),
-        &[&"selector", &selector_string(&selector)],
+        &[&"selector", &selector_text(&selector)],
     );
 }
 
@@ -196,7 +187,7 @@ fn analyze_ports(ctx: &mut Context<'_>) {
             continue;
         }
 
-        let selector_text = selector_string(&selector);
+        let selector_text = selector_text(&selector);
         for (i, server) in servers(gw).iter().enumerate() {
             if server.get("port").is_none() {
                 continue;
@@ -531,7 +522,7 @@ type GatewaysBySelectorPort = BTreeMap<(String, u64), BTreeMap<String, BTreeMap<
 fn gateways_by_selector_port(ctx: &Context<'_>) -> GatewaysBySelectorPort {
     let mut out: GatewaysBySelectorPort = BTreeMap::new();
     for gw in ctx.store.of(groups::NETWORKING, "Gateway") {
-        let selector = selector_string(&gateway_selector(gw));
+        let selector = selector_text(&gateway_selector(gw));
         for server in servers(gw) {
             let bind = str_at(server, "/bind").unwrap_or("");
             let hosts = server_hosts(server)
@@ -551,7 +542,7 @@ fn analyze_conflicts(ctx: &mut Context<'_>) {
     let all_pods: Vec<&Resource> = pods(ctx).collect();
     for gw in ctx.store.of(groups::NETWORKING, "Gateway") {
         let selector = gateway_selector(gw);
-        let selector_text = selector_string(&selector);
+        let selector_text = selector_text(&selector);
         let full_name = gw.full_name();
 
         // The groups on the same workload: the same selector, or one selector's text

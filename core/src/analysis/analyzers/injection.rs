@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::analysis::common::{
     DATAPLANE_MODE_LABEL, GoList, INJECTION_LABEL, ISTIO_SYSTEM, PROXY_CONTAINER, REVISION_LABEL,
 };
+use crate::analysis::json::label_selector_matches;
 use crate::analysis::json::{arr_at, str_at, string_map_at};
 use crate::analysis::store::is_derived;
 use crate::analysis::{AnalyzerDef, Context, catalog};
@@ -416,8 +417,8 @@ fn analyze_image_auto(ctx: &mut Context<'_>) {
             .unwrap_or_default();
         let pod_labels = string_map_at(&d.json, "/spec/template/metadata/labels");
         let targeted = webhooks.iter().any(|w| {
-            selector_matches(w.get("namespaceSelector"), &ns_labels)
-                && selector_matches(w.get("objectSelector"), &pod_labels)
+            label_selector_matches(w.get("namespaceSelector"), &ns_labels)
+                && label_selector_matches(w.get("objectSelector"), &pod_labels)
         });
         if !targeted {
             ctx.report(
@@ -438,35 +439,6 @@ fn auto_image(obj: &Value, spec: &str) -> Option<usize> {
             c.get("name").and_then(Value::as_str) == Some(PROXY_CONTAINER)
                 && c.get("image").and_then(Value::as_str) == Some("auto")
         })
-}
-
-/// Whether a Kubernetes label selector (`matchLabels` and `matchExpressions`) selects
-/// `labels`. An absent selector selects everything; a malformed one selects nothing.
-fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
-        return true;
-    };
-    let match_labels = string_map_at(selector, "/matchLabels");
-    if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-        return false;
-    }
-    arr_at(selector, "/matchExpressions").iter().all(|e| {
-        let Some(key) = str_at(e, "/key") else {
-            return false;
-        };
-        let values: Vec<&str> = arr_at(e, "/values")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        let value = labels.get(key).map(String::as_str);
-        match str_at(e, "/operator") {
-            Some("In") if !values.is_empty() => value.is_some_and(|v| values.contains(&v)),
-            Some("NotIn") if !values.is_empty() => value.is_none_or(|v| !values.contains(&v)),
-            Some("Exists") if values.is_empty() => value.is_some(),
-            Some("DoesNotExist") if values.is_empty() => value.is_none(),
-            _ => false,
-        }
-    })
 }
 
 #[cfg(test)]
@@ -624,13 +596,13 @@ spec:
     #[test]
     fn label_selectors() {
         let l = labels(&[("istio-injection", "enabled")]);
-        assert!(selector_matches(None, &l));
-        assert!(selector_matches(Some(&json!({})), &l));
-        assert!(selector_matches(
+        assert!(label_selector_matches(None, &l));
+        assert!(label_selector_matches(Some(&json!({})), &l));
+        assert!(label_selector_matches(
             Some(&json!({"matchLabels": {"istio-injection": "enabled"}})),
             &l
         ));
-        assert!(!selector_matches(
+        assert!(!label_selector_matches(
             Some(&json!({"matchLabels": {"istio-injection": "enabled"}})),
             &labels(&[])
         ));
@@ -638,14 +610,14 @@ spec:
             {"key": "istio-injection", "operator": "NotIn", "values": ["disabled"]},
             {"key": "istio.io/rev", "operator": "DoesNotExist"}
         ]});
-        assert!(selector_matches(Some(&not_disabled), &l));
-        assert!(selector_matches(Some(&not_disabled), &labels(&[])));
-        assert!(!selector_matches(
+        assert!(label_selector_matches(Some(&not_disabled), &l));
+        assert!(label_selector_matches(Some(&not_disabled), &labels(&[])));
+        assert!(!label_selector_matches(
             Some(&not_disabled),
             &labels(&[("istio.io/rev", "canary")])
         ));
         let malformed = json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]});
-        assert!(!selector_matches(Some(&malformed), &l));
+        assert!(!label_selector_matches(Some(&malformed), &l));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! in one namespace (IST0111), and Sidecars that cannot take effect because their
 //! workloads or namespace run in ambient mode (IST0167).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use crate::analysis::common::{
     DATAPLANE_MODE_LABEL, INJECTION_LABEL, REVISION_LABEL, pod_in_ambient_mode,
 };
+use crate::analysis::json::selector_text;
 use crate::analysis::json::{selector_matches, string_map_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -42,15 +43,6 @@ fn namespace_in_ambient_mode(ns: &Resource) -> bool {
     ns.labels
         .get(DATAPLANE_MODE_LABEL)
         .is_some_and(|v| v == "ambient")
-}
-
-/// A label selector as Kubernetes prints it: `a=1,b=2`, keys in order.
-fn selector_text(selector: &BTreeMap<String, String>) -> String {
-    selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Sidecar names as Go prints a list of strings: `[a b]`.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::analysis::json::selector_text;
 use crate::analysis::json::{arr_at, str_at, string_map_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
@@ -100,13 +101,12 @@ fn analyze_selectors(ctx: &mut Context<'_>) {
             }
         }
         if !found {
-            let text: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let first_key = selector.keys().next().map_or("", String::as_str);
             ctx.report(
                 &catalog::REFERENCED_RESOURCE_NOT_FOUND,
                 telemetry,
                 &format!("spec.selector.matchLabels[\"{first_key}\"]"),
-                &[&"selector", &text.join(",")],
+                &[&"selector", &selector_text(&selector)],
             );
         }
     }

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::analysis::json::{arr_at, str_at, string_map_at};
+use crate::analysis::json::label_selector_matches;
+use crate::analysis::json::{arr_at, str_at};
 use crate::analysis::{AnalyzerDef, Context, catalog};
 use crate::resource::{Resource, groups};
 
@@ -70,8 +71,8 @@ fn report_overlaps(ctx: &mut Context<'_>, hooks: &[Hook<'_>], revisions: &BTreeS
             let matching: BTreeMap<&str, &Hook<'_>> = hooks
                 .iter()
                 .filter(|h| {
-                    selector_matches(h.json.get("namespaceSelector"), ns_labels)
-                        && selector_matches(h.json.get("objectSelector"), obj_labels)
+                    label_selector_matches(h.json.get("namespaceSelector"), ns_labels)
+                        && label_selector_matches(h.json.get("objectSelector"), obj_labels)
                 })
                 .map(|h| (h.id.as_str(), h))
                 .collect();
@@ -178,38 +179,6 @@ fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// Evaluates a Kubernetes LabelSelector against a set of labels. An absent selector selects
-/// everything (the webhook default); a selector Kubernetes would refuse selects nothing.
-fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_null()) else {
-        return true;
-    };
-    let match_labels = string_map_at(selector, "/matchLabels");
-    if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-        return false;
-    }
-    arr_at(selector, "/matchExpressions")
-        .iter()
-        .all(|expr| expression_matches(expr, labels).unwrap_or(false))
-}
-
-/// One `matchExpressions` entry; `None` when the expression is malformed.
-fn expression_matches(expr: &Value, labels: &BTreeMap<String, String>) -> Option<bool> {
-    let key = str_at(expr, "/key")?;
-    let values: Vec<&str> = arr_at(expr, "/values")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let value = labels.get(key).map(String::as_str);
-    match str_at(expr, "/operator")? {
-        "In" if !values.is_empty() => Some(value.is_some_and(|v| values.contains(&v))),
-        "NotIn" if !values.is_empty() => Some(value.is_none_or(|v| !values.contains(&v))),
-        "Exists" if values.is_empty() => Some(value.is_some()),
-        "DoesNotExist" if values.is_empty() => Some(value.is_none()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,9 +282,9 @@ webhooks:
     fn malformed_expressions_select_nothing() {
         let labels = BTreeMap::from([("a".to_owned(), "b".to_owned())]);
         let bad = serde_json::json!({"matchExpressions": [{"key": "a", "operator": "In"}]});
-        assert!(!selector_matches(Some(&bad), &labels));
+        assert!(!label_selector_matches(Some(&bad), &labels));
         let not_in = serde_json::json!({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["y"]}]});
-        assert!(selector_matches(Some(&not_in), &labels));
-        assert!(selector_matches(None, &labels));
+        assert!(label_selector_matches(Some(&not_in), &labels));
+        assert!(label_selector_matches(None, &labels));
     }
 }
