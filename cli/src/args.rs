@@ -24,6 +24,9 @@ pub enum Command {
     /// Validate each object against Istio's schema and rules, with file:line and field path.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Show a proxy's clusters, listeners, routes, endpoints, secrets, bootstrap or log levels.
+    #[command(name = "proxy-config", visible_alias = "pc")]
+    ProxyConfig(crate::proxy_config::ProxyConfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
