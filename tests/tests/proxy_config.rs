@@ -250,6 +250,23 @@ async fn meshctl_proxy_config_reads_live_envoy() {
             f.push(format!("the level did not stick:\n{out}"));
         }
 
+        // A logger Envoy does not have is a usage error, with Envoy's reason.
+        let r = meshctl(&args(&[
+            "pc",
+            "log",
+            "--admin",
+            &admin,
+            "--level",
+            "nosuch:debug",
+        ]))
+        .await;
+        if r.code != Some(64) || !r.stderr.contains("unknown logger") {
+            f.push(format!(
+                "unknown logger: exit {:?}, stderr {}",
+                r.code, r.stderr
+            ));
+        }
+
         // A workload meshd does not know: the known ones are listed.
         let r = meshctl(&args(&[
             "pc",

@@ -16,6 +16,15 @@ pub enum Change {
     One { logger: String, level: String },
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::All(level) => write!(f, "level {level} for every logger"),
+            Change::One { logger, level } => write!(f, "{logger}:{level}"),
+        }
+    }
+}
+
 impl Change {
     /// The admin path that makes the change.
     pub fn path(&self) -> String {

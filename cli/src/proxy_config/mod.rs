@@ -408,7 +408,20 @@ pub fn execute_at(args: &ProxyConfigArgs, now: i64) -> Result<Output, Error> {
             if let Some(spec) = level {
                 let changes = log::parse_levels(spec).map_err(Error::Usage)?;
                 for c in &changes {
-                    source::admin_post(admin, &c.path())?;
+                    source::admin_post(admin, &c.path()).map_err(|e| match e {
+                        // Envoy answers 400 to a logger it does not have.
+                        Error::Rejected {
+                            status: 400, body, ..
+                        } => Error::Usage(format!(
+                            "the proxy at {admin} refused {c}: {}; `meshctl proxy-config log` \
+                             lists its loggers",
+                            body.lines()
+                                .next()
+                                .unwrap_or_default()
+                                .trim_start_matches("error: ")
+                        )),
+                        e => e,
+                    })?;
                 }
             }
             let text = source::admin_post(admin, "/logging")?;

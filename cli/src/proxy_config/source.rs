@@ -45,6 +45,13 @@ pub enum Error {
         url: String,
         known: String,
     },
+    /// A proxy answered with an HTTP error (exit 65).
+    #[error("{what}: HTTP {status}: {body}")]
+    Rejected {
+        what: String,
+        status: u16,
+        body: String,
+    },
     /// A source answered or contained something unusable (exit 65).
     #[error("{what}: {reason}")]
     BadInput { what: String, reason: String },
@@ -255,10 +262,11 @@ fn admin(method: Method, authority: &str, path: &str) -> Result<Vec<u8>, Error> 
             addr: authority.to_owned(),
             reason,
         },
-        HttpError::Status(status, body) => Error::bad(
-            format!("{method} http://{authority}{path}"),
-            format!("HTTP {status}: {body}"),
-        ),
+        HttpError::Status(status, body) => Error::Rejected {
+            what: format!("{method} http://{authority}{path}"),
+            status,
+            body,
+        },
     })
 }
 
