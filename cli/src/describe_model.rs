@@ -256,13 +256,14 @@ pub struct Mesh<'a> {
     pub messages: &'a [Message],
 }
 
-/// A workload's labels: a Pod's metadata labels, a WorkloadEntry's `spec.labels`.
+/// A workload's labels: a Pod's metadata labels; a WorkloadEntry's metadata labels overlaid
+/// with its `spec.labels` (as meshd's registry reads them).
 fn labels_of(w: &Resource) -> BTreeMap<String, String> {
+    let mut labels = w.labels.clone();
     if w.kind == "WorkloadEntry" {
-        string_map_at(&w.json, "/spec/labels")
-    } else {
-        w.labels.clone()
+        labels.extend(string_map_at(&w.json, "/spec/labels"));
     }
+    labels
 }
 
 fn is_workload(r: &Resource) -> bool {
