@@ -124,6 +124,27 @@ fn bookinfo_productpage_is_exposed_on_the_gateway() {
 }
 
 #[test]
+fn the_ingress_gateway_shows_the_gateways_selecting_it() {
+    // files-only analysis adds the default ingress gateway, as analyze does.
+    let r = json(&[
+        "describe",
+        "pod",
+        "istio-ingressgateway",
+        "-f",
+        &testdata("bookinfo"),
+    ]);
+    assert_eq!(r["workload"]["namespace"], "istio-system");
+    assert_eq!(names(&r["gateways"], "/gateway/name"), ["bookinfo-gateway"]);
+    assert_eq!(
+        r["gateways"][0]["servers"][0],
+        "HTTP 80 bookinfo.example.com"
+    );
+    // No PeerAuthentication in istio-system or for it: Istio's default.
+    assert_eq!(r["mtls"]["mode"], "PERMISSIVE");
+    assert!(r["mtls"]["policies"].as_array().unwrap().is_empty());
+}
+
+#[test]
 fn service_lists_its_workloads_with_their_subsets() {
     let text = ok(&[
         "describe",
@@ -171,6 +192,25 @@ fn service_lists_its_workloads_with_their_subsets() {
 }
 
 #[test]
+fn service_entry_shows_its_hosts_endpoints_and_routes() {
+    let config = testdata("scenarios/service-entry-external/config");
+    let text = ok(&["describe", "service", "external-api.shop", "-f", &config]);
+    for line in [
+        "ServiceEntry: external-api.shop (",
+        "   Hosts: api.external.example",
+        "   Port: http 8080/HTTP targets workload port 8080",
+        "VirtualService: VirtualService shop/external-api (hosts api.external.example; gateways mesh)",
+        "   http[0]: when * -> api.external.example:8080",
+        "Endpoints: 127.10.11.30",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(line)),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn mtls_follows_workload_then_namespace_then_root_policy() {
     let dir = testdata("describe");
     // Workload policy DISABLE over the namespace's UNSET and the mesh's STRICT; port 8443 is
@@ -203,10 +243,12 @@ fn mtls_follows_workload_then_namespace_then_root_policy() {
     // The namespace's UNSET inherits the root namespace's STRICT.
     let web = json(&["describe", "workload", "web.shop", "-f", &dir]);
     assert_eq!(web["mtls"]["mode"], "STRICT");
-    // A namespace policy beats the root namespace's.
+    // A namespace policy beats the root namespace's; of two, the older (by
+    // creationTimestamp, though loaded second).
     let old = json(&["describe", "workload", "old", "-f", &dir]);
-    assert_eq!(old["mtls"]["mode"], "DISABLE");
     assert_eq!(old["workload"]["namespace"], "legacy");
+    assert_eq!(old["mtls"]["mode"], "PERMISSIVE");
+    assert_eq!(old["mtls"]["policies"][0]["policy"]["name"], "permissive");
 }
 
 #[test]
