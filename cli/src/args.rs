@@ -27,6 +27,9 @@ pub enum Command {
     /// Show a proxy's clusters, listeners, routes, endpoints, secrets, bootstrap or log levels.
     #[command(name = "proxy-config", visible_alias = "pc")]
     ProxyConfig(crate::proxy_config::ProxyConfigArgs),
+    /// Add the sidecar and its init step to the pods of a manifest (no cluster needed).
+    #[command(name = "kube-inject")]
+    KubeInject(crate::inject::KubeInjectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod args;
+pub mod inject;
 pub mod output;
 pub mod proxy_config;
 pub mod validate;
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Analyze(a) => analyze::run(&a),
         Command::Validate(v) => validate::run(&v),
         Command::ProxyConfig(p) => proxy_config::run(&p),
+        Command::KubeInject(k) => inject::run(&k),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
