@@ -136,6 +136,8 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the capture rules are not installed (missing: {0})")]
+    NotInstalled(String),
     #[error("{program} failed ({status}): {stderr}")]
     Failed {
         program: String,
@@ -165,6 +167,8 @@ pub struct CaptureConfig {
     pub exclude_inbound_ports: Vec<u16>,
     /// Outbound destination ports never captured.
     pub exclude_outbound_ports: Vec<u16>,
+    /// Interfaces whose incoming traffic is treated as outbound (KubeVirt VMs).
+    pub reroute_interfaces: Vec<String>,
 }
 
 impl Default for CaptureConfig {
@@ -179,6 +183,7 @@ impl Default for CaptureConfig {
             include_inbound_ports: Ports::All,
             exclude_inbound_ports: Vec::new(),
             exclude_outbound_ports: Vec::new(),
+            reroute_interfaces: Vec::new(),
         }
     }
 }
@@ -220,6 +225,11 @@ pub fn rules(cfg: &CaptureConfig) -> String {
             cfg.inbound_port
         ),
     ];
+
+    // Traffic arriving on a virtual interface (a KubeVirt VM's) is the VM's outbound.
+    for i in &cfg.reroute_interfaces {
+        r.push(format!("-I PREROUTING 1 -i {i} -j ISTIO_REDIRECT"));
+    }
 
     // Inbound.
     match &cfg.include_inbound_ports {
@@ -280,6 +290,46 @@ pub fn rules(cfg: &CaptureConfig) -> String {
     }
     out.push_str("COMMIT\n");
     out
+}
+
+/// The chains and jumps whose presence shows the capture rules are installed (by this
+/// init step or by a CNI plugin).
+const CHECKED: [&str; 2] = ["-N ISTIO_OUTPUT", "-A OUTPUT -p tcp -j ISTIO_OUTPUT"];
+
+/// Checks that capture rules are installed, reading `iptables-save -t nat` output.
+pub fn check_installed(save_output: &str) -> Result<(), InitError> {
+    let missing: Vec<&str> = CHECKED
+        .iter()
+        .copied()
+        .filter(|want| !save_output.lines().any(|l| l.trim() == *want))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(InitError::NotInstalled(missing.join("; ")))
+    }
+}
+
+/// Runs `iptables-save -t nat` and checks the capture rules are installed.
+pub fn check(program: Option<PathBuf>) -> Result<(), InitError> {
+    let program = program.unwrap_or_else(|| PathBuf::from("iptables-save"));
+    let name = program.display().to_string();
+    let out = Command::new(&program)
+        .args(["-t", "nat"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| InitError::Spawn {
+            program: name.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(InitError::Failed {
+            program: name,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    check_installed(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Applies `rules` with `iptables-restore --noflush` (the program can be overridden for
@@ -458,6 +508,23 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(m[0].ends_with(",15"), "{}", m[0]);
         assert_eq!(m[1], "-m multiport --dports 16,17,18,19,20");
+    }
+
+    #[test]
+    fn virtual_interfaces_are_rerouted_outbound_first() {
+        let cfg = CaptureConfig {
+            reroute_interfaces: vec!["net1".into()],
+            ..CaptureConfig::default()
+        };
+        assert!(has(&cfg, "-I PREROUTING 1 -i net1 -j ISTIO_REDIRECT"));
+    }
+
+    #[test]
+    fn check_finds_installed_rules() {
+        let installed = rules(&CaptureConfig::default());
+        check_installed(&installed).unwrap();
+        let err = check_installed("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").unwrap_err();
+        assert!(err.to_string().contains("-N ISTIO_OUTPUT"), "{err}");
     }
 
     #[test]

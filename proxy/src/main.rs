@@ -70,9 +70,25 @@ struct InitArgs {
     /// Outbound destination ports never captured, comma-separated.
     #[arg(long, default_value = "", value_parser = init::parse_port_list)]
     exclude_outbound_ports: PortList,
+    /// Interfaces whose incoming traffic is treated as outbound (KubeVirt), comma-separated.
+    #[arg(long, default_value = "", value_parser = parse_interfaces)]
+    reroute_virtual_interfaces: Interfaces,
+    /// Only check that the capture rules are installed (by a CNI plugin); exit 1 if not.
+    #[arg(long)]
+    check: bool,
     /// The iptables-restore program.
     #[arg(long, default_value = "iptables-restore")]
     iptables_restore: PathBuf,
+}
+
+type Interfaces = Vec<String>;
+
+fn parse_interfaces(s: &str) -> Result<Interfaces, String> {
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 #[derive(Args, Clone)]
@@ -183,7 +199,17 @@ fn init_step(args: InitArgs) -> ExitCode {
         include_inbound_ports: args.include_inbound_ports,
         exclude_inbound_ports: args.exclude_inbound_ports,
         exclude_outbound_ports: args.exclude_outbound_ports,
+        reroute_interfaces: args.reroute_virtual_interfaces,
     };
+    if args.check {
+        return match init::check(None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mesh-proxy init --check: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rules = init::rules(&cfg);
     if args.dry_run {
         print!("{rules}");

@@ -10,6 +10,8 @@ use super::settings::Settings;
 
 /// The init container's name (Istio's, so tools that look for it still find it).
 pub const INIT_NAME: &str = "istio-init";
+/// The init container's name when a CNI plugin installs the rules and it only checks them.
+pub const VALIDATION_NAME: &str = "istio-validation";
 /// The annotation recording what was injected.
 pub const STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 /// The uid and gid the sidecar runs as; its own traffic is not captured.
@@ -120,6 +122,8 @@ pub struct Redirect {
     pub include_inbound_ports: String,
     pub exclude_inbound_ports: String,
     pub exclude_outbound_ports: String,
+    /// Interfaces whose traffic is rerouted as outbound (KubeVirt).
+    pub reroute_interfaces: String,
 }
 
 fn redirect(meta: &J, settings: &Settings, status_port: u16) -> Result<Redirect, PodError> {
@@ -135,6 +139,11 @@ fn redirect(meta: &J, settings: &Settings, status_port: u16) -> Result<Redirect,
         include_inbound_ports: get("includeInboundPorts", &settings.include_inbound_ports),
         exclude_inbound_ports: get("excludeInboundPorts", &settings.exclude_inbound_ports),
         exclude_outbound_ports: get("excludeOutboundPorts", &settings.exclude_outbound_ports),
+        reroute_interfaces: annotation(meta, "istio.io/reroute-virtual-interfaces")
+            .or_else(|| annotation(meta, "traffic.sidecar.istio.io/kubevirtInterfaces"))
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
     };
     let k = |s: &str| format!("traffic.sidecar.istio.io/{s}");
     check_cidrs(&k("includeOutboundIPRanges"), &r.include_ip_ranges, true)?;
@@ -162,7 +171,7 @@ fn redirect(meta: &J, settings: &Settings, status_port: u16) -> Result<Redirect,
 }
 
 /// The init container: `mesh-proxy init` with the redirect settings as flags.
-fn init_container(settings: &Settings, r: &Redirect) -> J {
+fn init_container(settings: &Settings, r: &Redirect, uid: u32) -> J {
     let mut args = vec![
         "init".to_owned(),
         "--proxy-port".into(),
@@ -170,7 +179,7 @@ fn init_container(settings: &Settings, r: &Redirect) -> J {
         "--inbound-port".into(),
         "15006".into(),
         "--proxy-uid".into(),
-        PROXY_UID.to_string(),
+        uid.to_string(),
         "--include-outbound-ip-ranges".into(),
         r.include_ip_ranges.clone(),
         "--exclude-outbound-ip-ranges".into(),
@@ -184,8 +193,19 @@ fn init_container(settings: &Settings, r: &Redirect) -> J {
         args.push("--exclude-outbound-ports".into());
         args.push(r.exclude_outbound_ports.clone());
     }
+    if !r.reroute_interfaces.is_empty() {
+        args.push("--reroute-virtual-interfaces".into());
+        args.push(r.reroute_interfaces.clone());
+    }
+    let name = if settings.cni {
+        // The CNI plugin installed the rules; this step checks they are there.
+        args.insert(1, "--check".into());
+        VALIDATION_NAME
+    } else {
+        INIT_NAME
+    };
     json!({
-        "name": INIT_NAME,
+        "name": name,
         "image": settings.init_image,
         "command": ["mesh-proxy"],
         "args": args,
@@ -361,7 +381,7 @@ pub fn inject(
     let mut containers = take_list(spec, "containers");
     let mut inits = take_list(spec, "initContainers");
     let probers = if rewrite {
-        probes::rewrite(&mut containers, status_port)
+        probes::rewrite(&mut containers, &mut inits, status_port)
     } else {
         Map::new()
     };
@@ -379,8 +399,28 @@ pub fn inject(
     let mut added_containers: Vec<String> = Vec::new();
     let mut new_inits = Vec::new();
     if capture {
-        new_inits.push(init_container(settings, &r));
-        added_inits.push(INIT_NAME.to_owned());
+        // The proxy's uid, as the user may have overridden it, is the one not captured.
+        let uid = proxy
+            .pointer("/securityContext/runAsUser")
+            .and_then(J::as_u64)
+            .and_then(|u| u32::try_from(u).ok())
+            .unwrap_or(PROXY_UID);
+        let mut init = init_container(settings, &r, uid);
+        // A container the user named istio-init overrides ours, field by field.
+        if let Some(i) = inits
+            .iter()
+            .position(|c| c.get("name").and_then(J::as_str) == Some(INIT_NAME))
+        {
+            let user = inits.remove(i);
+            merge_user_container(&mut init, &user);
+        }
+        let name = init
+            .get("name")
+            .and_then(J::as_str)
+            .unwrap_or(INIT_NAME)
+            .to_owned();
+        new_inits.push(init);
+        added_inits.push(name);
     }
     new_inits.append(&mut inits);
     if native {

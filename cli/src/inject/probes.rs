@@ -76,20 +76,29 @@ fn prober(container: &J, handler: &J, timeout: Option<&J>) -> Option<J> {
 
 /// Replaces the handler of `probe` by an HTTP GET of `path` on the status port.
 fn point_at_agent(probe: &mut Map<String, J>, path: &str, status_port: u16) {
+    let had_scheme = probe
+        .get("httpGet")
+        .is_some_and(|g| g.get("scheme").is_some());
     for key in ["httpGet", "tcpSocket", "grpc"] {
         probe.remove(key);
     }
-    probe.insert(
-        "httpGet".into(),
-        json!({ "path": path, "port": status_port }),
-    );
+    let mut get = json!({ "path": path, "port": status_port });
+    // The agent itself answers plain HTTP, whatever scheme the app's check uses.
+    if had_scheme && let Some(g) = get.as_object_mut() {
+        g.insert("scheme".into(), json!("HTTP"));
+    }
+    probe.insert("httpGet".into(), get);
 }
 
-/// Rewrites the probes and lifecycle hooks of every app container in `containers` and
-/// returns the original checks (path -> check), sorted by path.
-pub fn rewrite(containers: &mut [J], status_port: u16) -> Map<String, J> {
+/// Rewrites the probes and lifecycle hooks of every app container in `containers` (and of
+/// the native sidecars among `inits`, which the kubelet probes too) and returns the original
+/// checks (path -> check), sorted by path.
+pub fn rewrite(containers: &mut [J], inits: &mut [J], status_port: u16) -> Map<String, J> {
     let mut probers = std::collections::BTreeMap::new();
-    for c in containers.iter_mut() {
+    let native = inits
+        .iter_mut()
+        .filter(|c| c.get("restartPolicy").and_then(J::as_str) == Some("Always"));
+    for c in containers.iter_mut().chain(native) {
         let name = c.get("name").and_then(J::as_str).unwrap_or("").to_owned();
         if name == PROXY_NAME {
             continue;
@@ -137,7 +146,7 @@ mod tests {
             "livenessProbe": {"tcpSocket": {"port": 9000}},
             "startupProbe": {"exec": {"command": ["true"]}},
         })];
-        let probers = rewrite(&mut containers, 15020);
+        let probers = rewrite(&mut containers, &mut [], 15020);
         assert_eq!(
             J::Object(probers),
             json!({
@@ -149,7 +158,7 @@ mod tests {
         let c = &containers[0];
         assert_eq!(
             c["readinessProbe"],
-            json!({"httpGet": {"path": "/app-health/web/readyz", "port": 15020},
+            json!({"httpGet": {"path": "/app-health/web/readyz", "port": 15020, "scheme": "HTTP"},
                    "timeoutSeconds": 3, "periodSeconds": 5})
         );
         assert_eq!(
@@ -167,7 +176,7 @@ mod tests {
             json!({"name": "app", "readinessProbe": {"httpGet": {"port": "nope"}}}),
         ];
         let before = containers.clone();
-        assert!(rewrite(&mut containers, 15020).is_empty());
+        assert!(rewrite(&mut containers, &mut [], 15020).is_empty());
         assert_eq!(containers, before);
     }
 }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub interception_mode: String,
     /// Image pull secrets added to every injected pod.
     pub image_pull_secrets: Vec<String>,
+    /// A CNI plugin installs the capture rules: the init step only checks them.
+    pub cni: bool,
 }
 
 /// The default sidecar image.
@@ -62,6 +64,7 @@ impl Default for Settings {
             discovery_address: "meshd.istio-system.svc:15010".to_owned(),
             interception_mode: "REDIRECT".to_owned(),
             image_pull_secrets: Vec::new(),
+            cni: false,
         }
     }
 }
@@ -119,6 +122,18 @@ impl Settings {
         } else {
             values = doc.get("values").cloned().unwrap_or(J::Null);
             config = doc.clone();
+        }
+        for cni in [
+            doc.pointer("/components/cni/enabled"),
+            doc.pointer("/spec/components/cni/enabled"),
+            values.pointer("/istio_cni/enabled"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let J::Bool(b) = cni {
+                self.cni = *b;
+            }
         }
         if let Some(p) = config.get("policy").and_then(J::as_str) {
             self.policy_enabled = !p.eq_ignore_ascii_case("disabled");
