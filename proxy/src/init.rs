@@ -292,17 +292,21 @@ pub fn rules(cfg: &CaptureConfig) -> String {
     out
 }
 
-/// The chains and jumps whose presence shows the capture rules are installed (by this
-/// init step or by a CNI plugin).
-const CHECKED: [&str; 2] = ["-N ISTIO_OUTPUT", "-A OUTPUT -p tcp -j ISTIO_OUTPUT"];
-
-/// Checks that capture rules are installed, reading `iptables-save -t nat` output.
+/// Checks that capture rules are installed (by this init step or by a CNI plugin), reading
+/// `iptables-save -t nat` output (or `iptables-restore` input): the `ISTIO_OUTPUT` chain and
+/// the jump to it from `OUTPUT`.
 pub fn check_installed(save_output: &str) -> Result<(), InitError> {
-    let missing: Vec<&str> = CHECKED
+    let lines: Vec<&str> = save_output.lines().map(str::trim).collect();
+    let mut missing = Vec::new();
+    if !lines
         .iter()
-        .copied()
-        .filter(|want| !save_output.lines().any(|l| l.trim() == *want))
-        .collect();
+        .any(|l| *l == "-N ISTIO_OUTPUT" || l.starts_with(":ISTIO_OUTPUT "))
+    {
+        missing.push("the ISTIO_OUTPUT chain");
+    }
+    if !lines.contains(&"-A OUTPUT -p tcp -j ISTIO_OUTPUT") {
+        missing.push("-A OUTPUT -p tcp -j ISTIO_OUTPUT");
+    }
     if missing.is_empty() {
         Ok(())
     } else {
@@ -523,8 +527,10 @@ mod tests {
     fn check_finds_installed_rules() {
         let installed = rules(&CaptureConfig::default());
         check_installed(&installed).unwrap();
+        // iptables-save declares chains as `:NAME POLICY [counters]`.
+        check_installed(":ISTIO_OUTPUT - [0:0]\n-A OUTPUT -p tcp -j ISTIO_OUTPUT\n").unwrap();
         let err = check_installed("*nat\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").unwrap_err();
-        assert!(err.to_string().contains("-N ISTIO_OUTPUT"), "{err}");
+        assert!(err.to_string().contains("ISTIO_OUTPUT chain"), "{err}");
     }
 
     #[test]
