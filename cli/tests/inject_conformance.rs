@@ -56,12 +56,12 @@ const KNOWN: &[(&str, &str)] = &[
 ];
 
 struct Case {
-    input: &'static str,
+    input: String,
     want: String,
     /// An injector config: a file of the conformance directory, or inline values YAML.
     config: Option<Config>,
     /// Istio rejects the input with an error containing this text.
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 enum Config {
@@ -78,8 +78,8 @@ fn dir() -> PathBuf {
 /// drain duration, proxy metadata, tracing, hold-application) do not change the compared
 /// points and are left out.
 fn special_cases() -> Vec<Case> {
-    let c = |input: &'static str, want: &str, config: Option<Config>| Case {
-        input,
+    let c = |input: &str, want: &str, config: Option<Config>| Case {
+        input: input.to_owned(),
         want: want.to_owned(),
         config,
         error: None,
@@ -202,7 +202,7 @@ fn cases() -> Vec<Case> {
         if WEBHOOK_ONLY.contains(&name.as_str()) {
             continue;
         }
-        let input: &'static str = Box::leak(name.clone().into_boxed_str());
+        let input = name.clone();
         if let Some(key) = name
             .strip_prefix("traffic-annotations-bad-")
             .and_then(|r| r.strip_suffix(".yaml"))
@@ -211,7 +211,7 @@ fn cases() -> Vec<Case> {
                 input,
                 want: name.clone(),
                 config: None,
-                error: Some(Box::leak(key.to_owned().into_boxed_str())),
+                error: Some(key.to_owned()),
             });
             continue;
         }
@@ -220,7 +220,7 @@ fn cases() -> Vec<Case> {
             continue;
         }
         let config = CNI_CASES
-            .contains(&input)
+            .contains(&input.as_str())
             .then_some(Config::Values("components:\n  cni:\n    enabled: true\n"));
         cases.push(Case {
             input,
@@ -406,11 +406,11 @@ fn settings_for(case: &Case) -> Settings {
 
 /// Runs one case: `None` when it agrees, else what differs.
 fn run(case: &Case) -> Option<String> {
-    let input = std::fs::read_to_string(dir().join(case.input)).unwrap();
-    let got = inject_text(&input, case.input, &settings_for(case));
-    if let Some(want) = case.error {
+    let input = std::fs::read_to_string(dir().join(&case.input)).unwrap();
+    let got = inject_text(&input, &case.input, &settings_for(case));
+    if let Some(want) = &case.error {
         return match got {
-            Err(e) if e.to_string().to_lowercase().contains(want) => None,
+            Err(e) if e.to_string().to_lowercase().contains(want.as_str()) => None,
             Err(e) => Some(format!("error {e} does not name {want}")),
             Ok(_) => Some(format!("expected an error naming {want}, got none")),
         };

@@ -184,13 +184,9 @@ fn inject_object(
             format!("{kind} {namespace}/{name} has no pod template"),
         ));
     };
-    let (mut meta, mut spec) = match template.as_object_mut() {
-        Some(t) => (
-            t.remove("metadata").unwrap_or(J::Null),
-            t.remove("spec").unwrap_or(J::Null),
-        ),
-        None => (J::Null, J::Null),
-    };
+    // Taken out in place (a null is left in each slot), so every key keeps its position.
+    let mut meta = template.get_mut("metadata").map(J::take).unwrap_or(J::Null);
+    let mut spec = template.get_mut("spec").map(J::take).unwrap_or(J::Null);
     if !spec.is_object() {
         return Err(located(
             &format!("{path}{}", pointer_path(pointer)),
@@ -204,13 +200,21 @@ fn inject_object(
     };
     let result = pod::inject(&mut meta, &mut spec, &owner, settings);
     if let Some(t) = template.as_object_mut() {
-        // Keep metadata before spec, as written.
-        let rest = std::mem::take(t);
-        if !meta.is_null() {
-            t.insert("metadata".into(), meta);
+        if let Some(slot) = t.get_mut("metadata") {
+            *slot = meta;
+        } else if !meta.is_null() {
+            // A template that had no metadata gets it before its spec.
+            let rest = std::mem::take(t);
+            for (k, v) in rest {
+                if k == "spec" {
+                    t.insert("metadata".into(), std::mem::take(&mut meta));
+                }
+                t.insert(k, v);
+            }
         }
-        t.insert("spec".into(), spec);
-        t.extend(rest);
+        if let Some(slot) = t.get_mut("spec") {
+            *slot = spec;
+        }
     }
     let outcome = result.map_err(|e| {
         let base = pointer_path(pointer);

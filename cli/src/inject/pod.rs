@@ -86,7 +86,7 @@ fn check_cidrs(key: &str, v: &str, wildcard: bool) -> Result<(), PodError> {
         return Ok(());
     }
     for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        if c.parse::<ipnet_like::Cidr>().is_err() {
+        if c.parse::<cidr_check::Cidr>().is_err() {
             return Err(PodError {
                 field: ann_path(key),
                 message: format!("{key}: {c:?} is not a CIDR (ADDR/LEN)"),
@@ -97,7 +97,7 @@ fn check_cidrs(key: &str, v: &str, wildcard: bool) -> Result<(), PodError> {
 }
 
 /// A CIDR check without a crate: an IPv4 or IPv6 address, a slash, a prefix length.
-mod ipnet_like {
+mod cidr_check {
     pub struct Cidr;
     impl std::str::FromStr for Cidr {
         type Err = ();
@@ -163,7 +163,8 @@ fn redirect(meta: &J, settings: &Settings, status_port: u16) -> Result<Redirect,
     if status_port != 0 {
         excluded.push(status_port.to_string());
     }
-    excluded.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    excluded.retain(|p| seen.insert(p.clone()));
     Ok(Redirect {
         exclude_inbound_ports: excluded.join(","),
         ..r
@@ -510,4 +511,165 @@ pub fn inject(
         .entry("service.istio.io/canonical-revision")
         .or_insert(json!(revision));
     Ok(Outcome::Injected)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn pod(annotations: J, containers: J, inits: J) -> (J, J) {
+        (
+            json!({"name": "p", "annotations": annotations}),
+            json!({"containers": containers, "initContainers": inits}),
+        )
+    }
+
+    fn run(meta: &mut J, spec: &mut J, settings: &Settings) -> Outcome {
+        let owner = Owner {
+            kind: "Pod",
+            name: "p",
+            namespace: "shop",
+        };
+        inject(meta, spec, &owner, settings).unwrap()
+    }
+
+    fn names(spec: &J, list: &str) -> Vec<String> {
+        spec[list]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn arg_after(c: &J, flag: &str) -> String {
+        let args = c["args"].as_array().unwrap();
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn native_sidecar_opt_out_puts_the_proxy_among_the_containers() {
+        let (mut meta, mut spec) = pod(
+            json!({"sidecar.istio.io/nativeSidecar": "false"}),
+            json!([{"name": "app"}]),
+            json!([{"name": "setup"}]),
+        );
+        assert_eq!(
+            run(&mut meta, &mut spec, &Settings::default()),
+            Outcome::Injected
+        );
+        assert_eq!(names(&spec, "initContainers"), ["istio-init", "setup"]);
+        assert_eq!(names(&spec, "containers"), ["app", "istio-proxy"]);
+        assert!(spec["containers"][1].get("restartPolicy").is_none());
+        let status: J =
+            serde_json::from_str(meta["annotations"][STATUS_ANNOTATION].as_str().unwrap()).unwrap();
+        assert_eq!(status["initContainers"], json!(["istio-init"]));
+        assert_eq!(status["containers"], json!(["istio-proxy"]));
+    }
+
+    #[test]
+    fn gateways_get_no_capture_and_keep_their_container() {
+        let (mut meta, mut spec) = pod(
+            json!({"inject.istio.io/templates": "gateway"}),
+            json!([{"name": "istio-proxy", "image": "auto", "ports": [{"containerPort": 8080}]}]),
+            json!([]),
+        );
+        run(&mut meta, &mut spec, &Settings::default());
+        assert!(spec.get("initContainers").is_none());
+        assert_eq!(names(&spec, "containers"), ["istio-proxy"]);
+        let proxy = &spec["containers"][0];
+        // `image: auto` takes the injector's image; the user's other fields win.
+        assert_eq!(proxy["image"], crate::inject::settings::DEFAULT_IMAGE);
+        assert_eq!(proxy["ports"], json!([{"containerPort": 8080}]));
+    }
+
+    #[test]
+    fn user_overrides_of_the_proxy_uid_and_init_container_win() {
+        let (mut meta, mut spec) = pod(
+            json!({}),
+            json!([{"name": "app"}, {"name": "istio-proxy", "securityContext": {"runAsUser": 1234}}]),
+            json!([]),
+        );
+        run(&mut meta, &mut spec, &Settings::default());
+        assert_eq!(arg_after(&spec["initContainers"][0], "--proxy-uid"), "1234");
+
+        let (mut meta, mut spec) = pod(
+            json!({}),
+            json!([{"name": "app"}]),
+            json!([{"name": "istio-init", "image": "custom"}]),
+        );
+        run(&mut meta, &mut spec, &Settings::default());
+        assert_eq!(
+            names(&spec, "initContainers"),
+            ["istio-init", "istio-proxy"]
+        );
+        assert_eq!(spec["initContainers"][0]["image"], "custom");
+    }
+
+    #[test]
+    fn cni_only_checks_and_interception_none_skips_the_init_step() {
+        let cni = Settings {
+            cni: true,
+            ..Settings::default()
+        };
+        let (mut meta, mut spec) = pod(json!({}), json!([{"name": "app"}]), json!([]));
+        run(&mut meta, &mut spec, &cni);
+        assert_eq!(
+            names(&spec, "initContainers"),
+            ["istio-validation", "istio-proxy"]
+        );
+        assert_eq!(spec["initContainers"][0]["args"][1], "--check");
+
+        let (mut meta, mut spec) = pod(
+            json!({"sidecar.istio.io/interceptionMode": "NONE"}),
+            json!([{"name": "app"}]),
+            json!([]),
+        );
+        run(&mut meta, &mut spec, &Settings::default());
+        assert_eq!(names(&spec, "initContainers"), ["istio-proxy"]);
+    }
+
+    #[test]
+    fn disabled_policy_injects_only_on_request() {
+        let off = Settings {
+            policy_enabled: false,
+            ..Settings::default()
+        };
+        let (mut meta, mut spec) = pod(json!({}), json!([{"name": "app"}]), json!([]));
+        assert!(matches!(
+            run(&mut meta, &mut spec, &off),
+            Outcome::Skipped(_)
+        ));
+        let (mut meta, mut spec) = pod(
+            json!({"sidecar.istio.io/inject": "true"}),
+            json!([{"name": "app"}]),
+            json!([]),
+        );
+        assert_eq!(run(&mut meta, &mut spec, &off), Outcome::Injected);
+    }
+
+    #[test]
+    fn status_port_annotation_moves_probes_and_exclusions() {
+        let (mut meta, mut spec) = pod(
+            json!({"status.sidecar.istio.io/port": "123",
+                   "traffic.sidecar.istio.io/excludeInboundPorts": "4,123"}),
+            json!([{"name": "app", "readinessProbe": {"httpGet": {"port": 80}}}]),
+            json!([]),
+        );
+        run(&mut meta, &mut spec, &Settings::default());
+        assert_eq!(
+            arg_after(&spec["initContainers"][0], "--exclude-inbound-ports"),
+            "15090,15021,4,123"
+        );
+        assert_eq!(
+            spec["containers"][0]["readinessProbe"]["httpGet"]["port"],
+            123
+        );
+        assert_eq!(meta["annotations"]["prometheus.io/port"], "123");
+    }
 }
