@@ -226,8 +226,17 @@ fn field_env(name: &str, path: &str) -> J {
     json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
 }
 
+/// What the sidecar container is built from.
+struct SidecarSpec<'a> {
+    image: &'a str,
+    native: bool,
+    gateway: bool,
+    /// The pod template's labels, passed as `--label` (the proxy's node metadata).
+    labels: Vec<(String, String)>,
+}
+
 /// The sidecar: `mesh-proxy run --engine envoy`, its identity from the downward API.
-fn sidecar(settings: &Settings, image: &str, native: bool, probers: &Map<String, J>) -> J {
+fn sidecar(settings: &Settings, spec: &SidecarSpec<'_>, probers: &Map<String, J>) -> J {
     let mut env = vec![
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
@@ -240,17 +249,33 @@ fn sidecar(settings: &Settings, image: &str, native: bool, probers: &Map<String,
             "value": J::Object(probers.clone()).to_string(),
         }));
     }
+    let mut args: Vec<String> = [
+        "run",
+        "--engine",
+        "envoy",
+        "--workload",
+        "$(POD_NAMESPACE)/$(POD_NAME)",
+        "--ip",
+        "$(INSTANCE_IP)",
+        "--service-account",
+        "$(SERVICE_ACCOUNT)",
+        "--xds-address",
+        &settings.discovery_address,
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    if spec.gateway {
+        args.extend(["--proxy-type".to_owned(), "router".to_owned()]);
+    }
+    for (k, v) in &spec.labels {
+        args.extend(["--label".to_owned(), format!("{k}={v}")]);
+    }
     let mut c = json!({
         "name": PROXY_NAME,
-        "image": image,
+        "image": spec.image,
         "command": ["mesh-proxy"],
-        "args": [
-            "run", "--engine", "envoy",
-            "--workload", "$(POD_NAMESPACE)/$(POD_NAME)",
-            "--ip", "$(INSTANCE_IP)",
-            "--service-account", "$(SERVICE_ACCOUNT)",
-            "--xds-address", settings.discovery_address,
-        ],
+        "args": args,
         "env": env,
         "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
         "readinessProbe": {
@@ -268,7 +293,9 @@ fn sidecar(settings: &Settings, image: &str, native: bool, probers: &Map<String,
         },
         "volumeMounts": [{"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}],
     });
-    if native && let Some(o) = c.as_object_mut() {
+    if spec.native
+        && let Some(o) = c.as_object_mut()
+    {
         o.insert("restartPolicy".into(), json!("Always"));
     }
     c
@@ -386,7 +413,22 @@ pub fn inject(
     } else {
         Map::new()
     };
-    let mut proxy = sidecar(settings, &image, native, &probers);
+    let labels = meta
+        .get("labels")
+        .and_then(J::as_object)
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec_of_sidecar = SidecarSpec {
+        image: &image,
+        native,
+        gateway,
+        labels,
+    };
+    let mut proxy = sidecar(settings, &spec_of_sidecar, &probers);
     // A container the user named istio-proxy is the sidecar's override.
     if let Some(i) = containers
         .iter()
@@ -570,6 +612,33 @@ mod tests {
             serde_json::from_str(meta["annotations"][STATUS_ANNOTATION].as_str().unwrap()).unwrap();
         assert_eq!(status["initContainers"], json!(["istio-init"]));
         assert_eq!(status["containers"], json!(["istio-proxy"]));
+    }
+
+    #[test]
+    fn the_sidecar_runs_mesh_proxy_with_the_pods_identity() {
+        let (mut meta, mut spec) = pod(json!({}), json!([{"name": "app"}]), json!([]));
+        meta["labels"] = json!({"app": "web", "version": "v2"});
+        run(&mut meta, &mut spec, &Settings::default());
+        let proxy = &spec["initContainers"][1];
+        assert_eq!(proxy["command"], json!(["mesh-proxy"]));
+        let args: Vec<&str> = proxy["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args[..3], ["run", "--engine", "envoy"]);
+        assert_eq!(
+            arg_after(proxy, "--workload"),
+            "$(POD_NAMESPACE)/$(POD_NAME)"
+        );
+        assert_eq!(arg_after(proxy, "--ip"), "$(INSTANCE_IP)");
+        let labels: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--label")
+            .map(|w| w[1])
+            .collect();
+        assert_eq!(labels, ["app=web", "version=v2"]);
     }
 
     #[test]
