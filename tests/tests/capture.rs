@@ -10,7 +10,8 @@
 //!   request); the proxy's own user is not captured (the same request as that user fails);
 //! - inbound: the peer calls the pod's IP on the app's port; the app listens on 127.0.0.1
 //!   only, so the answer can only come through the capture to 15006 (Envoy's inbound cluster
-//!   counts it).
+//!   counts it); a port no Service names passes through Envoy (`InboundPassthroughCluster`,
+//!   from 127.0.0.6) once, without looping back into the capture.
 //!
 //! Needs root, `ip`, `iptables-restore`, `curl`, `setpriv` and Envoy. Under `CI` a missing
 //! one fails the test; otherwise it is skipped with a loud message. The namespaces are
@@ -384,6 +385,21 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         ],
         &tmp.join("app.log"),
     );
+    // An app port no Service names: inbound traffic to it passes through Envoy untouched.
+    let extra = spawn_in_ns(
+        "extra",
+        &net.pod,
+        Some(USER),
+        &[
+            echo.display().to_string(),
+            s("--listen"),
+            s("0.0.0.0:7777"),
+            s("--name"),
+            s("unlisted-port"),
+            s("--in-netns"),
+        ],
+        &tmp.join("extra.log"),
+    );
     let mut sidecar_cmd = vec![
         proxy.display().to_string(),
         s("run"),
@@ -407,7 +423,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         &sidecar_cmd,
         &tmp.join("proxy.log"),
     );
-    let all = [&meshd_guard, &server, &app, &sidecar];
+    let all = [&meshd_guard, &server, &app, &extra, &sidecar];
 
     // Outbound: the client names the service; DNS would give the VIP (curl --resolve).
     let host = "server.shop.svc.cluster.local";
@@ -457,7 +473,24 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         "{listening}"
     );
 
+    // A port no Service names goes through virtualInbound's passthrough, which reaches the
+    // app from 127.0.0.6 (exempt from capture) instead of looping back into 15006.
+    let passthrough = curl(
+        &net.peer,
+        None,
+        &[&format!("http://{POD_IP}:7777/unlisted")],
+    )
+    .unwrap_or_else(|e| panic!("passthrough request failed: {e}\n{}", logs(&all)));
+    let reply: J = serde_json::from_str(&passthrough).unwrap();
+    assert_eq!(reply["name"], "unlisted-port", "{passthrough}");
+    let through = envoy_stat(
+        &net.pod,
+        "cluster.InboundPassthroughCluster.upstream_cx_total",
+    );
+    assert_eq!(through, 1, "one connection, no redirect loop");
+
     drop(sidecar);
+    drop(extra);
     drop(app);
     drop(server);
     drop(meshd_guard);
