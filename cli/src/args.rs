@@ -31,6 +31,9 @@ pub enum Command {
     /// gateways, mTLS mode, authorization policies, analyzer messages.
     #[command(after_help = DESCRIBE_EXAMPLES)]
     Describe(crate::describe::DescribeArgs),
+    /// Add the sidecar and its init step to the pods of a manifest (no cluster needed).
+    #[command(name = "kube-inject")]
+    KubeInject(crate::inject::KubeInjectArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

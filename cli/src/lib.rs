@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod args;
 pub mod describe;
 pub mod describe_model;
+pub mod inject;
 pub mod output;
 pub mod proxy_config;
 pub mod validate;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate(v) => validate::run(&v),
         Command::ProxyConfig(p) => proxy_config::run(&p),
         Command::Describe(d) => describe::run(&d),
+        Command::KubeInject(k) => inject::run(&k),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

@@ -1,7 +1,8 @@
 //! mesh-proxy: the meshctl sidecar proxy.
 //!
 //! Thin binary: flags, tracing, the library, an exit code. `bootstrap` prints the Envoy
-//! bootstrap for a workload; `run --engine envoy` runs Envoy under supervision;
+//! bootstrap for a workload; `run --engine envoy` runs Envoy under supervision; `init`
+//! installs (or with `--dry-run` prints) the pod's traffic-capture iptables rules;
 //! `run --engine native` (mesh-proxy's own data path) is not built yet and exits 2.
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mesh_core::xds::ProxyKind;
 use mesh_proxy::agent::{self, AgentOptions};
 use mesh_proxy::bootstrap::{self, BootstrapOptions, Workload};
+use mesh_proxy::init;
 
 #[derive(Parser)]
 #[command(name = "mesh-proxy", version, about = "The meshctl sidecar proxy")]
@@ -27,6 +29,66 @@ enum Command {
     Bootstrap(Identity),
     /// Run the proxy for a workload.
     Run(RunArgs),
+    /// Install the iptables rules that send a pod's traffic through the sidecar (the init
+    /// container's step; needs NET_ADMIN). `--dry-run` prints them instead.
+    Init(InitArgs),
+}
+
+// Aliases, so clap parses one comma-separated value rather than a repeated flag.
+type CidrList = Vec<init::Cidr>;
+type PortList = Vec<u16>;
+
+#[derive(Args)]
+struct InitArgs {
+    /// Print the rules (iptables-restore input) instead of applying them.
+    #[arg(long)]
+    dry_run: bool,
+    /// The outbound listener's port.
+    #[arg(long, default_value_t = init::DEFAULT_PROXY_PORT)]
+    proxy_port: u16,
+    /// The inbound listener's port.
+    #[arg(long, default_value_t = init::DEFAULT_INBOUND_PORT)]
+    inbound_port: u16,
+    /// The uid the proxy runs as (its traffic is not captured).
+    #[arg(long, default_value_t = init::DEFAULT_PROXY_UID)]
+    proxy_uid: u32,
+    /// The gid the proxy runs as (default: the uid).
+    #[arg(long)]
+    proxy_gid: Option<u32>,
+    /// Outbound IPv4 ranges to capture: `*` or CIDRs, comma-separated (empty: none).
+    #[arg(long, default_value = "*", value_parser = init::Ranges::parse)]
+    include_outbound_ip_ranges: init::Ranges,
+    /// Outbound IPv4 ranges never captured, comma-separated CIDRs.
+    #[arg(long, default_value = "", value_parser = init::parse_cidr_list)]
+    exclude_outbound_ip_ranges: CidrList,
+    /// Inbound ports to capture: `*` or ports, comma-separated (empty: none).
+    #[arg(long, default_value = "*", value_parser = init::Ports::parse)]
+    include_inbound_ports: init::Ports,
+    /// Inbound ports never captured, comma-separated.
+    #[arg(long, default_value = "", value_parser = init::parse_port_list)]
+    exclude_inbound_ports: PortList,
+    /// Outbound destination ports never captured, comma-separated.
+    #[arg(long, default_value = "", value_parser = init::parse_port_list)]
+    exclude_outbound_ports: PortList,
+    /// Interfaces whose incoming traffic is treated as outbound (KubeVirt), comma-separated.
+    #[arg(long, default_value = "", value_parser = parse_interfaces)]
+    reroute_virtual_interfaces: Interfaces,
+    /// Only check that the capture rules are installed (by a CNI plugin); exit 1 if not.
+    #[arg(long)]
+    check: bool,
+    /// The iptables-restore program.
+    #[arg(long, default_value = "iptables-restore")]
+    iptables_restore: PathBuf,
+}
+
+type Interfaces = Vec<String>;
+
+fn parse_interfaces(s: &str) -> Result<Interfaces, String> {
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 #[derive(Args, Clone)]
@@ -122,6 +184,46 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => run(args),
+        Command::Init(args) => init_step(args),
+    }
+}
+
+fn init_step(args: InitArgs) -> ExitCode {
+    let cfg = init::CaptureConfig {
+        proxy_port: args.proxy_port,
+        inbound_port: args.inbound_port,
+        proxy_uid: args.proxy_uid,
+        proxy_gid: args.proxy_gid.unwrap_or(args.proxy_uid),
+        include_outbound_ranges: args.include_outbound_ip_ranges,
+        exclude_outbound_ranges: args.exclude_outbound_ip_ranges,
+        include_inbound_ports: args.include_inbound_ports,
+        exclude_inbound_ports: args.exclude_inbound_ports,
+        exclude_outbound_ports: args.exclude_outbound_ports,
+        reroute_interfaces: args.reroute_virtual_interfaces,
+    };
+    if args.check {
+        return match init::check(None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mesh-proxy init --check: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rules = init::rules(&cfg);
+    if args.dry_run {
+        print!("{rules}");
+        return ExitCode::SUCCESS;
+    }
+    match init::apply(&rules, Some(args.iptables_restore)) {
+        Ok(()) => {
+            tracing::info!(rules = rules.lines().count(), "capture rules installed");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mesh-proxy init: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

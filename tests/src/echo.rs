@@ -271,6 +271,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, EchoError> {
         .map_err(|e| EchoError::Bind(addr, e))
 }
 
+/// Binds the app's listener on any address. Only for tests that run the app inside a
+/// network namespace of their own, where a non-loopback address exists nowhere else.
+pub async fn bind_in_namespace(addr: SocketAddr) -> Result<TcpListener, EchoError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| EchoError::Bind(addr, e))
+}
+
 /// Serves connections on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

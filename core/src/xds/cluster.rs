@@ -18,8 +18,9 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     circuit_breakers::Thresholds, cluster,
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    DataSource, Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CoreHttpOptions,
-    TcpKeepalive, TransportSocket, data_source, transport_socket,
+    BindConfig, DataSource, Http1ProtocolOptions, Http2ProtocolOptions,
+    HttpProtocolOptions as CoreHttpOptions, SocketAddress, TcpKeepalive, TransportSocket,
+    data_source, socket_address, transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -572,7 +573,7 @@ fn apply_tls(c: &mut Cluster, tls: Option<&ClientTlsSettings>, svc: &Service) {
 }
 
 /// `BlackHoleCluster` and `PassthroughCluster` (a dynamic forward proxy in local mode,
-/// ORIGINAL_DST otherwise).
+/// ORIGINAL_DST otherwise), and in Kubernetes mode `InboundPassthroughCluster`.
 pub(super) fn special(scope: &Scope<'_>, out: &mut ProxyConfig) {
     let timeout = scope.connect_timeout;
     out.clusters.push(Cluster {
@@ -595,6 +596,19 @@ pub(super) fn special(scope: &Scope<'_>, out: &mut ProxyConfig) {
             cluster::DiscoveryType::OriginalDst as i32,
         ));
         pass.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
+    }
+    if !scope.proxy.local_mode && scope.proxy.kind == super::ProxyKind::Sidecar {
+        let mut inbound = pass.clone();
+        inbound.name = cluster_name::INBOUND_PASSTHROUGH.to_owned();
+        inbound.upstream_bind_config = Some(BindConfig {
+            source_address: Some(SocketAddress {
+                address: cluster_name::INBOUND_PASSTHROUGH_SOURCE.to_owned(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        out.clusters.push(inbound);
     }
     out.clusters.push(pass);
 }

@@ -722,7 +722,7 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
             name: cluster_name::PASSTHROUGH.to_owned(),
             filters: vec![tcp_proxy_filter(
                 "InboundPassthrough",
-                cluster_name::PASSTHROUGH,
+                cluster_name::INBOUND_PASSTHROUGH,
             )],
             ..Default::default()
         }),

@@ -52,7 +52,10 @@
 //! In Kubernetes mode (non-loopback IPs) the layout is Istio's: `virtualOutbound` on
 //! `0.0.0.0:15001` with original-destination handoff to per-port listeners `0.0.0.0_PORT`
 //! (route configs named by port), and `virtualInbound` on `0.0.0.0:15006` with a filter
-//! chain per inbound port whose cluster is the app on `127.0.0.1:PORT`.
+//! chain per inbound port whose cluster is the app on `127.0.0.1:PORT`; other ports pass
+//! through `InboundPassthroughCluster` (original destination, connecting from 127.0.0.6,
+//! which the capture rules of `mesh-proxy init` exempt, so the connection does not loop back
+//! into 15006).
 //!
 //! # What is not translated (yet)
 //!
@@ -109,6 +112,13 @@ pub mod cluster_name {
     pub const BLACK_HOLE: &str = "BlackHoleCluster";
     /// Traffic to destinations outside the registry, when allowed.
     pub const PASSTHROUGH: &str = "PassthroughCluster";
+    /// Kubernetes mode: inbound traffic to ports no service names, sent on to the app from
+    /// [`INBOUND_PASSTHROUGH_SOURCE`] so the capture rules let it through rather than
+    /// redirecting it back to the inbound listener.
+    pub const INBOUND_PASSTHROUGH: &str = "InboundPassthroughCluster";
+    /// The source address of [`INBOUND_PASSTHROUGH`]'s connections (Istio's 127.0.0.6,
+    /// which the capture rules exempt: `-o lo -s 127.0.0.6/32 -j RETURN`).
+    pub const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6";
 
     /// `outbound|PORT|SUBSET|HOST`.
     pub fn outbound(port: u16, subset: &str, host: &str) -> String {

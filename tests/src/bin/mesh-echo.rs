@@ -1,24 +1,28 @@
 //! mesh-echo: the scenarios' test application. Answers every request with a JSON description
 //! of it (see `mesh_e2e::echo` for the behaviour controls and `/__stats`).
 //!
-//! Usage: `mesh-echo --listen 127.0.0.51:19080 --name reviews-v2` (loopback only). Runs
-//! until SIGTERM or SIGINT.
+//! Usage: `mesh-echo --listen 127.0.0.51:19080 --name reviews-v2` (loopback only, unless
+//! `--in-netns` says it runs inside a test's own network namespace). Runs until SIGTERM or
+//! SIGINT.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: mesh-echo --listen IP:PORT --name NAME";
+const USAGE: &str = "usage: mesh-echo --listen IP:PORT --name NAME [--in-netns]";
 
 struct Args {
     listen: SocketAddr,
     name: String,
+    /// Inside a network namespace of its own: any address may be served.
+    in_netns: bool,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut listen = None;
     let mut name = None;
+    let mut in_netns = false;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -40,6 +44,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                 );
             }
             "--name" => name = Some(value()?),
+            "--in-netns" => in_netns = true,
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
@@ -47,6 +52,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     Ok(Args {
         listen: listen.with_context(|| format!("--listen is required\n{USAGE}"))?,
         name: name.with_context(|| format!("--name is required\n{USAGE}"))?,
+        in_netns,
     })
 }
 
@@ -69,7 +75,11 @@ async fn shutdown_signal() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let listener = mesh_e2e::echo::bind(args.listen).await?;
+    let listener = if args.in_netns {
+        mesh_e2e::echo::bind_in_namespace(args.listen).await?
+    } else {
+        mesh_e2e::echo::bind(args.listen).await?
+    };
     eprintln!("mesh-echo {} listening on {}", args.name, args.listen);
     mesh_e2e::echo::serve(listener, args.name, shutdown_signal()).await;
     Ok(())
