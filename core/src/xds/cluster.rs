@@ -40,13 +40,13 @@ use envoy_types::pb::envoy::r#type::v3::Percent;
 
 use crate::analysis::json::selector_matches;
 use crate::model::networking::{
-    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, H2UpgradePolicy,
+    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, DestinationRule, H2UpgradePolicy,
     LoadBalancerSettings, OutlierDetection, SimpleLb, TrafficPolicy,
 };
 
 use super::registry::{Endpoint, Resolution, Service, ServicePort, is_http2_protocol};
 use super::scope::Scope;
-use super::{ProxyConfig, cluster_name, proto};
+use super::{ProxyConfig, Typed, cluster_name, proto};
 
 /// The key of the upstream HTTP protocol options in `typed_extension_protocol_options`.
 const HTTP_OPTIONS_KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -126,7 +126,7 @@ pub(super) fn outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
             let name = cluster_name::outbound(port.number, "", &svc.hostname);
             let policy = policy_for(top, None, port.number);
             let eps: Vec<&Endpoint> = svc.endpoints.iter().collect();
-            push_outbound(scope, out, name, svc, port, &policy, &eps, timeout);
+            push_outbound(scope, out, name, svc, port, &policy, &eps, timeout, dr);
             let Some(dr) = dr else { continue };
             for subset in &dr.spec.subsets {
                 let name = cluster_name::outbound(port.number, &subset.name, &svc.hostname);
@@ -136,7 +136,7 @@ pub(super) fn outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
                     .iter()
                     .filter(|e| selector_matches(&subset.labels, &e.labels))
                     .collect();
-                push_outbound(scope, out, name, svc, port, &policy, &eps, timeout);
+                push_outbound(scope, out, name, svc, port, &policy, &eps, timeout, Some(dr));
             }
         }
     }
@@ -152,10 +152,14 @@ fn push_outbound(
     policy: &Policy<'_>,
     endpoints: &[&Endpoint],
     timeout: std::time::Duration,
+    dr: Option<&Typed<DestinationRule>>,
 ) {
     let mut c = Cluster {
         name: name.clone(),
         connect_timeout: Some(proto::duration(timeout)),
+        metadata: dr.map(|d| {
+            proto::istio_config_metadata("destination-rule", d.namespace(), d.name())
+        }),
         ..Default::default()
     };
     let passthrough = svc.resolution == Resolution::None

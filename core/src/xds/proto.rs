@@ -1,13 +1,16 @@
 //! Small builders for the protobuf values the translation writes over and over: `Any`,
-//! durations, wrappers, addresses, the ADS config source, string matchers.
+//! durations, wrappers, addresses, the ADS config source, string matchers, Istio's config
+//! metadata.
 
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, SocketAddress, address,
+    Address, AggregatedConfigSource, ApiVersion, ConfigSource, Metadata, SocketAddress, address,
     config_source, socket_address,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
-use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, UInt32Value, UInt64Value};
+use envoy_types::pb::google::protobuf::{
+    Any, BoolValue, Duration, Struct, UInt32Value, UInt64Value, Value, value,
+};
 use prost::{Message, Name};
 
 use crate::model::networking::{StringMatch, StringMatchKind};
@@ -128,5 +131,28 @@ pub(super) fn percent_hundred(value: u32) -> FractionalPercent {
     FractionalPercent {
         numerator: value.min(100),
         denominator: fractional_percent::DenominatorType::Hundred as i32,
+    }
+}
+
+/// Istio's config metadata (`filter_metadata.istio.config`): the path of the Istio object a
+/// cluster or route was built from, `/apis/networking.istio.io/v1alpha3/namespaces/NS/KIND/NAME`
+/// with KIND `destination-rule` or `virtual-service`. Envoy echoes it in `/config_dump`, where
+/// `meshctl proxy-config` (and istioctl) read it for the DESTINATION RULE and VIRTUAL SERVICE
+/// columns. Istio spells the version `v1alpha3` whatever version the object used, and
+/// istioctl only recognises that spelling.
+pub(super) fn istio_config_metadata(kind: &str, namespace: &str, name: &str) -> Metadata {
+    let path = format!("/apis/networking.istio.io/v1alpha3/namespaces/{namespace}/{kind}/{name}");
+    let mut fields = std::collections::HashMap::new();
+    fields.insert(
+        "config".to_owned(),
+        Value {
+            kind: Some(value::Kind::StringValue(path)),
+        },
+    );
+    let mut filter_metadata = std::collections::HashMap::new();
+    filter_metadata.insert("istio".to_owned(), Struct { fields });
+    Metadata {
+        filter_metadata,
+        ..Default::default()
     }
 }

@@ -364,6 +364,11 @@ fn translate(
     let mut out = Route {
         name,
         r#match: Some(route_match_of(m)),
+        metadata: Some(proto::istio_config_metadata(
+            "virtual-service",
+            vs.namespace(),
+            vs.name(),
+        )),
         ..Default::default()
     };
     if let Some(sp) = m.map(|m| m.stat_prefix.as_str()).filter(|s| !s.is_empty()) {
