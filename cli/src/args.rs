@@ -24,6 +24,10 @@ pub enum Command {
     /// Validate each object against Istio's schema and rules, with file:line and field path.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy,
+    /// diff meshd's config against the proxy's own.
+    #[command(visible_alias = "ps", after_help = crate::proxy_status::EXAMPLES)]
+    ProxyStatus(crate::proxy_status::ProxyStatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

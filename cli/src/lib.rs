@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod args;
 pub mod output;
+pub mod proxy_status;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Analyze(a) => analyze::run(&a),
         Command::Validate(v) => validate::run(&v),
+        Command::ProxyStatus(p) => proxy_status::run(&p),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
