@@ -28,6 +28,9 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print hel
 complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "ps" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -62,14 +65,36 @@ false\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l strict -d 'Treat warnings as failures (exit 79)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l controlplane -d 'meshd\'s debug API' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
+native\t'mesh-proxy\'s own data plane'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l duration -d 'Stop after this long once the mesh is up (`30s`, `2m`, `500ms`) instead of waiting for Ctrl-C' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Write the generated config and the logs here, and keep them (default: a temporary directory, removed at exit)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l ip-prefix -d 'The loopback addresses to use, as three octets: meshd on A.B.C.1, the workloads from A.B.C.11' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l requests -d 'How many requests to send through productpage' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -28,6 +28,10 @@ pub enum Command {
     /// diff meshd's config against the proxy's own.
     #[command(visible_alias = "ps", after_help = crate::proxy_status::EXAMPLES)]
     ProxyStatus(crate::proxy_status::ProxyStatusArgs),
+    /// Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for
+    /// each on loopback addresses, with traffic; no root, no cluster, no Docker.
+    #[command(after_help = crate::demo::EXAMPLES)]
+    Demo(crate::demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
