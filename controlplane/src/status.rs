@@ -259,20 +259,17 @@ mod tests {
         assert_eq!(node_agent(&node), (Some("envoy 1.40.0".into()), None));
         node.user_agent_version_type = None;
         node.metadata = Some(Struct {
-            fields: [
-                ("ISTIO_VERSION", "1.24.0"),
-                ("CLUSTER_ID", "east"),
-            ]
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k.to_owned(),
-                    Value {
-                        kind: Some(Kind::StringValue(v.to_owned())),
-                    },
-                )
-            })
-            .collect(),
+            fields: [("ISTIO_VERSION", "1.24.0"), ("CLUSTER_ID", "east")]
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        Value {
+                            kind: Some(Kind::StringValue(v.to_owned())),
+                        },
+                    )
+                })
+                .collect(),
         });
         assert_eq!(
             node_agent(&node),

@@ -122,7 +122,11 @@ pub async fn run(
             return;
         }
     };
-    let agent = first.node.as_ref().map(status::node_agent).unwrap_or_default();
+    let agent = first
+        .node
+        .as_ref()
+        .map(status::node_agent)
+        .unwrap_or_default();
     let span = info_span!("xds", node.id = %proxy.id, connection.id = id);
     async move {
         // Subscribe before generating, so a change that lands meanwhile is not missed.
