@@ -312,7 +312,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__status)
-            opts="-o -h -V --controlplane --admin --output --help --version"
+            opts="-o -h -V --controlplane --admin --wait --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,6 +323,10 @@ _meshctl() {
                     return 0
                     ;;
                 --admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

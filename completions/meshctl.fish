@@ -67,12 +67,14 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l controlplane -d 'meshd\'s debug API' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'

@@ -332,14 +332,21 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         run.stderr
     );
 
+    // --wait polls, and still fails while a proxy stays STALE.
+    let start = Instant::now();
+    let run = meshctl(&["ps", "--wait", "1s", "--controlplane", &controlplane]);
+    assert_eq!(run.code, 79, "{}{}", run.stdout, run.stderr);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+
     // Without the fake proxies everyone is SYNCED, and the check passes.
     drop(stale);
     drop(nacking);
-    wait_for(&controlplane, Duration::from_secs(30), |rows| {
-        rows.len() == 2
+    let run = tokio::task::spawn_blocking({
+        let cp = controlplane.clone();
+        move || meshctl(&["proxy-status", "--wait", "30s", "--controlplane", &cp])
     })
-    .await;
-    let run = meshctl(&["proxy-status", "--controlplane", &controlplane]);
+    .await
+    .unwrap();
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
 

@@ -266,7 +266,35 @@ pub async fn run(args: &ProxyStatusArgs, proxy: &str) -> anyhow::Result<u8> {
         "{base}/debug/config_dump?proxyID={}",
         http::encode_query(&node_id)
     );
-    let resp = http::get(&url, TIMEOUT).await?;
+    let deadline = args.wait.map(|w| std::time::Instant::now() + w);
+    let d = loop {
+        let d = fetch_and_compare(&url, &node_id, admin).await?;
+        match deadline {
+            Some(t) if !d.sections.iter().all(|s| s.matches) && std::time::Instant::now() < t => {
+                tokio::time::sleep(super::POLL).await;
+            }
+            _ => break d,
+        }
+    };
+    match args.output {
+        Some(DataFormat::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
+        Some(DataFormat::Yaml) => print!("{}", to_yaml(&d)),
+        None => print!("{}", render(&d)),
+    }
+    Ok(if d.sections.iter().all(|s| s.matches) {
+        exit::OK
+    } else {
+        OUT_OF_SYNC
+    })
+}
+
+/// One comparison: meshd's dump at `url` against the proxy's at `admin`.
+async fn fetch_and_compare(
+    url: &str,
+    node_id: &str,
+    admin: SocketAddr,
+) -> anyhow::Result<ConfigDiff> {
+    let resp = http::get(url, TIMEOUT).await?;
     if resp.status != 200 {
         bail!(
             "{url} answered {}: {}",
@@ -283,17 +311,7 @@ pub async fn run(args: &ProxyStatusArgs, proxy: &str) -> anyhow::Result<u8> {
         bail!("{admin_url} answered {}", resp.status);
     }
     let envoy = resp.json("the proxy's /config_dump")?;
-    let d = compare(&node_id, &admin.to_string(), &meshd, &envoy);
-    match args.output {
-        Some(DataFormat::Json) => println!("{}", serde_json::to_string_pretty(&d)?),
-        Some(DataFormat::Yaml) => print!("{}", to_yaml(&d)),
-        None => print!("{}", render(&d)),
-    }
-    Ok(if d.sections.iter().all(|s| s.matches) {
-        exit::OK
-    } else {
-        OUT_OF_SYNC
-    })
+    Ok(compare(node_id, &admin.to_string(), &meshd, &envoy))
 }
 
 /// The IP of a node id `TYPE~IP~NAME.NS~DOMAIN`.

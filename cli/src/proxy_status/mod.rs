@@ -48,8 +48,14 @@ Examples:
   # Another meshd, as JSON; exit 79 unless every proxy is SYNCED
   meshctl ps --controlplane http://10.0.0.5:15014 -o json
 
+  # A CI gate: allow up to 30s for pushes in flight to be acknowledged
+  meshctl ps --wait 30s
+
 Exit codes: 0 all SYNCED (or, for one proxy, all sections match), 79 a proxy STALE or
 ERROR (or a section differs), 69 meshd or the proxy unreachable, 64 bad usage.";
+
+/// How often `--wait` polls.
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// How long one request to meshd or a proxy may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +75,11 @@ pub struct ProxyStatusArgs {
     /// 15000, as in local mode).
     #[arg(long, value_name = "ADDR", requires = "proxy")]
     pub admin: Option<SocketAddr>,
+
+    /// Poll until every proxy is SYNCED (or every section matches), up to this long
+    /// (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight.
+    #[arg(long, value_name = "DURATION", value_parser = crate::demo::parse_duration)]
+    pub wait: Option<Duration>,
 
     /// Output format (default: a table, or unified diffs for one proxy).
     #[arg(short, long, value_enum)]
@@ -284,8 +295,17 @@ pub fn render_problems(rows: &[Row]) -> String {
 }
 
 async fn table(args: &ProxyStatusArgs) -> anyhow::Result<u8> {
-    let entries = fetch(&args.controlplane).await?;
-    let rows = rows(&entries, SystemTime::now());
+    let deadline = args.wait.map(|w| std::time::Instant::now() + w);
+    let rows = loop {
+        let entries = fetch(&args.controlplane).await?;
+        let rows = rows(&entries, SystemTime::now());
+        match deadline {
+            Some(d) if out_of_sync(&rows) && std::time::Instant::now() < d => {
+                tokio::time::sleep(POLL).await;
+            }
+            _ => break rows,
+        }
+    };
     match args.output {
         Some(DataFormat::Json) => {
             println!("{}", serde_json::to_string_pretty(&rows)?);
