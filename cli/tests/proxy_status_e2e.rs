@@ -323,6 +323,39 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
             .all(|s| s["match"] == true),
         "{d:#}"
     );
+    // Against another sidecar's admin API the listeners differ (each binds its own IP).
+    let details_ip = w("details-v1").ip;
+    let ratings_ip = w("ratings-v1").ip;
+    let run = meshctl(&[
+        "ps",
+        "details-v1.bookinfo",
+        "--admin",
+        &format!("{ratings_ip}:15000"),
+        "--controlplane",
+        &controlplane,
+    ]);
+    assert_eq!(run.code, 79, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("--- meshd Listeners\n+++ proxy Listeners\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with('-') && l.contains(&format!("{details_ip}_9080"))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with('+') && l.contains(&format!("{ratings_ip}_9080"))),
+        "{}",
+        run.stdout
+    );
+
     // A proxy meshd does not know.
     let run = meshctl(&["ps", "nobody.bookinfo", "--controlplane", &controlplane]);
     assert_eq!(run.code, 69, "{}", run.stderr);
