@@ -314,6 +314,10 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         &controlplane,
     ]);
     let d: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        d["compared"], "full",
+        "meshd serves Envoy-shaped config dumps"
+    );
     assert_eq!(d["sections"].as_array().unwrap().len(), 3);
     assert!(
         d["sections"]
@@ -335,23 +339,34 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         &controlplane,
     ]);
     assert_eq!(run.code, 79, "{}{}", run.stdout, run.stderr);
+    let expect = [
+        format!(
+            "--- meshd Listeners {details_ip}_9080\n+++ proxy Listeners {details_ip}_9080 (absent from the proxy)\n"
+        ),
+        format!(
+            "--- meshd Listeners {ratings_ip}_9080 (absent from meshd)\n+++ proxy Listeners {ratings_ip}_9080\n"
+        ),
+    ];
+    for e in expect {
+        assert!(run.stdout.contains(&e), "{e:?} missing:\n{}", run.stdout);
+    }
+    // The inbound cluster points at each workload's own app; the outbound ones are the same.
     assert!(
         run.stdout
-            .contains("--- meshd Listeners\n+++ proxy Listeners\n"),
+            .contains("--- meshd Clusters inbound|9080||\n+++ proxy Clusters inbound|9080||\n"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with('-') && l.contains(&format!("{details_ip}_9080"))),
+        run.stdout.contains(&format!(
+            "-                    \"address\": \"{details_ip}\","
+        )),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l.starts_with('+') && l.contains(&format!("{ratings_ip}_9080"))),
+    assert_eq!(
+        run.stdout.matches("--- meshd Clusters").count(),
+        1,
         "{}",
         run.stdout
     );

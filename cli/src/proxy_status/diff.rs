@@ -1,18 +1,20 @@
 //! `meshctl proxy-status PROXY`: what meshd sends a proxy against what the proxy holds.
 //!
-//! Reads meshd's `/debug/config_dump?proxyID=` and the proxy's admin `/config_dump`, takes
-//! the dynamic Clusters, Listeners and Route configurations from each (Envoy's config dump
-//! shape: `dynamic_active_clusters[].cluster`, `dynamic_listeners[].active_state.listener`,
-//! `dynamic_route_configs[].route_config`), sorts them by name, renders each resource as
-//! JSON with sorted keys, and prints a unified diff per section, or `Clusters Match` when
-//! equal, as istioctl does. Version and update times are not compared (they differ by
-//! design). A meshd that serves only resource names (no Envoy-shaped dump) is compared by
-//! names, and the output says so.
+//! Reads meshd's `/debug/config_dump?proxyID=` and the proxy's admin `/config_dump` (both in
+//! Envoy's config dump shape), reduces each with [`mesh_core::xds::json::comparable`] (only
+//! the dynamic resources, sorted by name, without versions, update times and what Envoy adds
+//! on its own), renders each resource entry as JSON with sorted keys, and prints, per
+//! section (Clusters, Listeners, Routes), a unified diff of each resource that differs,
+//! headed by its name, or `Clusters Match` when all are equal, as istioctl does. Entries keep their state, so a cluster
+//! still warming or a listener in error shows as a difference. A meshd that serves only
+//! resource names (before Envoy-shaped dumps) is compared by names, and the output says so.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use mesh_core::xds::json;
 use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
@@ -52,6 +54,15 @@ impl Section {
             Section::Clusters => "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
             Section::Listeners => "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
             Section::Routes => "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+        }
+    }
+
+    /// The lists of the section's entry in Envoy's config dump.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Section::Clusters => &["dynamic_active_clusters", "dynamic_warming_clusters"],
+            Section::Listeners => &["dynamic_listeners"],
+            Section::Routes => &["dynamic_route_configs"],
         }
     }
 
@@ -145,16 +156,94 @@ pub fn canonical(v: &Value) -> String {
     serde_json::to_string_pretty(&sorted(v)).unwrap_or_default()
 }
 
+/// One section of a [`comparable`](mesh_core::xds::json::comparable) dump, by resource
+/// name: the list it is in (`dynamic_active_clusters`, `dynamic_warming_clusters`, ...) on
+/// a line, then the entry as JSON with sorted keys (twice for a cluster both active and
+/// warming).
+pub fn section_entries(comparable: &Value, section: Section) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let configs = comparable
+        .get("configs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for c in configs.filter(|c| c.get("@type").and_then(Value::as_str) == Some(section.dump_type()))
+    {
+        for key in section.keys() {
+            for item in array(c, key) {
+                let name = ["/name", "/cluster/name", "/route_config/name"]
+                    .iter()
+                    .find_map(|p| item.pointer(p).and_then(Value::as_str))
+                    .unwrap_or_default();
+                out.entry(name.to_owned())
+                    .or_default()
+                    .push_str(&format!("{key}\n{}\n", canonical(item)));
+            }
+        }
+    }
+    out
+}
+
+/// A unified diff per resource that differs, headed by the section and resource name.
+fn entry_diffs(
+    section: Section,
+    ours: &BTreeMap<String, String>,
+    theirs: &BTreeMap<String, String>,
+) -> String {
+    let names: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    let mut out = String::new();
+    for name in names {
+        let a = ours.get(name).map(String::as_str).unwrap_or_default();
+        let b = theirs.get(name).map(String::as_str).unwrap_or_default();
+        if a == b {
+            continue;
+        }
+        let missing = |side: &str, text: &str| {
+            if text.is_empty() {
+                format!(" (absent from {side})")
+            } else {
+                String::new()
+            }
+        };
+        out.push_str(
+            &TextDiff::from_lines(a, b)
+                .unified_diff()
+                .context_radius(3)
+                .header(
+                    &format!("meshd {} {name}{}", section.title(), missing("meshd", a)),
+                    &format!(
+                        "proxy {} {name}{}",
+                        section.title(),
+                        missing("the proxy", b)
+                    ),
+                )
+                .to_string(),
+        );
+    }
+    out
+}
+
 /// Compares meshd's dump with the proxy's, section by section.
 pub fn compare(proxy: &str, admin: &str, meshd: &Value, envoy: &Value) -> ConfigDiff {
     let full = meshd.get("configs").is_some();
+    let (ours_full, theirs_full) = (json::comparable(meshd), json::comparable(envoy));
     let sections = Section::ALL
         .into_iter()
         .map(|s| {
-            let theirs = envoy_section(envoy, s).unwrap_or_default();
-            let (ours, theirs) = if full {
-                (envoy_section(meshd, s).unwrap_or_default(), theirs)
-            } else {
+            if full {
+                let diff = entry_diffs(
+                    s,
+                    &section_entries(&ours_full, s),
+                    &section_entries(&theirs_full, s),
+                );
+                return SectionDiff {
+                    section: s.title(),
+                    matches: diff.is_empty(),
+                    diff,
+                };
+            }
+            let (a, b) = {
+                let theirs = envoy_section(envoy, s).unwrap_or_default();
                 let names = meshd
                     .pointer(&format!("/resources/{}", s.short()))
                     .and_then(Value::as_array)
@@ -168,22 +257,18 @@ pub fn compare(proxy: &str, admin: &str, meshd: &Value, envoy: &Value) -> Config
                         n
                     })
                     .unwrap_or_default();
-                let theirs = theirs
+                let theirs: Vec<(String, String)> = theirs
                     .into_iter()
                     .map(|(n, _)| (n.clone(), format!("{n:?}")))
                     .collect();
-                (names, theirs)
+                let text = |items: &[(String, String)]| {
+                    items
+                        .iter()
+                        .map(|(_, j)| format!("{j}\n"))
+                        .collect::<String>()
+                };
+                (text(&names), text(&theirs))
             };
-            let text = |items: &[(String, String)]| {
-                let mut t = items
-                    .iter()
-                    .map(|(_, j)| j.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                t.push('\n');
-                t
-            };
-            let (a, b) = (text(&ours), text(&theirs));
             let matches = a == b;
             let diff = if matches {
                 String::new()
@@ -379,12 +464,19 @@ mod tests {
         let d = compare("p", "a", &ours, &theirs);
         let text = render(&d);
         assert!(
-            text.contains("--- meshd Clusters\n+++ proxy Clusters\n"),
+            text.contains("--- meshd Clusters a\n+++ proxy Clusters a\n"),
             "{text}"
         );
-        assert!(text.contains("-  \"connect_timeout\": \"10s\","), "{text}");
-        assert!(text.contains("+  \"connect_timeout\": \"5s\","), "{text}");
-        assert!(text.contains("+++ proxy Listeners\n"), "{text}");
+        let line = |sign: char, needle: &str| {
+            text.lines()
+                .any(|l| l.starts_with(sign) && l.contains(needle))
+        };
+        assert!(line('-', "\"connect_timeout\": \"10s\""), "{text}");
+        assert!(line('+', "\"connect_timeout\": \"5s\""), "{text}");
+        assert!(
+            text.contains("--- meshd Listeners l (absent from meshd)\n+++ proxy Listeners l\n"),
+            "{text}"
+        );
         assert!(text.ends_with("Routes Match\n"), "{text}");
         assert!(!d.sections[0].matches && !d.sections[1].matches && d.sections[2].matches);
     }
@@ -402,6 +494,71 @@ mod tests {
         let text = render(&d);
         assert!(text.contains("Clusters Match\nListeners Match\n"), "{text}");
         assert!(text.contains("+\"15001\""), "{text}");
+    }
+
+    /// A real Envoy 1.40 dump (captured by mesh-e2e's config_dump test).
+    fn real_dump() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/envoy-dumps/header-routing-client.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_real_dump_matches_itself_and_shows_warming_clusters_and_listener_errors() {
+        let envoy = real_dump();
+        let d = compare("p", "a", &envoy, &envoy);
+        assert_eq!(d.compared, "full");
+        assert_eq!(
+            render(&d),
+            "Clusters Match\nListeners Match\nRoutes Match\n"
+        );
+
+        // The proxy still warms one cluster, and rejected a listener update.
+        let mut warming = envoy.clone();
+        let configs = warming["configs"].as_array_mut().unwrap();
+        let clusters = configs
+            .iter_mut()
+            .find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.ClustersConfigDump")
+            .unwrap();
+        let moved = clusters["dynamic_active_clusters"]
+            .as_array_mut()
+            .unwrap()
+            .pop()
+            .unwrap();
+        let name = moved["cluster"]["name"].as_str().unwrap().to_owned();
+        clusters["dynamic_warming_clusters"] = json!([moved]);
+        let listeners = configs
+            .iter_mut()
+            .find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.ListenersConfigDump")
+            .unwrap();
+        let first = &mut listeners["dynamic_listeners"][0];
+        let lname = first["name"].as_str().unwrap().to_owned();
+        first["error_state"] = json!({"details": "cannot bind", "failed_configuration": {}});
+        let d = compare("p", "a", &envoy, &warming);
+        let text = render(&d);
+        assert!(
+            text.contains(&format!(
+                "--- meshd Clusters {name}\n+++ proxy Clusters {name}\n@@ -1,4 +1,4 @@\n\
+                 -dynamic_active_clusters\n+dynamic_warming_clusters\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("--- meshd Listeners {lname}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("+    \"details\": \"cannot bind\","),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("--- meshd").count(),
+            2,
+            "only what differs: {text}"
+        );
+        assert!(text.ends_with("Routes Match\n"), "{text}");
     }
 
     #[test]
