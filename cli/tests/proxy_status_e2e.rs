@@ -47,20 +47,28 @@ fn meshctl(args: &[&str]) -> Run {
     }
 }
 
-/// A fake proxy on one ADS stream: asks for clusters once, then either stays silent
-/// (`nack: None`, so meshd sees it STALE) or rejects what it got with `nack`'s text.
+/// How a fake proxy answers meshd's cluster responses.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// ACKs the first response, then stops acknowledging (a stuck proxy).
+    StopsAcking,
+    /// Rejects every response with this reason.
+    Nacks(&'static str),
+}
+
+/// A fake proxy on one ADS stream, asking for clusters only.
 struct FakeProxy {
-    _requests: mpsc::Sender<DiscoveryRequest>,
     reader: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeProxy {
     fn drop(&mut self) {
+        // Ends the stream: the reader owns the request sender and the response stream.
         self.reader.abort();
     }
 }
 
-async fn fake_proxy(xds: SocketAddr, w: &Workload, nack: Option<&str>) -> FakeProxy {
+async fn fake_proxy(xds: SocketAddr, w: &Workload, behaviour: Behaviour) -> FakeProxy {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(5))
@@ -93,26 +101,39 @@ async fn fake_proxy(xds: SocketAddr, w: &Workload, nack: Option<&str>) -> FakePr
         .expect("not the end of the stream");
     assert_eq!(first.type_url, CLUSTER);
     assert!(!first.resources.is_empty(), "meshd sent no clusters");
-    if let Some(detail) = nack {
-        tx.send(DiscoveryRequest {
+    let answer = move |resp: &envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse,
+                       first: bool| match behaviour {
+        Behaviour::StopsAcking if first => Some(DiscoveryRequest {
             type_url: CLUSTER.into(),
-            response_nonce: first.nonce.clone(),
+            version_info: resp.version_info.clone(),
+            response_nonce: resp.nonce.clone(),
+            ..DiscoveryRequest::default()
+        }),
+        Behaviour::StopsAcking => None,
+        Behaviour::Nacks(detail) => Some(DiscoveryRequest {
+            type_url: CLUSTER.into(),
+            response_nonce: resp.nonce.clone(),
             error_detail: Some(RpcStatus {
                 code: 3,
                 message: detail.to_owned(),
                 details: vec![],
             }),
             ..DiscoveryRequest::default()
-        })
-        .await
-        .unwrap();
+        }),
+    };
+    if let Some(req) = answer(&first, true) {
+        tx.send(req).await.unwrap();
     }
-    // Keep reading so meshd's pushes never block; never answer.
-    let reader = tokio::spawn(async move { while let Ok(Some(_)) = responses.message().await {} });
-    FakeProxy {
-        _requests: tx,
-        reader,
-    }
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(resp)) = responses.message().await {
+            if let Some(req) = answer(&resp, false) {
+                if tx.send(req).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    FakeProxy { reader }
 }
 
 /// Polls `meshctl proxy-status -o json` until `done` holds, up to `timeout`.
@@ -220,13 +241,33 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         procs.push(ChildGuard::spawn(name, cmd, &dir.join(format!("{name}.log"))).unwrap());
     }
     // Two fake ones.
-    let stale = fake_proxy(xds, &w("reviews-v1"), None).await;
-    let nacking = fake_proxy(xds, &w("reviews-v2"), Some(NACK_DETAIL)).await;
-
-    let rows = wait_for(&controlplane, Duration::from_secs(60), |rows| {
+    let stale = fake_proxy(xds, &w("reviews-v1"), Behaviour::StopsAcking).await;
+    let nacking = fake_proxy(xds, &w("reviews-v2"), Behaviour::Nacks(NACK_DETAIL)).await;
+    wait_for(&controlplane, Duration::from_secs(60), |rows| {
         all_synced(rows, "details-v1.bookinfo")
             && all_synced(rows, "ratings-v1.bookinfo")
+            && state(rows, "reviews-v1.bookinfo", "cds") == "SYNCED"
+            && state(rows, "reviews-v2.bookinfo", "cds") == "ERROR"
+    })
+    .await;
+
+    // A config change: meshd pushes new clusters to everyone; the Envoys take them, the
+    // stuck proxy does not answer, the NACKing one rejects them too.
+    std::fs::write(
+        dir.join("config/extra.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: extra, namespace: bookinfo}\n\
+         spec: {selector: {app: extra}, ports: [{name: http, port: 9090}]}\n",
+    )
+    .unwrap();
+    let rows = wait_for(&controlplane, Duration::from_secs(60), |rows| {
+        let v2 =
+            |name: &str| row(rows, name).is_some_and(|r| r["types"]["cds"]["versionSent"] != "1");
+        v2("details-v1.bookinfo")
+            && all_synced(rows, "details-v1.bookinfo")
+            && all_synced(rows, "ratings-v1.bookinfo")
+            && v2("reviews-v1.bookinfo")
             && state(rows, "reviews-v1.bookinfo", "cds") == "STALE"
+            && v2("reviews-v2.bookinfo")
             && state(rows, "reviews-v2.bookinfo", "cds") == "ERROR"
     })
     .await;
@@ -243,6 +284,7 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         "STALE and ERROR proxies fail the check\n{}{}",
         run.stdout, run.stderr
     );
+    eprintln!("{}", run.stdout);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(
         lines[0].split_whitespace().collect::<Vec<_>>()
@@ -279,16 +321,23 @@ async fn proxy_status_shows_synced_stale_and_nacking_proxies() {
         .as_str()
         .unwrap()
         .to_owned();
+    let stale_cds = &row(&rows, "reviews-v1.bookinfo").unwrap()["types"]["cds"];
+    let (sent_version, acked_nonce) = (
+        stale_cds["versionSent"].as_str().unwrap(),
+        stale_cds["nonceAcked"].as_str().unwrap(),
+    );
+    assert_eq!(stale_cds["versionAcked"], "1", "{stale_cds:#}");
     assert!(
         run.stdout.contains(&format!(
-            "reviews-v1.bookinfo CDS STALE: sent version 1 nonce {stale_nonce}, acked version none nonce none"
+            "reviews-v1.bookinfo CDS STALE: sent version {sent_version} nonce {stale_nonce}, acked version 1 nonce {acked_nonce}"
         )),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains("reviews-v2.bookinfo CDS ERROR: sent version 1 nonce"),
+        run.stdout.contains(&format!(
+            "reviews-v2.bookinfo CDS ERROR: sent version {sent_version} nonce"
+        )),
         "{}",
         run.stdout
     );

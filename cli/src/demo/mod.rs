@@ -459,7 +459,7 @@ async fn bring_up(
     print!("{}", proxy_status::render_table(&rows));
     let problems = proxy_status::render_problems(&rows);
     if !problems.is_empty() {
-        println!("\n{problems}");
+        print!("\n{problems}");
     }
     println!(
         "{}",

@@ -318,7 +318,7 @@ async fn table(args: &ProxyStatusArgs) -> anyhow::Result<u8> {
                 print!("{}", render_table(&rows));
                 let problems = render_problems(&rows);
                 if !problems.is_empty() {
-                    println!("\n{problems}");
+                    print!("\n{problems}");
                 }
             }
         }
