@@ -126,10 +126,10 @@ async fn fake_proxy(xds: SocketAddr, w: &Workload, behaviour: Behaviour) -> Fake
     }
     let reader = tokio::spawn(async move {
         while let Ok(Some(resp)) = responses.message().await {
-            if let Some(req) = answer(&resp, false) {
-                if tx.send(req).await.is_err() {
-                    return;
-                }
+            if let Some(req) = answer(&resp, false)
+                && tx.send(req).await.is_err()
+            {
+                return;
             }
         }
     });
