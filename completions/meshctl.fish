@@ -28,6 +28,8 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print hel
 complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "pc" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "ps" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
@@ -65,6 +67,200 @@ false\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l strict -d 'Treat warnings as failures (exit 79)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "endpoint" -d 'Endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live health from /clusters; from a saved dump, the endpoints the control plane sent)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "secret" -d 'Secrets: RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "bootstrap" -d 'The bootstrap the proxy started with (the BootstrapConfigDump)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "endpoint" -d 'Endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live health from /clusters; from a saved dump, the endpoints the control plane sent)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "secret" -d 'Secrets: RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "bootstrap" -d 'The bootstrap the proxy started with (the BootstrapConfigDump)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "endpoint" -d 'Endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live health from /clusters; from a saved dump, the endpoints the control plane sent)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "secret" -d 'Secrets: RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "bootstrap" -d 'The bootstrap the proxy started with (the BootstrapConfigDump)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and not __fish_seen_subcommand_from cluster listener route endpoint secret bootstrap log all help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s f -l file -d 'A saved /config_dump JSON (`-` reads stdin); `endpoint` also reads a saved /clusters?format=json' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l controlplane -d 'meshd\'s debug API, used to find a workload\'s proxy' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
+json\t'The selected resources as JSON, filtered'
+yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "endpoint" -d 'Endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live health from /clusters; from a saved dump, the endpoints the control plane sent)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "secret" -d 'Secrets: RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "bootstrap" -d 'The bootstrap the proxy started with (the BootstrapConfigDump)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l controlplane -d 'meshd\'s debug API' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
@@ -93,10 +289,19 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output 
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-status demo completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "endpoint" -d 'Endpoints: ENDPOINT, STATUS, OUTLIER CHECK, CLUSTER (live health from /clusters; from a saved dump, the endpoints the control plane sent)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "secret" -d 'Secrets: RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER, NOT AFTER, NOT BEFORE'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "bootstrap" -d 'The bootstrap the proxy started with (the BootstrapConfigDump)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'

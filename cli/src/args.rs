@@ -24,6 +24,9 @@ pub enum Command {
     /// Validate each object against Istio's schema and rules, with file:line and field path.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Show a proxy's clusters, listeners, routes, endpoints, secrets, bootstrap or log levels.
+    #[command(name = "proxy-config", visible_alias = "pc")]
+    ProxyConfig(crate::proxy_config::ProxyConfigArgs),
     /// Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy,
     /// diff meshd's config against the proxy's own.
     #[command(visible_alias = "ps", after_help = crate::proxy_status::EXAMPLES)]

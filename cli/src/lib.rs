@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod args;
 pub mod demo;
 pub mod output;
+pub mod proxy_config;
 pub mod proxy_status;
 pub mod validate;
 
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Analyze(a) => analyze::run(&a),
         Command::Validate(v) => validate::run(&v),
+        Command::ProxyConfig(p) => proxy_config::run(&p),
         Command::ProxyStatus(p) => proxy_status::run(&p),
         Command::Demo(d) => demo::run(&d),
         Command::Completion { shell } => {

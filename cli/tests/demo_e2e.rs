@@ -251,6 +251,39 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
             temp_dir.join("pods.yaml").is_file(),
             "the demo's temporary config dir"
         );
+        // The commands it suggests work against it.
+        let cp = format!("http://{prefix}.1:15014");
+        let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args([
+                "proxy-config",
+                "cluster",
+                "productpage-v1.bookinfo",
+                "--controlplane",
+                &cp,
+            ])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{table}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for subset in ["v1", "v2", "v3"] {
+            assert!(
+                table
+                    .lines()
+                    .any(|l| l.starts_with("reviews.bookinfo.svc.cluster.local")
+                        && l.split_whitespace().nth(2) == Some(subset)),
+                "reviews subset {subset} missing:\n{table}"
+            );
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args(["proxy-status", "reviews-v2.bookinfo", "--controlplane", &cp])
+            .output()
+            .unwrap();
+        let diff = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(diff, "Clusters Match\nListeners Match\nRoutes Match\n");
         // The mesh stays up until Ctrl-C.
         std::thread::sleep(Duration::from_millis(500));
         assert!(

@@ -242,6 +242,18 @@ pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
 
 /// Runs one scenario; never panics, every problem is in the report.
 pub async fn run(s: &LoadedScenario, opts: &RunOptions) -> Report {
+    run_then(s, opts, |_| async { Ok(Vec::new()) }).await
+}
+
+/// Runs one scenario like [`run`], and once every request step has run, while meshd and
+/// every proxy are still up, calls `after` with the scenario (to look at live proxies:
+/// capture config dumps, run `meshctl proxy-config`). The failures it returns, or its
+/// error, count as the scenario's failures. Teardown happens after it on every path.
+pub async fn run_then<F, Fut>(s: &LoadedScenario, opts: &RunOptions, after: F) -> Report
+where
+    F: FnOnce(LoadedScenario) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+{
     let start = Instant::now();
     let log_dir = opts.log_root.join(&s.name);
     let mut report = Report {
@@ -252,8 +264,12 @@ pub async fn run(s: &LoadedScenario, opts: &RunOptions) -> Report {
     };
     let mut procs = Processes::default();
     let outcome = run_inner(s, opts, &log_dir, &mut procs, &mut report).await;
-    if let Err(e) = outcome {
-        report.failures.push(format!("{e:#}"));
+    match outcome {
+        Err(e) => report.failures.push(format!("{e:#}")),
+        Ok(()) => match after(s.clone()).await {
+            Ok(failures) => report.failures.extend(failures),
+            Err(e) => report.failures.push(format!("after the requests: {e:#}")),
+        },
     }
     if !report.passed() {
         report.logs = procs

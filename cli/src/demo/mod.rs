@@ -527,7 +527,7 @@ fn next_steps(controlplane: &str, productpage: &Workload, dir: &Path, kept: bool
             "meshd's config against the sidecar's own",
         ),
         (
-            format!("meshctl proxy-config cluster {pp}"),
+            format!("meshctl proxy-config cluster {pp}{cp}"),
             "the sidecar's clusters (routes, listeners, endpoints too)",
         ),
         (
