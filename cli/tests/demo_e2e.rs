@@ -172,6 +172,48 @@ fn missing_binaries_and_envoy_are_named_with_the_fix() {
 }
 
 #[test]
+fn a_sidecar_that_dies_fails_the_demo_which_stops_meshd_and_keeps_the_logs() {
+    let meshd = mesh_e2e::process::workspace_binary("meshd").unwrap();
+    let bins = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-e2e-broken-proxy");
+    let _ = std::fs::remove_dir_all(&bins);
+    std::fs::create_dir_all(&bins).unwrap();
+    std::os::unix::fs::symlink(&meshd, bins.join("meshd")).unwrap();
+    let proxy = bins.join("mesh-proxy");
+    std::fs::write(
+        &proxy,
+        "#!/bin/sh\necho 'mesh-proxy: broken on purpose' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&proxy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let prefix = "127.0.70";
+    let child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["demo", "--duration", "1s", "--ip-prefix", prefix])
+        .env("MESH_BIN_DIR", &bins)
+        // Never run: the fake mesh-proxy exits first.
+        .env("MESH_ENVOY_BIN", "/bin/true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("✔ meshd serves xDS on"), "{stderr}");
+    assert!(stderr.contains("✘ Starting 6 sidecars"), "{stderr}");
+    assert!(stderr.contains("exited (exit status: 3)"), "{stderr}");
+    assert!(stderr.contains("mesh-proxy: broken on purpose"), "{stderr}");
+    let dir = std::env::temp_dir().join(format!("meshctl-demo-{pid}"));
+    assert!(
+        stderr.contains(&format!("config and logs kept in {}", dir.display())),
+        "{stderr}"
+    );
+    assert!(dir.join("logs/meshd.log").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_nothing_left(prefix, &dir.to_string_lossy());
+}
+
+#[test]
 fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     let Some(envoy) = find_envoy().unwrap() else {
         return;

@@ -202,7 +202,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
             false,
         ),
     };
-    let dir = TempDir { path, keep };
+    let mut dir = TempDir { path, keep };
     let mut groups = Groups::default();
     let mut tasks = Vec::new();
     let result = tokio::select! {
@@ -247,10 +247,12 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<u8> {
     })
     .await
     .unwrap_or_default();
+    // A failed start keeps its config and logs, to be looked at.
+    dir.keep |= code.is_err();
     step.done(&format!(
         "Stopped {stopped} process group{}{}",
         if stopped == 1 { "" } else { "s" },
-        if keep {
+        if dir.keep {
             format!("; config and logs kept in {}", dir.path.display())
         } else {
             String::new()

@@ -61,35 +61,42 @@ impl Group {
         Ok(())
     }
 
+    /// Sends `sig` (`TERM`, `KILL`) to the whole group; whether kill(1) succeeded.
+    fn signal(&self, sig: &str) -> bool {
+        // This crate forbids `unsafe`, so signals go through kill(1), as mesh-proxy does.
+        Command::new("kill")
+            .args(["-s", sig, "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// SIGKILL to the group (the leader may be gone while others of its group, an Envoy,
+    /// still run), and reaps the leader.
+    fn kill_and_reap(&mut self) {
+        self.stopped = true;
+        self.signal("KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the whole group: SIGTERM, up to `grace`, then SIGKILL. Idempotent.
     pub fn stop(&mut self, grace: Duration) {
         if self.stopped {
             return;
         }
-        self.stopped = true;
-        let group = format!("-{}", self.child.id());
-        // This crate forbids `unsafe`, so signals go through kill(1), as mesh-proxy does.
-        let signal = |sig: &str| {
-            Command::new("kill")
-                .args(["-s", sig, "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if signal("TERM") {
+        if self.signal("TERM") {
             let deadline = Instant::now() + grace;
-            while Instant::now() < deadline {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
+            while Instant::now() < deadline && !self.has_exited() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // The leader may be gone while others of its group (an Envoy) still run.
-        signal("KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_and_reap();
     }
 }
 
@@ -118,9 +125,18 @@ impl Groups {
         self.list.iter().map(Group::id).collect()
     }
 
+    /// Stops every group at once: SIGTERM to all, up to [`STOP_GRACE`] for them to exit,
+    /// then SIGKILL to every group.
     pub fn stop_all(&mut self) {
+        for g in self.list.iter().rev() {
+            g.signal("TERM");
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline && !self.list.iter_mut().all(Group::has_exited) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         while let Some(mut g) = self.list.pop() {
-            g.stop(STOP_GRACE);
+            g.kill_and_reap();
         }
     }
 }
