@@ -35,6 +35,10 @@ pub enum Command {
     /// each on loopback addresses, with traffic; no root, no cluster, no Docker.
     #[command(after_help = crate::demo::EXAMPLES)]
     Demo(crate::demo::DemoArgs),
+    /// Show the config that applies to a workload or a service: services, routes, subsets,
+    /// gateways, mTLS mode, authorization policies, analyzer messages.
+    #[command(after_help = DESCRIBE_EXAMPLES)]
+    Describe(crate::describe::DescribeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
@@ -65,6 +69,12 @@ Examples:
 
   # From stdin
   kubectl get vs,dr,svc -A -o yaml | meshctl analyze -";
+
+const DESCRIBE_EXAMPLES: &str = "\
+Examples:
+  meshctl describe pod reviews-v1.bookinfo -f testdata/bookinfo/
+  meshctl describe service reviews -n bookinfo -f testdata/bookinfo/ -o yaml
+  meshctl describe workload client.shop      # from the running meshd (127.0.0.1:15014)";
 
 const VALIDATE_EXAMPLES: &str = "\
 Examples:

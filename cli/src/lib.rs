@@ -4,6 +4,8 @@
 pub mod analyze;
 pub mod args;
 pub mod demo;
+pub mod describe;
+pub mod describe_model;
 pub mod output;
 pub mod proxy_config;
 pub mod proxy_status;
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::ProxyConfig(p) => proxy_config::run(&p),
         Command::ProxyStatus(p) => proxy_status::run(&p),
         Command::Demo(d) => demo::run(&d),
+        Command::Describe(d) => describe::run(&d),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

@@ -11,6 +11,8 @@
 //!   (no versions);
 //! - `/debug/registryz`: the service registry;
 //! - `/debug/configz`: the objects served and those refused, with reasons;
+//! - `/debug/resourcesz`: every object loaded, as JSON, with its origin (`file:line`), for
+//!   `meshctl describe --controlplane`;
 //! - `/metrics`: Prometheus text; `/ready`: 200 once meshd serves, 503 otherwise.
 
 use std::convert::Infallible;
@@ -119,6 +121,19 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
                 }),
             )
         }
+        "/debug/resourcesz" => {
+            let config = state.config.borrow().clone();
+            let resources: Vec<Value> = config
+                .store
+                .all()
+                .iter()
+                .map(|r| json!({"origin": r.origin.to_string(), "object": r.json.as_ref()}))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"version": config.version, "resources": resources}),
+            )
+        }
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));
             r.headers_mut().insert(
@@ -138,7 +153,7 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /metrics, /ready\n",
+            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /debug/resourcesz, /metrics, /ready\n",
         ),
     }
 }
