@@ -255,6 +255,21 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     check_output(&stdout, &stderr, 10);
     assert!(stderr.contains("running for 1s (--duration)"), "{stderr}");
     assert!(dir.join("pods.yaml").is_file() && dir.join("logs/meshd.log").is_file());
+    // The config it suggests analyzing is clean.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .arg("analyze")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let (a_out, a_err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{a_out}{a_err}");
+    assert!(
+        a_err.contains("No validation issues found"),
+        "{a_out}{a_err}"
+    );
     assert_nothing_left(prefix, &dir.to_string_lossy());
 
     // Interactive: SIGINT once the mesh is up, as Ctrl-C sends it.
@@ -326,6 +341,26 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
             .unwrap();
         let diff = String::from_utf8_lossy(&out.stdout);
         assert_eq!(diff, "Clusters Match\nListeners Match\nRoutes Match\n");
+        let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args([
+                "describe",
+                "pod",
+                "productpage-v1.bookinfo",
+                "--controlplane",
+                &cp,
+            ])
+            .output()
+            .unwrap();
+        let described = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{described}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            described.contains("VirtualService bookinfo/productpage"),
+            "{described}"
+        );
         // The mesh stays up until Ctrl-C.
         std::thread::sleep(Duration::from_millis(500));
         assert!(

@@ -533,7 +533,7 @@ fn next_steps(controlplane: &str, productpage: &Workload, dir: &Path, kept: bool
             "the sidecar's clusters (routes, listeners, endpoints too)",
         ),
         (
-            format!("meshctl describe pod {pp}"),
+            format!("meshctl describe pod {pp}{cp}"),
             "what config applies to productpage",
         ),
         (
