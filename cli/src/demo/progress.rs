@@ -75,7 +75,16 @@ impl Step {
 
     /// Done: `✔ message (1.2s)`.
     pub fn done(mut self, message: &str) {
-        let line = format!("✔ {message} ({:.1}s)", self.started.elapsed().as_secs_f64());
+        // Green on a terminal.
+        let mark = if self.spinner.is_some() {
+            "\x1b[32m✔\x1b[0m"
+        } else {
+            "✔"
+        };
+        let line = format!(
+            "{mark} {message} ({:.1}s)",
+            self.started.elapsed().as_secs_f64()
+        );
         self.finish(&line);
     }
 
@@ -92,7 +101,12 @@ impl Drop for Step {
     /// A step dropped before `done` failed (an error, Ctrl-C): `✘ message`.
     fn drop(&mut self) {
         if !self.finished {
-            let line = format!("✘ {}", self.message);
+            let mark = if self.spinner.is_some() {
+                "\x1b[31m✘\x1b[0m"
+            } else {
+                "✘"
+            };
+            let line = format!("{mark} {}", self.message);
             self.finish(&line);
         }
     }
