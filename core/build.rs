@@ -36,11 +36,15 @@ fn main() -> Result<(), String> {
 /// present when the pinned one is not unpacked.
 fn locate() -> Result<PathBuf, String> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let pinned = manifest.ancestors().find_map(|d| {
-        let lock = d.join("Cargo.lock");
-        println!("cargo:rerun-if-changed={}", lock.display());
-        pinned_version(&lock)
-    });
+    // Only an existing file may be watched: Cargo reruns the script for a missing one.
+    let pinned = manifest
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|lock| lock.is_file())
+        .and_then(|lock| {
+            println!("cargo:rerun-if-changed={}", lock.display());
+            pinned_version(&lock)
+        });
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))

@@ -315,12 +315,15 @@ fn service_text(r: &model::ServiceReport) -> String {
     let mut o = String::new();
     service_section(&mut o, &r.service, false);
     let _ = writeln!(o, "{RULE}");
-    if r.workloads.is_empty() {
+    if !r.endpoints.is_empty() {
+        let _ = writeln!(o, "Endpoints: {}", r.endpoints.join("; "));
+    }
+    if r.workloads.is_empty() && r.endpoints.is_empty() {
         let _ = writeln!(
             o,
             "No workloads: the selector picks no Pod or WorkloadEntry."
         );
-    } else {
+    } else if !r.workloads.is_empty() {
         let _ = writeln!(o, "Workloads:");
         for w in &r.workloads {
             let subsets = if w.subsets.is_empty() {

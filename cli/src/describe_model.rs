@@ -80,6 +80,9 @@ pub struct WorkloadReport {
 pub struct ServiceReport {
     pub service: ServiceUse,
     pub workloads: Vec<WorkloadSummary>,
+    /// A ServiceEntry's inline endpoints (`address` with its ports and labels).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
     pub warnings: Vec<MessageRecord>,
 }
 
@@ -256,13 +259,14 @@ pub struct Mesh<'a> {
     pub messages: &'a [Message],
 }
 
-/// A workload's labels: a Pod's metadata labels, a WorkloadEntry's `spec.labels`.
+/// A workload's labels: a Pod's metadata labels; a WorkloadEntry's metadata labels overlaid
+/// with its `spec.labels` (as meshd's registry reads them).
 fn labels_of(w: &Resource) -> BTreeMap<String, String> {
+    let mut labels = w.labels.clone();
     if w.kind == "WorkloadEntry" {
-        string_map_at(&w.json, "/spec/labels")
-    } else {
-        w.labels.clone()
+        labels.extend(string_map_at(&w.json, "/spec/labels"));
     }
+    labels
 }
 
 fn is_workload(r: &Resource) -> bool {
@@ -340,7 +344,6 @@ pub fn describe_workload(
 ) -> Result<WorkloadReport, DescribeError> {
     let w = find(m.store, "pod or workload", is_workload, name, namespace)?;
     let labels = labels_of(w);
-    let ns = w.ns();
     let is_pod = w.kind == "Pod";
     let service_account = if is_pod {
         str_at(&w.json, "/spec/serviceAccountName")
@@ -367,9 +370,7 @@ pub fn describe_workload(
         .of(groups::NETWORKING, "Gateway")
         .filter(|g| {
             let selector = string_map_at(&g.json, "/spec/selector");
-            !selector.is_empty()
-                && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                && gateway_selects_namespace(g, ns)
+            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
         })
         .map(|g| GatewayUse {
             gateway: ObjectRef::of(g),
@@ -480,9 +481,28 @@ pub fn describe_service(
     for w in &workloads {
         involved.insert(w.workload.display());
     }
+    let endpoints = arr_at(&svc.json, "/spec/endpoints")
+        .iter()
+        .filter_map(|e| {
+            let mut text = str_at(e, "/address")?.to_owned();
+            if let Some(Value::Object(ports)) = e.get("ports") {
+                let ports: Vec<String> = ports.iter().map(|(n, p)| format!("{n}={p}")).collect();
+                text.push_str(&format!(" ports {}", ports.join(",")));
+            }
+            let labels = string_map_at(e, "/labels");
+            if !labels.is_empty() {
+                text.push_str(&format!(
+                    " ({})",
+                    mesh_core::analysis::json::selector_text(&labels)
+                ));
+            }
+            Some(text)
+        })
+        .collect();
     Ok(ServiceReport {
         service,
         workloads,
+        endpoints,
         warnings: warnings(m, &involved),
     })
 }
@@ -900,32 +920,45 @@ fn gateway_servers(g: &Resource) -> Vec<String> {
         .collect()
 }
 
-/// Gateways select workloads in their own namespace, or anywhere when the mesh allows it
-/// (Istio's default `PILOT_SCOPE_GATEWAY_TO_NAMESPACE=false`): any namespace.
-fn gateway_selects_namespace(_g: &Resource, _ns: &str) -> bool {
-    true
+/// Of several objects at one level of precedence, the one Istio uses: the oldest
+/// (`metadata.creationTimestamp`; files without timestamps: the first loaded).
+fn oldest<'s>(candidates: impl Iterator<Item = &'s Resource>) -> Option<&'s Resource> {
+    candidates
+        .enumerate()
+        .min_by(|(i, a), (j, b)| {
+            let created = |r: &Resource| {
+                str_at(&r.json, "/metadata/creationTimestamp")
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (created(a), i).cmp(&(created(b), j))
+        })
+        .map(|(_, r)| r)
 }
 
 /// The Sidecar that configures the workload: one in its namespace whose `workloadSelector`
 /// picks it, else its namespace's default, else the root namespace's default.
 fn sidecar_for<'s>(m: &Mesh<'s>, w: &Resource) -> Option<&'s Resource> {
     let root = m.mesh.root_namespace();
+    let labels = labels_of(w);
     let sidecars: Vec<&Resource> = m.store.of(groups::NETWORKING, "Sidecar").collect();
-    let selected = sidecars.iter().find(|s| {
+    let selected = oldest(sidecars.iter().copied().filter(|s| {
         s.ns() == w.ns() && {
             let sel = string_map_at(&s.json, "/spec/workloadSelector/labels");
-            !sel.is_empty() && sel.iter().all(|(k, v)| labels_of(w).get(k) == Some(v))
+            !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
         }
-    });
+    }));
     let default_in = |ns: &str| {
-        sidecars
-            .iter()
-            .find(|s| s.ns() == ns && s.json.pointer("/spec/workloadSelector").is_none())
+        oldest(
+            sidecars
+                .iter()
+                .copied()
+                .filter(|s| s.ns() == ns && s.json.pointer("/spec/workloadSelector").is_none()),
+        )
     };
     selected
         .or_else(|| default_in(w.ns()))
         .or_else(|| default_in(root))
-        .copied()
 }
 
 fn pa_selector(pa: &Resource) -> BTreeMap<String, String> {
@@ -934,23 +967,28 @@ fn pa_selector(pa: &Resource) -> BTreeMap<String, String> {
 
 /// The effective mTLS mode (Istio's rules): a workload policy (selector matching, in the
 /// workload's namespace) over the namespace's policy (no selector) over the root
-/// namespace's; `UNSET` inherits; at one level the first defined wins (Istio: the oldest).
+/// namespace's; `UNSET` inherits; at one level the oldest wins ([`oldest`]).
 /// Port-level modes come only from the workload policy.
 fn mtls_for(m: &Mesh<'_>, w: &Resource, ports: &BTreeSet<u16>) -> Mtls {
     let root = m.mesh.root_namespace();
+    let labels = labels_of(w);
     let pas: Vec<&Resource> = m.store.of(groups::SECURITY, "PeerAuthentication").collect();
-    let workload = pas.iter().find(|pa| {
+    let workload = oldest(pas.iter().copied().filter(|pa| {
         pa.ns() == w.ns() && {
             let sel = pa_selector(pa);
-            !sel.is_empty() && sel.iter().all(|(k, v)| labels_of(w).get(k) == Some(v))
+            !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
         }
-    });
-    let namespace = pas
-        .iter()
-        .find(|pa| pa.ns() == w.ns() && pa_selector(pa).is_empty());
-    let mesh = pas
-        .iter()
-        .find(|pa| pa.ns() == root && pa_selector(pa).is_empty());
+    }));
+    let namespace = oldest(
+        pas.iter()
+            .copied()
+            .filter(|pa| pa.ns() == w.ns() && pa_selector(pa).is_empty()),
+    );
+    let mesh = oldest(
+        pas.iter()
+            .copied()
+            .filter(|pa| pa.ns() == root && pa_selector(pa).is_empty()),
+    );
     let mode_of = |pa: &Resource| {
         str_at(&pa.json, "/spec/mtls/mode")
             .unwrap_or("UNSET")
@@ -965,7 +1003,7 @@ fn mtls_for(m: &Mesh<'_>, w: &Resource, ports: &BTreeSet<u16>) -> Mtls {
     ] {
         let Some(pa) = pa else { continue };
         // A root-namespace policy is also the namespace policy of workloads in it.
-        if level == "namespace" && mesh.is_some_and(|m| std::ptr::eq(*m, *pa)) {
+        if level == "namespace" && mesh.is_some_and(|m| std::ptr::eq(m, pa)) {
             continue;
         }
         let set = mode_of(pa);

@@ -328,6 +328,29 @@ async fn ads_state_of_the_world() {
     assert_eq!(status, 400);
     let (status, _) = http_get(meshd.debug, "/debug/config_dump?proxyID=nobody").await;
     assert_eq!(status, 404);
+    // Every loaded object, with its origin, for `meshctl describe --controlplane`.
+    let loaded = get_json(meshd.debug, "/debug/resourcesz").await;
+    assert_eq!(loaded["version"], 3);
+    let orders = loaded["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"]["metadata"]["name"] == "orders")
+        .unwrap();
+    assert_eq!(orders["object"]["kind"], "ServiceEntry");
+    assert!(
+        orders["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("orders.yaml:1")
+    );
+    assert_eq!(
+        orders["object"]["spec"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let registry = get_json(meshd.debug, "/debug/registryz").await;
     let hosts: Vec<&str> = registry["services"]
         .as_array()
