@@ -22,6 +22,9 @@ _meshctl() {
             meshctl,completion)
                 cmd="meshctl__subcmd__completion"
                 ;;
+            meshctl,demo)
+                cmd="meshctl__subcmd__demo"
+                ;;
             meshctl,describe)
                 cmd="meshctl__subcmd__describe"
                 ;;
@@ -36,6 +39,12 @@ _meshctl() {
                 ;;
             meshctl,proxy-config)
                 cmd="meshctl__subcmd__proxy__subcmd__config"
+                ;;
+            meshctl,proxy-status)
+                cmd="meshctl__subcmd__proxy__subcmd__status"
+                ;;
+            meshctl,ps)
+                cmd="meshctl__subcmd__proxy__subcmd__status"
                 ;;
             meshctl,validate)
                 cmd="meshctl__subcmd__validate"
@@ -76,6 +85,9 @@ _meshctl() {
             meshctl__subcmd__help,completion)
                 cmd="meshctl__subcmd__help__subcmd__completion"
                 ;;
+            meshctl__subcmd__help,demo)
+                cmd="meshctl__subcmd__help__subcmd__demo"
+                ;;
             meshctl__subcmd__help,describe)
                 cmd="meshctl__subcmd__help__subcmd__describe"
                 ;;
@@ -87,6 +99,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help,proxy-config)
                 cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__config"
+                ;;
+            meshctl__subcmd__help,proxy-status)
+                cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__status"
                 ;;
             meshctl__subcmd__help,validate)
                 cmd="meshctl__subcmd__help__subcmd__validate"
@@ -185,7 +200,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --help --version analyze validate proxy-config pc describe kube-inject completion version help"
+            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,6 +290,40 @@ _meshctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__demo)
+            opts="-h -V --engine --duration --dir --ip-prefix --requests --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --engine)
+                    COMPREPLY=($(compgen -W "envoy native" -- "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ip-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -437,7 +486,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help)
-            opts="analyze validate proxy-config describe kube-inject completion version help"
+            opts="analyze validate proxy-config proxy-status demo describe kube-inject completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,6 +514,20 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help__subcmd__completion)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -663,6 +726,20 @@ _meshctl() {
         meshctl__subcmd__help__subcmd__proxy__subcmd__config__subcmd__secret)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__proxy__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1241,6 +1318,40 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__proxy__subcmd__status)
+            opts="-o -h -V --controlplane --admin --wait --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -30,6 +30,9 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Analyz
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "pc" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "ps" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -260,6 +263,28 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "log" -d 'Logger levels of a live proxy; --level changes them'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l controlplane -d 'meshd\'s debug API' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
+native\t'mesh-proxy\'s own data plane'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l duration -d 'Stop after this long once the mesh is up (`30s`, `2m`, `500ms`) instead of waiting for Ctrl-C' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Write the generated config and the logs here, and keep them (default: a temporary directory, removed at exit)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l ip-prefix -d 'The loopback addresses to use, as three octets: meshd on A.B.C.1, the workloads from A.B.C.11' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l requests -d 'How many requests to send through productpage' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
@@ -318,14 +343,16 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output 
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config describe kube-inject completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'

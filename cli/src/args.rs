@@ -27,6 +27,14 @@ pub enum Command {
     /// Show a proxy's clusters, listeners, routes, endpoints, secrets, bootstrap or log levels.
     #[command(name = "proxy-config", visible_alias = "pc")]
     ProxyConfig(crate::proxy_config::ProxyConfigArgs),
+    /// Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy,
+    /// diff meshd's config against the proxy's own.
+    #[command(visible_alias = "ps", after_help = crate::proxy_status::EXAMPLES)]
+    ProxyStatus(crate::proxy_status::ProxyStatusArgs),
+    /// Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for
+    /// each on loopback addresses, with traffic; no root, no cluster, no Docker.
+    #[command(after_help = crate::demo::EXAMPLES)]
+    Demo(crate::demo::DemoArgs),
     /// Show the config that applies to a workload or a service: services, routes, subsets,
     /// gateways, mTLS mode, authorization policies, analyzer messages.
     #[command(after_help = DESCRIBE_EXAMPLES)]

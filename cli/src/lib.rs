@@ -3,11 +3,13 @@
 
 pub mod analyze;
 pub mod args;
+pub mod demo;
 pub mod describe;
 pub mod describe_model;
 pub mod inject;
 pub mod output;
 pub mod proxy_config;
+pub mod proxy_status;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -58,6 +60,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Analyze(a) => analyze::run(&a),
         Command::Validate(v) => validate::run(&v),
         Command::ProxyConfig(p) => proxy_config::run(&p),
+        Command::ProxyStatus(p) => proxy_status::run(&p),
+        Command::Demo(d) => demo::run(&d),
         Command::Describe(d) => describe::run(&d),
         Command::KubeInject(k) => inject::run(&k),
         Command::Completion { shell } => {

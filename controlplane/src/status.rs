@@ -4,12 +4,17 @@
 //! This module owns the table behind `/debug/syncz` and `/debug/config_dump`: one entry per
 //! ADS connection, with, per xDS type, the version and nonce last sent, the version and
 //! nonce last acknowledged, the last rejection (NACK) and its detail, and when each
-//! happened; plus the resources the proxy was last given. Connection tasks update their own
+//! happened; the proxy's version and cluster from its node, and which meshd serves it;
+//! plus the resources the proxy was last given. Connection tasks update their own
 //! entry under a short lock that is never held across an `.await`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
+use envoy_types::pb::google::protobuf::value::Kind;
 
 use mesh_core::xds::ProxyInfo;
 use serde::Serialize;
@@ -73,6 +78,15 @@ pub struct ProxyStatus {
     pub workload: String,
     pub ip: String,
     pub local_mode: bool,
+    /// The proxy's software and version (`envoy 1.40.0`, or node metadata `ISTIO_VERSION`),
+    /// from its node; absent when it sends none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_version: Option<String>,
+    /// The cluster the proxy says it runs in (node metadata `CLUSTER_ID`), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Which meshd serves this proxy ([`control_plane_id`]).
+    pub control_plane: String,
     pub connected_time: String,
     /// The config version the proxy's resources were last generated from.
     pub config_version: u64,
@@ -133,6 +147,53 @@ impl SyncTable {
     }
 }
 
+/// This meshd's identity as proxy-status shows it: `meshd-PID.HOST`, where HOST is the
+/// `POD_NAME` environment variable (in Kubernetes), else the machine's host name.
+pub fn control_plane_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::env::var("POD_NAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| "localhost".to_owned());
+        format!("meshd-{}.{host}", std::process::id())
+    })
+}
+
+/// What a proxy's node says about its software: `envoy 1.40.0` from the user agent, else
+/// node metadata `ISTIO_VERSION`, else `None`; and its cluster (metadata `CLUSTER_ID`).
+pub fn node_agent(node: &Node) -> (Option<String>, Option<String>) {
+    let meta = |key: &str| {
+        node.metadata
+            .as_ref()
+            .and_then(|m| m.fields.get(key))
+            .and_then(|v| match &v.kind {
+                Some(Kind::StringValue(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+    };
+    let version = match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentVersion(v)) if !v.is_empty() => Some(v.clone()),
+        Some(UserAgentVersionType::UserAgentBuildVersion(b)) => b
+            .version
+            .as_ref()
+            .map(|v| format!("{}.{}.{}", v.major_number, v.minor_number, v.patch)),
+        _ => None,
+    }
+    .map(|v| match node.user_agent_name.as_str() {
+        "" => v,
+        name => format!("{name} {v}"),
+    })
+    .or_else(|| meta("ISTIO_VERSION"));
+    (version, meta("CLUSTER_ID"))
+}
+
 /// `time` as RFC 3339 in UTC with milliseconds (`2026-11-24T18:32:09.123Z`).
 pub fn rfc3339(time: SystemTime) -> String {
     let d = time
@@ -174,6 +235,48 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_node_names_the_proxy_version_and_cluster() {
+        use envoy_types::pb::envoy::config::core::v3::BuildVersion;
+        use envoy_types::pb::envoy::r#type::v3::SemanticVersion;
+        use envoy_types::pb::google::protobuf::{Struct, Value};
+        let mut node = Node {
+            user_agent_name: "envoy".into(),
+            user_agent_version_type: Some(UserAgentVersionType::UserAgentBuildVersion(
+                BuildVersion {
+                    version: Some(SemanticVersion {
+                        major_number: 1,
+                        minor_number: 40,
+                        patch: 0,
+                    }),
+                    metadata: None,
+                },
+            )),
+            ..Node::default()
+        };
+        assert_eq!(node_agent(&node), (Some("envoy 1.40.0".into()), None));
+        node.user_agent_version_type = None;
+        node.metadata = Some(Struct {
+            fields: [("ISTIO_VERSION", "1.24.0"), ("CLUSTER_ID", "east")]
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        Value {
+                            kind: Some(Kind::StringValue(v.to_owned())),
+                        },
+                    )
+                })
+                .collect(),
+        });
+        assert_eq!(
+            node_agent(&node),
+            (Some("1.24.0".into()), Some("east".into()))
+        );
+        assert_eq!(node_agent(&Node::default()), (None, None));
+        assert!(control_plane_id().starts_with("meshd-"));
     }
 
     #[test]

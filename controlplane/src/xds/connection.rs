@@ -73,6 +73,8 @@ struct Connection {
     shared: Arc<Shared>,
     id: u64,
     proxy: ProxyInfo,
+    /// The proxy's version and cluster, from its node ([`status::node_agent`]).
+    agent: (Option<String>, Option<String>),
     tx: Tx,
     config_version: u64,
     encoded: Arc<EncodedConfig>,
@@ -120,6 +122,11 @@ pub async fn run(
             return;
         }
     };
+    let agent = first
+        .node
+        .as_ref()
+        .map(status::node_agent)
+        .unwrap_or_default();
     let span = info_span!("xds", node.id = %proxy.id, connection.id = id);
     async move {
         // Subscribe before generating, so a change that lands meanwhile is not missed.
@@ -129,6 +136,7 @@ pub async fn run(
             shared: shared.clone(),
             id,
             proxy,
+            agent,
             tx,
             config_version: 0,
             encoded: Arc::default(),
@@ -418,6 +426,9 @@ impl Connection {
             workload: self.proxy.workload.clone(),
             ip: self.proxy.ip.to_string(),
             local_mode: self.proxy.local_mode,
+            proxy_version: self.agent.0.clone(),
+            cluster_id: self.agent.1.clone(),
+            control_plane: status::control_plane_id().to_owned(),
             connected_time: status::now(),
             config_version: self.config_version,
             types: self.type_statuses(),
