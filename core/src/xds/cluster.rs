@@ -136,7 +136,17 @@ pub(super) fn outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
                     .iter()
                     .filter(|e| selector_matches(&subset.labels, &e.labels))
                     .collect();
-                push_outbound(scope, out, name, svc, port, &policy, &eps, timeout, Some(dr));
+                push_outbound(
+                    scope,
+                    out,
+                    name,
+                    svc,
+                    port,
+                    &policy,
+                    &eps,
+                    timeout,
+                    Some(dr),
+                );
             }
         }
     }
@@ -157,9 +167,8 @@ fn push_outbound(
     let mut c = Cluster {
         name: name.clone(),
         connect_timeout: Some(proto::duration(timeout)),
-        metadata: dr.map(|d| {
-            proto::istio_config_metadata("destination-rule", d.namespace(), d.name())
-        }),
+        metadata: dr
+            .map(|d| proto::istio_config_metadata("destination-rule", d.namespace(), d.name())),
         ..Default::default()
     };
     let passthrough = svc.resolution == Resolution::None
