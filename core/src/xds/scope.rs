@@ -56,16 +56,7 @@ pub(super) struct Scope<'s> {
 
 impl<'s> Scope<'s> {
     pub fn new(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
-        let ip = proxy.ip.to_string();
-        let workload = snap
-            .registry
-            .workload(&proxy.namespace, &proxy.workload)
-            .or_else(|| snap.registry.workload_by_address(&ip));
-        let labels = if proxy.labels.is_empty() {
-            workload.map(|w| w.labels.clone()).unwrap_or_default()
-        } else {
-            proxy.labels.clone()
-        };
+        let labels = proxy_labels(snap, proxy);
         let sidecar = match proxy.kind {
             ProxyKind::Sidecar => find_sidecar(snap, &proxy.namespace, &labels),
             ProxyKind::Gateway => None,
@@ -268,6 +259,19 @@ impl<'s> Scope<'s> {
         }
         best.map(|(_, vs)| vs)
     }
+}
+
+/// The labels a proxy is selected by: those of its node metadata, else its workload's
+/// (found by namespace and name, else by address).
+pub(super) fn proxy_labels(snap: &Snapshot, proxy: &ProxyInfo) -> BTreeMap<String, String> {
+    if !proxy.labels.is_empty() {
+        return proxy.labels.clone();
+    }
+    snap.registry
+        .workload(&proxy.namespace, &proxy.workload)
+        .or_else(|| snap.registry.workload_by_address(&proxy.ip.to_string()))
+        .map(|w| w.labels.clone())
+        .unwrap_or_default()
 }
 
 /// Wildcard hosts and their DestinationRules, in load order.
