@@ -34,7 +34,8 @@ use crate::metrics::Metrics;
 use crate::source::ConfigState;
 use crate::status::{SyncTable, rfc3339};
 use crate::translate::Translator;
-use crate::xds::{Encoded, XdsType, debug_text, encode_all};
+use crate::xds::{XdsType, debug_text};
+use mesh_core::xds::cache::EncodedConfig;
 
 /// What the debug endpoints read.
 pub struct DebugState {
@@ -167,10 +168,12 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             let config = state.config.borrow().clone();
             let translator = state.translator.clone();
             let version = config.version;
-            match tokio::task::spawn_blocking(move || translator.generate(&config.snapshot, &info))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                translator.encoded(&config.snapshot, &config.cache, &info)
+            })
+            .await
             {
-                Ok(c) => (Arc::new(encode_all(&c)), version, None),
+                Ok(c) => (Arc::new(c), version, None),
                 Err(e) => {
                     return json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -182,7 +185,7 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
     };
     let mut resources = serde_json::Map::new();
     for t in XdsType::ALL {
-        resources.insert(t.short().to_owned(), dump_type(&config[t as usize], full));
+        resources.insert(t.short().to_owned(), dump_type(&config, t, full));
     }
     json_response(
         StatusCode::OK,
@@ -196,16 +199,16 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
     )
 }
 
-fn dump_type(resources: &Encoded, full: bool) -> Value {
+fn dump_type(config: &EncodedConfig, t: XdsType, full: bool) -> Value {
+    let resources = config.iter(t.kind());
     if full {
         Value::Array(
             resources
-                .iter()
-                .map(|(name, any)| json!({"name": name, "debug": debug_text(any)}))
+                .map(|r| json!({"name": r.name, "debug": debug_text(t, &r.value)}))
                 .collect(),
         )
     } else {
-        json!(resources.keys().collect::<Vec<_>>())
+        json!(resources.map(|r| r.name.as_str()).collect::<Vec<_>>())
     }
 }
 

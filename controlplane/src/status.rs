@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use mesh_core::xds::ProxyInfo;
+use mesh_core::xds::cache::EncodedConfig;
 use serde::Serialize;
-
-use crate::xds::EncodedConfig;
 
 /// A rejection a proxy sent back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

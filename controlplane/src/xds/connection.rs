@@ -24,13 +24,14 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::xds::ProxyInfo;
+use mesh_core::xds::cache::{EncodedConfig, EncodedResource};
 use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{EncodedConfig, Shared, XdsType, encode_all, proxy_info};
+use super::{Shared, XdsType, proxy_info};
 use crate::source::ConfigState;
 use crate::status::{self, Nack, ProxyStatus, TypeStatus};
 
@@ -290,16 +291,20 @@ impl Connection {
         }
         let old = self.encoded.clone();
         self.regenerate(state).await.map_err(End::Internal)?;
-        let old_clusters = &old[XdsType::Cluster as usize];
-        let modified: BTreeSet<&String> = self.encoded[XdsType::Cluster as usize]
-            .iter()
-            .filter(|(name, any)| old_clusters.get(*name).is_some_and(|old| old != *any))
-            .map(|(name, _)| name)
+        let clusters = XdsType::Cluster.kind();
+        let modified: BTreeSet<&str> = self
+            .encoded
+            .iter(clusters)
+            .filter(|r| {
+                old.get(clusters, &r.name)
+                    .is_some_and(|o| o.digest != r.digest)
+            })
+            .map(|r| r.name.as_str())
             .collect();
         let rewarm: bool = self.types[XdsType::Endpoint as usize]
             .names
             .as_ref()
-            .is_some_and(|names| names.iter().any(|n| modified.contains(n)));
+            .is_some_and(|names| names.iter().any(|n| modified.contains(n.as_str())));
         let mut cds_pushed = false;
         for t in XdsType::ALL {
             let st = &self.types[t as usize];
@@ -321,7 +326,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Generates and encodes the proxy's resources from `state`.
+    /// Generates and encodes the proxy's resources from `state` (the part it shares with
+    /// proxies of its outbound key comes from the build's cache, generated once).
     async fn regenerate(&mut self, state: &Arc<ConfigState>) -> Result<(), String> {
         let _permit = self
             .shared
@@ -331,8 +337,9 @@ impl Connection {
             .map_err(|e| e.to_string())?;
         let (shared, proxy, state2) = (self.shared.clone(), self.proxy.clone(), state.clone());
         let encoded = tokio::task::spawn_blocking(move || {
-            let encoded = encode_all(&shared.translator.generate(&state2.snapshot, &proxy));
-            shared.interner.intern(state2.version, encoded)
+            shared
+                .translator
+                .encoded(&state2.snapshot, &state2.cache, &proxy)
         })
         .await
         .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
@@ -344,20 +351,15 @@ impl Connection {
     /// The resources of type `t` this proxy asked for, by name. Endpoints asked for that the
     /// config does not have are sent empty, as istiod does, so that Envoy does not hold a
     /// cluster warming until its initial fetch timeout.
-    fn selected(&self, t: XdsType) -> Vec<(&str, Cow<'_, Any>)> {
-        let all = &self.encoded[t as usize];
+    fn selected(&self, t: XdsType) -> Vec<Cow<'_, EncodedResource>> {
+        let kind = t.kind();
         match &self.types[t as usize].names {
-            None => all
-                .iter()
-                .map(|(n, a)| (n.as_str(), Cow::Borrowed(&**a)))
-                .collect(),
+            None => self.encoded.iter(kind).map(Cow::Borrowed).collect(),
             Some(names) => names
                 .iter()
-                .filter_map(|n| match all.get(n) {
-                    Some(a) => Some((n.as_str(), Cow::Borrowed(&**a))),
-                    None if t == XdsType::Endpoint => {
-                        Some((n.as_str(), Cow::Owned(empty_endpoints(n))))
-                    }
+                .filter_map(|n| match self.encoded.get(kind, n) {
+                    Some(r) => Some(Cow::Borrowed(r)),
+                    None if t == XdsType::Endpoint => Some(Cow::Owned(empty_endpoints(n))),
                     None => None,
                 })
                 .collect(),
@@ -368,7 +370,14 @@ impl Connection {
         let selected = self.selected(t);
         let sent_digest = digest(&selected);
         let count = selected.len();
-        let resources: Vec<Any> = selected.into_iter().map(|(_, a)| a.into_owned()).collect();
+        let resources: Vec<Any> = selected
+            .iter()
+            .map(|r| Any {
+                type_url: t.type_url().to_owned(),
+                value: r.value.clone(),
+            })
+            .collect();
+        drop(selected);
         let nonce = self.shared.nonce();
         let version = self.config_version.to_string();
         let response = DiscoveryResponse {
@@ -452,25 +461,21 @@ impl Connection {
 }
 
 /// A ClusterLoadAssignment with no endpoints.
-fn empty_endpoints(cluster: &str) -> Any {
-    Any {
-        type_url: XdsType::Endpoint.type_url().to_owned(),
-        value: ClusterLoadAssignment {
-            cluster_name: cluster.to_owned(),
-            ..ClusterLoadAssignment::default()
-        }
-        .encode_to_vec(),
+fn empty_endpoints(cluster: &str) -> EncodedResource {
+    let value = ClusterLoadAssignment {
+        cluster_name: cluster.to_owned(),
+        ..ClusterLoadAssignment::default()
     }
+    .encode_to_vec();
+    EncodedResource::new(cluster.to_owned(), value)
 }
 
-/// A digest of resources by name and encoded bytes.
-fn digest(resources: &[(&str, Cow<'_, Any>)]) -> u64 {
+/// A digest of resources, from their own digests (of name and encoded bytes).
+fn digest(resources: &[Cow<'_, EncodedResource>]) -> u64 {
     let mut h = DefaultHasher::new();
     resources.len().hash(&mut h);
-    for (name, any) in resources {
-        name.hash(&mut h);
-        any.type_url.hash(&mut h);
-        any.value.hash(&mut h);
+    for r in resources {
+        r.digest.hash(&mut h);
     }
     h.finish()
 }
