@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
 use crate::status::SyncTable;
 use crate::translate::Translator;
-use crate::xds::{AdsService, Shared};
+use crate::xds::{AdsServer, Shared};
 
 /// The default xDS address (plaintext ADS, DESIGN.md).
 pub const DEFAULT_XDS_ADDRESS: &str = "127.0.0.1:15010";
@@ -192,7 +192,7 @@ impl Meshd {
         let incoming = TcpIncoming::from(xds).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .serve_with_incoming_shutdown(AdsService::new(shared).into_server(), incoming, async {
+            .serve_with_incoming_shutdown(AdsServer::new(shared), incoming, async {
                 let _ = signal_rx.await;
             });
         tokio::pin!(server);

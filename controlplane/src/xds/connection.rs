@@ -19,26 +19,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use mesh_core::xds::ProxyInfo;
 use mesh_core::xds::cache::{EncodedConfig, EncodedResource};
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::grpc::{Item, Tx, frame_response};
 use super::{Shared, XdsType, proxy_info};
 use crate::source::ConfigState;
 use crate::status::{self, Nack, ProxyStatus, TypeStatus};
 
+/// The control plane identifier sent with every response.
+const CONTROL_PLANE: &str = concat!("meshd ", env!("CARGO_PKG_VERSION"));
+
 /// How long a new stream may take to send its first request.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
 
 /// Why a stream ended.
 #[derive(Debug)]
@@ -370,26 +370,12 @@ impl Connection {
         let selected = self.selected(t);
         let sent_digest = digest(&selected);
         let count = selected.len();
-        let resources: Vec<Any> = selected
-            .iter()
-            .map(|r| Any {
-                type_url: t.type_url().to_owned(),
-                value: r.value.clone(),
-            })
-            .collect();
-        drop(selected);
+        let items: Vec<Item<'_>> = selected.iter().map(|r| Item { value: &r.value }).collect();
         let nonce = self.shared.nonce();
         let version = self.config_version.to_string();
-        let response = DiscoveryResponse {
-            version_info: version.clone(),
-            resources,
-            type_url: t.type_url().to_owned(),
-            nonce: nonce.clone(),
-            control_plane: Some(ControlPlane {
-                identifier: format!("meshd {}", env!("CARGO_PKG_VERSION")),
-            }),
-            ..DiscoveryResponse::default()
-        };
+        let response = frame_response(&version, t.type_url(), &nonce, CONTROL_PLANE, &items);
+        drop(items);
+        drop(selected);
         let started = Instant::now();
         self.tx
             .send(Ok(response))

@@ -7,6 +7,9 @@
 //! encoded once per config version and held once, whatever the number of proxies. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
 
 pub mod connection;
+pub mod grpc;
+
+pub use grpc::AdsServer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,20 +19,12 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Struct, Value};
 use mesh_core::xds::cache::ResourceKind;
 use mesh_core::xds::{ProxyInfo, type_url};
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
 use crate::source::ConfigState;
@@ -204,50 +199,6 @@ impl Shared {
 
     fn nonce(&self) -> String {
         self.next_nonce.fetch_add(1, Ordering::Relaxed).to_string()
-    }
-}
-
-/// The gRPC Aggregated Discovery Service.
-#[derive(Clone)]
-pub struct AdsService {
-    shared: Arc<Shared>,
-}
-
-impl AdsService {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        AdsService { shared }
-    }
-
-    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<AdsService> {
-        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
-    }
-}
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = request.remote_addr();
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(8);
-        let shared = self.shared.clone();
-        let id = shared.connection_id();
-        tokio::spawn(connection::run(shared, id, peer, inbound, tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "meshd serves state-of-the-world xDS only; delta xDS is not built yet",
-        ))
     }
 }
 
