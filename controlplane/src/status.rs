@@ -7,7 +7,7 @@
 //! happened; plus the resources the proxy was last given. Connection tasks update their own
 //! entry under a short lock that is never held across an `.await`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -26,6 +26,17 @@ pub struct Nack {
     pub time: String,
 }
 
+/// Resource names a proxy asked for, shared with its connection rather than copied on
+/// every update (an EDS subscription names every cluster); serialized as a list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names(pub Arc<BTreeSet<String>>);
+
+impl Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
 /// Where one xDS type stands for one proxy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +48,7 @@ pub struct TypeStatus {
     /// For EDS and RDS, the resource names the proxy asked for; absent for CDS and LDS
     /// (everything).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subscribed: Option<Vec<String>>,
+    pub subscribed: Option<Names>,
     pub version_sent: Option<String>,
     pub nonce_sent: Option<String>,
     pub sent_time: Option<String>,

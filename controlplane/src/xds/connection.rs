@@ -32,7 +32,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::grpc::{Item, Tx, frame_response};
 use super::{Shared, XdsType, proxy_info};
 use crate::source::ConfigState;
-use crate::status::{self, Nack, ProxyStatus, TypeStatus};
+use crate::status::{self, Nack, Names, ProxyStatus, TypeStatus};
 
 /// The control plane identifier sent with every response.
 const CONTROL_PLANE: &str = concat!("meshd ", env!("CARGO_PKG_VERSION"));
@@ -65,7 +65,8 @@ struct Sent {
 struct TypeState {
     subscribed: bool,
     /// For EDS and RDS (and CDS/LDS asked by name), the names asked for; `None` is all.
-    names: Option<BTreeSet<String>>,
+    /// Shared with the sync table, which shows them.
+    names: Option<Arc<BTreeSet<String>>>,
     sent: Option<Sent>,
     status: TypeStatus,
 }
@@ -207,13 +208,6 @@ impl Connection {
             debug!(xds.type_url = %req.type_url, "request for a type meshd does not serve; ignored");
             return Ok(());
         };
-        let names: Option<BTreeSet<String>> = if t.by_name() {
-            Some(req.resource_names.iter().cloned().collect())
-        } else if req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*") {
-            None
-        } else {
-            Some(req.resource_names.iter().cloned().collect())
-        };
         let st = &mut self.types[t as usize];
 
         if st.sent.is_none() {
@@ -224,7 +218,7 @@ impl Connection {
                 debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "reconnected");
             }
             st.subscribed = true;
-            st.names = names;
+            st.names = requested_names(t, &req);
             self.respond(t, None).await?;
             self.mirror();
             return Ok(());
@@ -269,8 +263,8 @@ impl Connection {
                 st.status.nonce_acked = Some(req.response_nonce.clone());
                 st.status.acked_time = Some(status::now());
             }
-            if st.names != names {
-                st.names = names;
+            if !same_names(st.names.as_deref(), t, &req) {
+                st.names = requested_names(t, &req);
                 self.respond(t, None).await?;
             }
             self.mirror();
@@ -279,7 +273,7 @@ impl Connection {
 
         // No nonce although something was sent: the proxy asks afresh; answer in full.
         st.subscribed = true;
-        st.names = names;
+        st.names = requested_names(t, &req);
         self.respond(t, None).await?;
         self.mirror();
         Ok(())
@@ -427,7 +421,7 @@ impl Connection {
             .map(|t| {
                 let st = &self.types[t as usize];
                 let mut s = st.status.clone();
-                s.subscribed = st.names.as_ref().map(|n| n.iter().cloned().collect());
+                s.subscribed = st.names.clone().map(Names);
                 s.refresh_state();
                 (t.short(), s)
             })
@@ -443,6 +437,29 @@ impl Connection {
             s.config_version = version;
             s.config = config;
         });
+    }
+}
+
+/// The names a request asks for: `None` for all (CDS and LDS asked with no name or `*`).
+fn requested_names(t: XdsType, req: &DiscoveryRequest) -> Option<Arc<BTreeSet<String>>> {
+    let all = req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*");
+    if !t.by_name() && all {
+        return None;
+    }
+    Some(Arc::new(req.resource_names.iter().cloned().collect()))
+}
+
+/// Whether a request asks for exactly the names `current` holds, without building a set
+/// for the common case (an ACK repeating the names).
+fn same_names(current: Option<&BTreeSet<String>>, t: XdsType, req: &DiscoveryRequest) -> bool {
+    match current {
+        Some(cur)
+            if req.resource_names.len() == cur.len()
+                && req.resource_names.iter().all(|n| cur.contains(n)) =>
+        {
+            true
+        }
+        _ => requested_names(t, req).as_deref() == current,
     }
 }
 
