@@ -285,16 +285,19 @@ impl Connection {
         }
         let old = self.encoded.clone();
         self.regenerate(state).await.map_err(End::Internal)?;
+        // Clusters in both configs whose bytes differ (both lists are in name order).
         let clusters = XdsType::Cluster.kind();
-        let modified: BTreeSet<&str> = self
-            .encoded
-            .iter(clusters)
-            .filter(|r| {
-                old.get(clusters, &r.name)
-                    .is_some_and(|o| o.digest != r.digest)
-            })
-            .map(|r| r.name.as_str())
-            .collect();
+        let mut before = old.iter(clusters).peekable();
+        let mut modified: BTreeSet<&str> = BTreeSet::new();
+        for r in self.encoded.iter(clusters) {
+            while before.next_if(|o| o.name < r.name).is_some() {}
+            if before
+                .peek()
+                .is_some_and(|o| o.name == r.name && o.digest != r.digest)
+            {
+                modified.insert(&r.name);
+            }
+        }
         let rewarm: bool = self.types[XdsType::Endpoint as usize]
             .names
             .as_ref()
@@ -349,14 +352,20 @@ impl Connection {
         let kind = t.kind();
         match &self.types[t as usize].names {
             None => self.encoded.iter(kind).map(Cow::Borrowed).collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| match self.encoded.get(kind, n) {
-                    Some(r) => Some(Cow::Borrowed(r)),
-                    None if t == XdsType::Endpoint => Some(Cow::Owned(empty_endpoints(n))),
-                    None => None,
-                })
-                .collect(),
+            Some(names) => {
+                // Names and resources are both in name order: walk them together.
+                let mut resources = self.encoded.iter(kind).peekable();
+                let mut out = Vec::with_capacity(names.len());
+                for n in names.iter() {
+                    while resources.next_if(|r| r.name < *n).is_some() {}
+                    match resources.peek() {
+                        Some(r) if r.name == *n => out.push(Cow::Borrowed(*r)),
+                        _ if t == XdsType::Endpoint => out.push(Cow::Owned(empty_endpoints(n))),
+                        _ => {}
+                    }
+                }
+                out
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::analysis::json::selector_matches;
 
 use super::listener::{sidecar_outbound, sidecar_own, sidecar_scope};
-use super::scope::proxy_labels;
+use super::scope::{Scope, proxy_labels};
 use super::{ProxyConfig, ProxyInfo, ProxyKind, Snapshot, wire};
 
 /// The four resource types a proxy receives.
@@ -324,16 +324,15 @@ impl Cache {
             let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
             parts.entry(key).or_default().clone()
         };
-        let scope = sidecar_scope(snap, proxy);
         let shared = slot
             .get_or_init(|| {
                 let mut out = ProxyConfig::default();
-                sidecar_outbound(&scope, &mut out);
+                sidecar_outbound(&sidecar_scope(snap, proxy), &mut out);
                 Arc::new(encode(&out))
             })
             .clone();
         let mut own = ProxyConfig::default();
-        sidecar_own(&scope, &mut own);
+        sidecar_own(&Scope::workload(snap, proxy), &mut own);
         EncodedConfig {
             shared,
             own: encode(&own),

@@ -56,6 +56,16 @@ pub(super) struct Scope<'s> {
 
 impl<'s> Scope<'s> {
     pub fn new(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
+        let mut scope = Scope::workload(snap, proxy);
+        scope.drs = DrIndex::new(snap, &proxy.namespace, &scope.labels);
+        scope.services = scope.visible_services();
+        scope
+    }
+
+    /// The proxy's workload side only: labels, Sidecar, mesh settings; no visible services,
+    /// DestinationRules or VirtualServices. Enough for the proxy's own (inbound) part,
+    /// which the shared path builds once per proxy.
+    pub fn workload(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
         let labels = proxy_labels(snap, proxy);
         let sidecar = match proxy.kind {
             ProxyKind::Sidecar => find_sidecar(snap, &proxy.namespace, &labels),
@@ -75,7 +85,7 @@ impl<'s> Scope<'s> {
             Some(OutboundTrafficMode::RegistryOnly) => false,
             None => !mesh_mode.eq_ignore_ascii_case("REGISTRY_ONLY"),
         };
-        let mut scope = Scope {
+        Scope {
             snap,
             proxy,
             labels,
@@ -99,10 +109,7 @@ impl<'s> Scope<'s> {
                 .and_then(serde_json::Value::as_str)
                 .and_then(|s| crate::model::parse_duration(s).ok())
                 .unwrap_or(std::time::Duration::from_secs(10)),
-        };
-        scope.drs = DrIndex::new(snap, &proxy.namespace, &scope.labels);
-        scope.services = scope.visible_services();
-        scope
+        }
     }
 
     pub fn namespace(&self) -> &str {
