@@ -218,7 +218,7 @@ impl Connection {
                 debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "reconnected");
             }
             st.subscribed = true;
-            st.names = requested_names(t, &req);
+            st.names = requested_names(t, &req, &self.shared);
             self.respond(t, None).await?;
             self.mirror();
             return Ok(());
@@ -264,7 +264,7 @@ impl Connection {
                 st.status.acked_time = Some(status::now());
             }
             if !same_names(st.names.as_deref(), t, &req) {
-                st.names = requested_names(t, &req);
+                st.names = requested_names(t, &req, &self.shared);
                 self.respond(t, None).await?;
             }
             self.mirror();
@@ -273,7 +273,7 @@ impl Connection {
 
         // No nonce although something was sent: the proxy asks afresh; answer in full.
         st.subscribed = true;
-        st.names = requested_names(t, &req);
+        st.names = requested_names(t, &req, &self.shared);
         self.respond(t, None).await?;
         self.mirror();
         Ok(())
@@ -450,12 +450,20 @@ impl Connection {
 }
 
 /// The names a request asks for: `None` for all (CDS and LDS asked with no name or `*`).
-fn requested_names(t: XdsType, req: &DiscoveryRequest) -> Option<Arc<BTreeSet<String>>> {
+fn requested_names(
+    t: XdsType,
+    req: &DiscoveryRequest,
+    shared: &Shared,
+) -> Option<Arc<BTreeSet<String>>> {
     let all = req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*");
     if !t.by_name() && all {
         return None;
     }
-    Some(Arc::new(req.resource_names.iter().cloned().collect()))
+    Some(
+        shared
+            .name_sets
+            .intern(req.resource_names.iter().cloned().collect()),
+    )
 }
 
 /// Whether a request asks for exactly the names `current` holds, without building a set
@@ -468,7 +476,16 @@ fn same_names(current: Option<&BTreeSet<String>>, t: XdsType, req: &DiscoveryReq
         {
             true
         }
-        _ => requested_names(t, req).as_deref() == current,
+        _ => {
+            let all = req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*");
+            match current {
+                None => !t.by_name() && all,
+                Some(cur) => {
+                    (t.by_name() || !all)
+                        && *cur == req.resource_names.iter().cloned().collect::<BTreeSet<_>>()
+                }
+            }
+        }
     }
 }
 

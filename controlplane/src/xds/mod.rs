@@ -11,8 +11,10 @@ pub mod grpc;
 
 pub use grpc::AdsServer;
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -158,6 +160,48 @@ fn value_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Sets of subscribed resource names, shared between the connections that ask for the same
+/// ones: every sidecar of an outbound key asks EDS for the same thousand cluster names.
+#[derive(Debug, Default)]
+pub struct NameSets {
+    /// By a digest of the names; equal digests are compared name by name.
+    sets: std::sync::Mutex<HashMap<u64, Vec<Weak<BTreeSet<String>>>>>,
+}
+
+impl NameSets {
+    /// The shared set equal to `names`, or `names`, now shared.
+    pub fn intern(&self, names: BTreeSet<String>) -> Arc<BTreeSet<String>> {
+        let mut h = DefaultHasher::new();
+        names.hash(&mut h);
+        let digest = h.finish();
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        let same = sets.entry(digest).or_default();
+        same.retain(|w| w.strong_count() > 0);
+        if let Some(set) = same.iter().filter_map(Weak::upgrade).find(|s| **s == names) {
+            return set;
+        }
+        let set = Arc::new(names);
+        same.push(Arc::downgrade(&set));
+        if sets.len() > 4096 {
+            sets.retain(|_, v| v.iter().any(|w| w.strong_count() > 0));
+        }
+        set
+    }
+
+    /// How many distinct sets are held by someone.
+    pub fn len(&self) -> usize {
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.values()
+            .flatten()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What every ADS connection shares.
 pub struct Shared {
     pub translator: Arc<dyn Translator>,
@@ -167,6 +211,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Bounds how many proxies' configs are generated at once (istiod's push throttle).
     pub generate_permits: Semaphore,
+    /// Subscribed resource names, one copy per distinct set.
+    pub name_sets: NameSets,
     next_connection: AtomicU64,
     next_nonce: AtomicU64,
 }
@@ -188,6 +234,7 @@ impl Shared {
             generate_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
+            name_sets: NameSets::default(),
             next_connection: AtomicU64::new(1),
             next_nonce: AtomicU64::new(1),
         }
@@ -261,6 +308,23 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn equal_name_sets_are_shared_while_held() {
+        let sets = NameSets::default();
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let a = sets.intern(set(&["x", "y"]));
+        let b = sets.intern(set(&["y", "x"]));
+        let c = sets.intern(set(&["x"]));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(sets.len(), 2);
+        drop((a, b));
+        assert_eq!(sets.len(), 1);
+        let again = sets.intern(set(&["x", "y"]));
+        assert_eq!(*again, set(&["x", "y"]));
+        assert_eq!(sets.len(), 2);
     }
 
     #[test]
