@@ -172,11 +172,7 @@ fn assert_generated(dir: &Path, node: &Node, r: &DiscoveryResponse) {
         type_url::ROUTE => ResourceKind::Route,
         other => panic!("type {other}"),
     };
-    let want: Vec<&[u8]> = expected
-        .list(kind)
-        .iter()
-        .map(|e| e.value.as_slice())
-        .collect();
+    let want: Vec<&[u8]> = expected.list(kind).iter().map(|e| &e.value[..]).collect();
     let got: Vec<&[u8]> = r.resources.iter().map(|a| a.value.as_slice()).collect();
     assert!(!want.is_empty());
     assert!(

@@ -380,10 +380,9 @@ impl Connection {
         drop(items);
         drop(selected);
         let started = Instant::now();
-        self.tx
-            .send(Ok(response))
-            .await
-            .map_err(|_| End::ClientGone)?;
+        for chunk in response {
+            self.tx.send(Ok(chunk)).await.map_err(|_| End::ClientGone)?;
+        }
         self.shared
             .metrics
             .push(t.short(), latency.map(|l| l + started.elapsed()));

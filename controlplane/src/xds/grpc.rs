@@ -145,18 +145,25 @@ impl hyper::body::Body for ResponseBody {
 
 /// One encoded resource to send: its bytes as the translation encoded them.
 pub struct Item<'a> {
-    pub value: &'a [u8],
+    pub value: &'a Bytes,
 }
 
+/// Resources at least this large are sent from the translation's own buffer rather than
+/// copied into the response (a route configuration of a thousand services, shared by
+/// every proxy of its key); smaller ones are copied, so that a response is a few chunks,
+/// not one per resource.
+const ZERO_COPY_MIN: usize = 16 * 1024;
+
 /// Frames a `DiscoveryResponse` for gRPC (a 5-byte prefix, then the message), writing each
-/// resource as an `Any` around its encoded bytes.
+/// resource as an `Any` around its encoded bytes. The frame is returned in chunks, to be
+/// sent in order: large resources are chunks of their own, shared with the translation.
 pub fn frame_response(
     version: &str,
     type_url: &str,
     nonce: &str,
     control_plane: &str,
     resources: &[Item<'_>],
-) -> Bytes {
+) -> Vec<Bytes> {
     // Fields 1 (version_info), 4 (type_url), 5 (nonce) and 6 (control_plane) through prost;
     // field 2 (resources) appended, which protobuf reads the same as in field order.
     let head = DiscoveryResponse {
@@ -183,7 +190,18 @@ pub fn frame_response(
                 1 + encoded_len_varint(n as u64) + n
             })
             .sum::<usize>();
-    let mut buf = Vec::with_capacity(5 + body_len);
+    let copied: usize = resources
+        .iter()
+        .map(|r| r.value.len())
+        .filter(|n| *n < ZERO_COPY_MIN)
+        .sum();
+    let shared: usize = resources.len()
+        - resources
+            .iter()
+            .filter(|r| r.value.len() < ZERO_COPY_MIN)
+            .count();
+    let mut chunks = Vec::with_capacity(1 + 2 * shared);
+    let mut buf = Vec::with_capacity(5 + body_len.min(copied + 256 * resources.len() + 256));
     buf.put_u8(0);
     buf.put_u32(u32::try_from(body_len).unwrap_or(u32::MAX));
     head.encode_raw(&mut buf);
@@ -195,9 +213,17 @@ pub fn frame_response(
         buf.put_slice(type_url.as_bytes());
         encode_key(2, WireType::LengthDelimited, &mut buf);
         encode_varint(r.value.len() as u64, &mut buf);
-        buf.put_slice(r.value);
+        if r.value.len() < ZERO_COPY_MIN {
+            buf.put_slice(r.value);
+        } else {
+            chunks.push(Bytes::from(std::mem::take(&mut buf)));
+            chunks.push(r.value.clone());
+        }
     }
-    Bytes::from(buf)
+    if !buf.is_empty() {
+        chunks.push(Bytes::from(buf));
+    }
+    chunks
 }
 
 #[cfg(test)]
@@ -205,11 +231,27 @@ mod tests {
     use super::*;
     use envoy_types::pb::google::protobuf::Any;
 
+    fn join(chunks: Vec<Bytes>) -> Vec<u8> {
+        chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
     #[test]
     fn framed_responses_decode_as_discovery_responses() {
-        let values: [&[u8]; 3] = [b"", b"abc", &[7u8; 300]];
+        let big = Bytes::from(vec![9u8; ZERO_COPY_MIN + 1]);
+        let values: Vec<Bytes> = vec![
+            Bytes::new(),
+            Bytes::from_static(b"abc"),
+            big.clone(),
+            Bytes::from(vec![7u8; 300]),
+            big.clone(),
+        ];
         let items: Vec<Item<'_>> = values.iter().map(|v| Item { value: v }).collect();
-        let framed = frame_response("7", "type.googleapis.com/x.Y", "42", "meshd", &items);
+        let chunks = frame_response("7", "type.googleapis.com/x.Y", "42", "meshd", &items);
+        // The large resources are sent from their own buffers.
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks[3].as_ptr(), big.as_ptr());
+        assert_eq!(chunks[1].as_ptr(), big.as_ptr());
+        let framed = join(chunks);
         assert_eq!(framed[0], 0);
         let len = u32::from_be_bytes([framed[1], framed[2], framed[3], framed[4]]) as usize;
         assert_eq!(len, framed.len() - 5);
@@ -230,7 +272,7 @@ mod tests {
             .collect();
         assert_eq!(r.resources, want);
         // An empty response too.
-        let framed = frame_response("1", "t", "n", "m", &[]);
+        let framed = join(frame_response("1", "t", "n", "m", &[]));
         let r = DiscoveryResponse::decode(&framed[5..]).unwrap();
         assert!(r.resources.is_empty());
         assert_eq!(r.nonce, "n");

@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use prost::bytes::Bytes;
+
 use crate::analysis::json::selector_matches;
 
 use super::listener::{sidecar_outbound, sidecar_own, sidecar_scope};
@@ -55,8 +57,9 @@ impl ResourceKind {
 pub struct EncodedResource {
     /// The resource name (the cluster name of a ClusterLoadAssignment).
     pub name: String,
-    /// The protobuf encoding of the resource message.
-    pub value: Vec<u8>,
+    /// The protobuf encoding of the resource message; cheap to clone (reference counted),
+    /// so a control plane can send it without copying.
+    pub value: Bytes,
     /// A digest of name and bytes: equal resources have equal digests, so comparing digests
     /// tells which resources changed without touching the bytes.
     pub digest: u64,
@@ -69,7 +72,7 @@ impl EncodedResource {
         value.hash(&mut h);
         EncodedResource {
             name,
-            value,
+            value: Bytes::from(value),
             digest: h.finish(),
         }
     }
