@@ -1,10 +1,12 @@
 //! The ADS server: xDS over one gRPC stream per proxy, state of the world.
 //!
 //! This module owns the xDS types meshd serves ([`XdsType`]), the reading of a proxy's
-//! identity from its node ([`proxy_info`]), and the gRPC service ([`AdsService`]);
-//! [`connection`] owns one stream. Proxies' resources come encoded from the translation
-//! (`mesh_core::xds::cache`): the part proxies of one outbound key share is generated and
-//! encoded once per config version and held once, whatever the number of proxies. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
+//! identity from its node ([`proxy_info`]), what all streams share ([`Shared`], with the
+//! interned subscriptions, [`NameSets`]); [`grpc`] owns the gRPC method ([`AdsServer`]) and
+//! the framing of responses, [`connection`] one stream. Proxies' resources come encoded from
+//! the translation (`mesh_core::xds::cache`): the part proxies of one outbound key share is
+//! generated and encoded once per config version and held once, whatever the number of
+//! proxies. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
 
 pub mod connection;
 pub mod grpc;
