@@ -38,7 +38,8 @@ use crate::metrics::Metrics;
 use crate::source::ConfigState;
 use crate::status::{SyncTable, rfc3339};
 use crate::translate::Translator;
-use crate::xds::{XdsType, encode_all};
+use crate::xds::XdsType;
+use envoy_types::pb::google::protobuf::Any;
 
 /// What the debug endpoints read.
 pub struct DebugState {
@@ -183,10 +184,12 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             };
             let config = state.config.borrow().clone();
             let translator = state.translator.clone();
-            match tokio::task::spawn_blocking(move || translator.generate(&config.snapshot, &info))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                translator.encoded(&config.snapshot, &config.cache, &info)
+            })
+            .await
             {
-                Ok(c) => (Arc::new(encode_all(&c)), None),
+                Ok(c) => (Arc::new(c), None),
                 Err(e) => {
                     return json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -198,6 +201,18 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
     };
     // What was sent, at the version and time it was sent (nothing for a proxy generated on
     // the fly).
+    let anys: Vec<Vec<Any>> = XdsType::ALL
+        .iter()
+        .map(|t| {
+            config
+                .iter(t.kind())
+                .map(|r| Any {
+                    type_url: t.type_url().to_owned(),
+                    value: r.value.to_vec(),
+                })
+                .collect()
+        })
+        .collect();
     let section = |t: XdsType| json::Section {
         update: sync
             .as_ref()
@@ -207,7 +222,7 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
                 last_updated: st.sent_time.as_deref().and_then(json::parse_timestamp),
             })
             .unwrap_or_default(),
-        resources: config[t as usize].values().map(|a| &**a).collect(),
+        resources: anys[t as usize].iter().collect(),
     };
     let sections = json::Sections {
         clusters: section(XdsType::Cluster),

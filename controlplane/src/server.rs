@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
 use crate::status::SyncTable;
 use crate::translate::Translator;
-use crate::xds::{AdsService, Shared};
+use crate::xds::{AdsServer, Shared};
 
 /// The default xDS address (plaintext ADS, DESIGN.md).
 pub const DEFAULT_XDS_ADDRESS: &str = "127.0.0.1:15010";
@@ -192,7 +192,7 @@ impl Meshd {
         let incoming = TcpIncoming::from(xds).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .serve_with_incoming_shutdown(AdsService::new(shared).into_server(), incoming, async {
+            .serve_with_incoming_shutdown(AdsServer::new(shared), incoming, async {
                 let _ = signal_rx.await;
             });
         tokio::pin!(server);
@@ -261,19 +261,24 @@ async fn track_config(
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives once meshd reports ready is
+/// never lost to the default action.
+pub fn signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot install signal handlers; only a kill will stop meshd");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM"),
-        _ = int.recv() => info!("SIGINT"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            warn!("cannot install signal handlers; only a kill will stop meshd");
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM"),
+            _ = int.recv() => info!("SIGINT"),
+        }
     }
 }

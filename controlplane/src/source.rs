@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mesh_core::analysis::{MeshConfig, Store};
 use mesh_core::source::load_paths;
 use mesh_core::xds::Snapshot;
+use mesh_core::xds::cache::Cache;
 use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -49,6 +50,8 @@ pub struct ConfigState {
     /// Increases by one with each build; proxies see it as the xDS version.
     pub version: u64,
     pub snapshot: Snapshot,
+    /// What the snapshot's proxies share, generated once (see `mesh_core::xds::cache`).
+    pub cache: Cache,
     pub served: Vec<ServedObject>,
     pub rejected: Vec<RejectedObject>,
     /// Every object loaded, as read (for `/debug/resourcesz`: `meshctl describe` rebuilds
@@ -125,6 +128,7 @@ pub fn build(
     Ok(ConfigState {
         version,
         snapshot,
+        cache: Cache::new(),
         served,
         rejected,
         store: Arc::new(store),

@@ -8,7 +8,7 @@
 //! plus the resources the proxy was last given. Connection tasks update their own
 //! entry under a short lock that is never held across an `.await`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
@@ -17,9 +17,8 @@ use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
 use envoy_types::pb::google::protobuf::value::Kind;
 
 use mesh_core::xds::ProxyInfo;
+use mesh_core::xds::cache::EncodedConfig;
 use serde::Serialize;
-
-use crate::xds::EncodedConfig;
 
 /// A rejection a proxy sent back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -30,6 +29,17 @@ pub struct Nack {
     pub nonce: String,
     pub detail: String,
     pub time: String,
+}
+
+/// Resource names a proxy asked for, shared with its connection rather than copied on
+/// every update (an EDS subscription names every cluster); serialized as a list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names(pub Arc<BTreeSet<String>>);
+
+impl Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
 }
 
 /// Where one xDS type stands for one proxy.
@@ -43,7 +53,7 @@ pub struct TypeStatus {
     /// For EDS and RDS, the resource names the proxy asked for; absent for CDS and LDS
     /// (everything).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subscribed: Option<Vec<String>>,
+    pub subscribed: Option<Names>,
     pub version_sent: Option<String>,
     pub nonce_sent: Option<String>,
     pub sent_time: Option<String>,

@@ -19,25 +19,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::ControlPlane;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use mesh_core::xds::ProxyInfo;
+use mesh_core::xds::cache::{EncodedConfig, EncodedResource};
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::{EncodedConfig, Shared, XdsType, encode_all, proxy_info};
+use super::grpc::{Item, Tx, frame_response};
+use super::{Shared, XdsType, proxy_info};
 use crate::source::ConfigState;
-use crate::status::{self, Nack, ProxyStatus, TypeStatus};
+use crate::status::{self, Nack, Names, ProxyStatus, TypeStatus};
+
+/// The control plane identifier sent with every response.
+const CONTROL_PLANE: &str = concat!("meshd ", env!("CARGO_PKG_VERSION"));
 
 /// How long a new stream may take to send its first request.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
 
 /// Why a stream ended.
 #[derive(Debug)]
@@ -64,7 +65,8 @@ struct Sent {
 struct TypeState {
     subscribed: bool,
     /// For EDS and RDS (and CDS/LDS asked by name), the names asked for; `None` is all.
-    names: Option<BTreeSet<String>>,
+    /// Shared with the sync table, which shows them.
+    names: Option<Arc<BTreeSet<String>>>,
     sent: Option<Sent>,
     status: TypeStatus,
 }
@@ -214,13 +216,6 @@ impl Connection {
             debug!(xds.type_url = %req.type_url, "request for a type meshd does not serve; ignored");
             return Ok(());
         };
-        let names: Option<BTreeSet<String>> = if t.by_name() {
-            Some(req.resource_names.iter().cloned().collect())
-        } else if req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*") {
-            None
-        } else {
-            Some(req.resource_names.iter().cloned().collect())
-        };
         let st = &mut self.types[t as usize];
 
         if st.sent.is_none() {
@@ -231,7 +226,7 @@ impl Connection {
                 debug!(xds.type_url = t.type_url(), xds.version = %req.version_info, "reconnected");
             }
             st.subscribed = true;
-            st.names = names;
+            st.names = requested_names(t, &req, &self.shared);
             self.respond(t, None).await?;
             self.mirror();
             return Ok(());
@@ -276,8 +271,8 @@ impl Connection {
                 st.status.nonce_acked = Some(req.response_nonce.clone());
                 st.status.acked_time = Some(status::now());
             }
-            if st.names != names {
-                st.names = names;
+            if !same_names(st.names.as_deref(), t, &req) {
+                st.names = requested_names(t, &req, &self.shared);
                 self.respond(t, None).await?;
             }
             self.mirror();
@@ -286,7 +281,7 @@ impl Connection {
 
         // No nonce although something was sent: the proxy asks afresh; answer in full.
         st.subscribed = true;
-        st.names = names;
+        st.names = requested_names(t, &req, &self.shared);
         self.respond(t, None).await?;
         self.mirror();
         Ok(())
@@ -298,16 +293,23 @@ impl Connection {
         }
         let old = self.encoded.clone();
         self.regenerate(state).await.map_err(End::Internal)?;
-        let old_clusters = &old[XdsType::Cluster as usize];
-        let modified: BTreeSet<&String> = self.encoded[XdsType::Cluster as usize]
-            .iter()
-            .filter(|(name, any)| old_clusters.get(*name).is_some_and(|old| old != *any))
-            .map(|(name, _)| name)
-            .collect();
+        // Clusters in both configs whose bytes differ (both lists are in name order).
+        let clusters = XdsType::Cluster.kind();
+        let mut before = old.iter(clusters).peekable();
+        let mut modified: BTreeSet<&str> = BTreeSet::new();
+        for r in self.encoded.iter(clusters) {
+            while before.next_if(|o| o.name < r.name).is_some() {}
+            if before
+                .peek()
+                .is_some_and(|o| o.name == r.name && o.digest != r.digest)
+            {
+                modified.insert(&r.name);
+            }
+        }
         let rewarm: bool = self.types[XdsType::Endpoint as usize]
             .names
             .as_ref()
-            .is_some_and(|names| names.iter().any(|n| modified.contains(n)));
+            .is_some_and(|names| names.iter().any(|n| modified.contains(n.as_str())));
         let mut cds_pushed = false;
         for t in XdsType::ALL {
             let st = &self.types[t as usize];
@@ -329,7 +331,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Generates and encodes the proxy's resources from `state`.
+    /// Generates and encodes the proxy's resources from `state` (the part it shares with
+    /// proxies of its outbound key comes from the build's cache, generated once).
     async fn regenerate(&mut self, state: &Arc<ConfigState>) -> Result<(), String> {
         let _permit = self
             .shared
@@ -339,8 +342,9 @@ impl Connection {
             .map_err(|e| e.to_string())?;
         let (shared, proxy, state2) = (self.shared.clone(), self.proxy.clone(), state.clone());
         let encoded = tokio::task::spawn_blocking(move || {
-            let encoded = encode_all(&shared.translator.generate(&state2.snapshot, &proxy));
-            shared.interner.intern(state2.version, encoded)
+            shared
+                .translator
+                .encoded(&state2.snapshot, &state2.cache, &proxy)
         })
         .await
         .map_err(|e| format!("the translation failed for this proxy: {e}"))?;
@@ -352,23 +356,24 @@ impl Connection {
     /// The resources of type `t` this proxy asked for, by name. Endpoints asked for that the
     /// config does not have are sent empty, as istiod does, so that Envoy does not hold a
     /// cluster warming until its initial fetch timeout.
-    fn selected(&self, t: XdsType) -> Vec<(&str, Cow<'_, Any>)> {
-        let all = &self.encoded[t as usize];
+    fn selected(&self, t: XdsType) -> Vec<Cow<'_, EncodedResource>> {
+        let kind = t.kind();
         match &self.types[t as usize].names {
-            None => all
-                .iter()
-                .map(|(n, a)| (n.as_str(), Cow::Borrowed(&**a)))
-                .collect(),
-            Some(names) => names
-                .iter()
-                .filter_map(|n| match all.get(n) {
-                    Some(a) => Some((n.as_str(), Cow::Borrowed(&**a))),
-                    None if t == XdsType::Endpoint => {
-                        Some((n.as_str(), Cow::Owned(empty_endpoints(n))))
+            None => self.encoded.iter(kind).map(Cow::Borrowed).collect(),
+            Some(names) => {
+                // Names and resources are both in name order: walk them together.
+                let mut resources = self.encoded.iter(kind).peekable();
+                let mut out = Vec::with_capacity(names.len());
+                for n in names.iter() {
+                    while resources.next_if(|r| r.name < *n).is_some() {}
+                    match resources.peek() {
+                        Some(r) if r.name == *n => out.push(Cow::Borrowed(*r)),
+                        _ if t == XdsType::Endpoint => out.push(Cow::Owned(empty_endpoints(n))),
+                        _ => {}
                     }
-                    None => None,
-                })
-                .collect(),
+                }
+                out
+            }
         }
     }
 
@@ -376,24 +381,16 @@ impl Connection {
         let selected = self.selected(t);
         let sent_digest = digest(&selected);
         let count = selected.len();
-        let resources: Vec<Any> = selected.into_iter().map(|(_, a)| a.into_owned()).collect();
+        let items: Vec<Item<'_>> = selected.iter().map(|r| Item { value: &r.value }).collect();
         let nonce = self.shared.nonce();
         let version = self.config_version.to_string();
-        let response = DiscoveryResponse {
-            version_info: version.clone(),
-            resources,
-            type_url: t.type_url().to_owned(),
-            nonce: nonce.clone(),
-            control_plane: Some(ControlPlane {
-                identifier: format!("meshd {}", env!("CARGO_PKG_VERSION")),
-            }),
-            ..DiscoveryResponse::default()
-        };
+        let response = frame_response(&version, t.type_url(), &nonce, CONTROL_PLANE, &items);
+        drop(items);
+        drop(selected);
         let started = Instant::now();
-        self.tx
-            .send(Ok(response))
-            .await
-            .map_err(|_| End::ClientGone)?;
+        for chunk in response {
+            self.tx.send(Ok(chunk)).await.map_err(|_| End::ClientGone)?;
+        }
         self.shared
             .metrics
             .push(t.short(), latency.map(|l| l + started.elapsed()));
@@ -443,7 +440,7 @@ impl Connection {
             .map(|t| {
                 let st = &self.types[t as usize];
                 let mut s = st.status.clone();
-                s.subscribed = st.names.as_ref().map(|n| n.iter().cloned().collect());
+                s.subscribed = st.names.clone().map(Names);
                 s.refresh_state();
                 (t.short(), s)
             })
@@ -462,26 +459,62 @@ impl Connection {
     }
 }
 
-/// A ClusterLoadAssignment with no endpoints.
-fn empty_endpoints(cluster: &str) -> Any {
-    Any {
-        type_url: XdsType::Endpoint.type_url().to_owned(),
-        value: ClusterLoadAssignment {
-            cluster_name: cluster.to_owned(),
-            ..ClusterLoadAssignment::default()
+/// The names a request asks for: `None` for all (CDS and LDS asked with no name or `*`).
+fn requested_names(
+    t: XdsType,
+    req: &DiscoveryRequest,
+    shared: &Shared,
+) -> Option<Arc<BTreeSet<String>>> {
+    let all = req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*");
+    if !t.by_name() && all {
+        return None;
+    }
+    Some(
+        shared
+            .name_sets
+            .intern(req.resource_names.iter().cloned().collect()),
+    )
+}
+
+/// Whether a request asks for exactly the names `current` holds, without building a set
+/// for the common case (an ACK repeating the names).
+fn same_names(current: Option<&BTreeSet<String>>, t: XdsType, req: &DiscoveryRequest) -> bool {
+    match current {
+        Some(cur)
+            if req.resource_names.len() == cur.len()
+                && req.resource_names.iter().all(|n| cur.contains(n)) =>
+        {
+            true
         }
-        .encode_to_vec(),
+        _ => {
+            let all = req.resource_names.is_empty() || req.resource_names.iter().any(|n| n == "*");
+            match current {
+                None => !t.by_name() && all,
+                Some(cur) => {
+                    (t.by_name() || !all)
+                        && *cur == req.resource_names.iter().cloned().collect::<BTreeSet<_>>()
+                }
+            }
+        }
     }
 }
 
-/// A digest of resources by name and encoded bytes.
-fn digest(resources: &[(&str, Cow<'_, Any>)]) -> u64 {
+/// A ClusterLoadAssignment with no endpoints.
+fn empty_endpoints(cluster: &str) -> EncodedResource {
+    let value = ClusterLoadAssignment {
+        cluster_name: cluster.to_owned(),
+        ..ClusterLoadAssignment::default()
+    }
+    .encode_to_vec();
+    EncodedResource::new(cluster.to_owned(), value)
+}
+
+/// A digest of resources, from their own digests (of name and encoded bytes).
+fn digest(resources: &[Cow<'_, EncodedResource>]) -> u64 {
     let mut h = DefaultHasher::new();
     resources.len().hash(&mut h);
-    for (name, any) in resources {
-        name.hash(&mut h);
-        any.type_url.hash(&mut h);
-        any.value.hash(&mut h);
+    for r in resources {
+        r.digest.hash(&mut h);
     }
     h.finish()
 }

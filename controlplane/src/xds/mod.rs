@@ -1,29 +1,34 @@
 //! The ADS server: xDS over one gRPC stream per proxy, state of the world.
 //!
-//! This module owns the xDS types meshd serves and how a [`ProxyConfig`] is split and
-//! encoded into them ([`XdsType`], [`encode`]), the reading of a proxy's identity from its
-//! node ([`proxy_info`]), and the gRPC service ([`AdsService`]); [`connection`] owns one
-//! stream. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
+//! This module owns the xDS types meshd serves ([`XdsType`]), the reading of a proxy's
+//! identity from its node ([`proxy_info`]), what all streams share ([`Shared`], with the
+//! interned subscriptions, [`NameSets`]); [`grpc`] owns the gRPC method ([`AdsServer`]) and
+//! the framing of responses, [`connection`] one stream. Proxies' resources come encoded from
+//! the translation (`mesh_core::xds::cache`): the part proxies of one outbound key share is
+//! generated and encoded once per config version and held once, whatever the number of
+//! proxies. Delta xDS answers `Unimplemented`, and Envoy falls back to state of the world.
 
 pub mod connection;
+pub mod grpc;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+pub use grpc::AdsServer;
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::google::protobuf::value::Kind;
-use envoy_types::pb::google::protobuf::{Any, Struct, Value};
-use mesh_core::xds::{ProxyConfig, ProxyInfo, type_url};
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use envoy_types::pb::google::protobuf::{Struct, Value};
+use mesh_core::xds::cache::ResourceKind;
+use mesh_core::xds::{ProxyInfo, type_url};
+use prost::Message;
+use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
 use crate::source::ConfigState;
@@ -72,6 +77,16 @@ impl XdsType {
         }
     }
 
+    /// mesh-core's name for the type.
+    pub fn kind(self) -> ResourceKind {
+        match self {
+            XdsType::Cluster => ResourceKind::Cluster,
+            XdsType::Endpoint => ResourceKind::Endpoint,
+            XdsType::Listener => ResourceKind::Listener,
+            XdsType::Route => ResourceKind::Route,
+        }
+    }
+
     /// Whether the proxy names the resources it wants (EDS, RDS) rather than taking all of
     /// them (CDS, LDS).
     pub fn by_name(self) -> bool {
@@ -79,130 +94,21 @@ impl XdsType {
     }
 }
 
-/// One type's resources, by name, encoded. Shared ([`Interner`]): many proxies receive the
-/// same bytes for most resources, and keep them once.
-pub type Encoded = BTreeMap<String, Arc<Any>>;
-
-/// A proxy's resources, encoded, indexed by [`XdsType`] (`encoded[t as usize]`). This is
-/// what a connection keeps: the bytes it sends, and what `/debug/config_dump` decodes.
-pub type EncodedConfig = [Encoded; 4];
-
-/// Encodes one type's resources of a proxy config. Uses mesh-core's deterministic encoders
-/// (map entries in key order): prost writes `HashMap` fields in hash order, and change
-/// detection compares these bytes, so unstable bytes would mean needless pushes.
-pub fn encode(config: &ProxyConfig, t: XdsType) -> Encoded {
-    use mesh_core::xds::wire;
-    let any = |value: Vec<u8>| {
-        Arc::new(Any {
-            type_url: t.type_url().to_owned(),
-            value,
-        })
-    };
+/// An encoded resource of type `t` as protobuf debug text (for
+/// `/debug/config_dump?full=true`).
+pub fn debug_text(t: XdsType, bytes: &[u8]) -> String {
+    fn text<M: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> String {
+        match M::decode(bytes) {
+            Ok(m) => format!("{m:#?}"),
+            Err(e) => format!("(cannot decode: {e})"),
+        }
+    }
     match t {
-        XdsType::Cluster => config
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), any(wire::encode_cluster(c))))
-            .collect(),
-        XdsType::Endpoint => config
-            .endpoints
-            .iter()
-            .map(|e| (e.cluster_name.clone(), any(wire::encode_endpoints(e))))
-            .collect(),
-        XdsType::Listener => config
-            .listeners
-            .iter()
-            .map(|l| (l.name.clone(), any(wire::encode_listener(l))))
-            .collect(),
-        XdsType::Route => config
-            .routes
-            .iter()
-            .map(|r| (r.name.clone(), any(wire::encode_route_configuration(r))))
-            .collect(),
+        XdsType::Cluster => text::<Cluster>(bytes),
+        XdsType::Endpoint => text::<ClusterLoadAssignment>(bytes),
+        XdsType::Listener => text::<Listener>(bytes),
+        XdsType::Route => text::<RouteConfiguration>(bytes),
     }
-}
-
-/// Encodes every type of a proxy config.
-pub fn encode_all(config: &ProxyConfig) -> EncodedConfig {
-    XdsType::ALL.map(|t| encode(config, t))
-}
-
-/// Shares identical encoded resources between proxies: a proxy's config is mostly the same
-/// clusters, endpoints and routes as its neighbours', and with a thousand proxies keeping
-/// one copy each is most of meshd's memory. Keeps the resources of one config version (the
-/// newest it was asked about); proxies still on an older version keep their own copies.
-///
-/// The trade, measured with `xds-scale` (BENCHMARKS.md): about half the memory, but more
-/// CPU per push with glibc's allocator. `MESHD_SHARE_RESOURCES=0` turns sharing off.
-#[derive(Default)]
-pub struct Interner {
-    off: bool,
-    state: std::sync::Mutex<InternState>,
-}
-
-#[derive(Default)]
-struct InternState {
-    version: u64,
-    /// By a digest of type URL and bytes; equal digests are compared byte for byte.
-    resources: HashMap<u64, Vec<Arc<Any>>>,
-}
-
-impl Interner {
-    /// Replaces each resource of `config` (built from config `version`) by an equal one
-    /// already shared, or shares it. Blocking (a lock, no await): call it where the config
-    /// is generated.
-    pub fn intern(&self, version: u64, mut config: EncodedConfig) -> EncodedConfig {
-        if self.off {
-            return config;
-        }
-        let digests: Vec<Vec<u64>> = config
-            .iter()
-            .map(|resources| resources.values().map(|a| any_digest(a)).collect())
-            .collect();
-        let Ok(mut state) = self.state.lock() else {
-            return config;
-        };
-        if version > state.version {
-            state.version = version;
-            state.resources.clear();
-        } else if version < state.version {
-            return config;
-        }
-        // The replaced copies are freed after the lock is released.
-        let mut replaced: Vec<Arc<Any>> = Vec::new();
-        for (resources, digests) in config.iter_mut().zip(digests) {
-            for (any, digest) in resources.values_mut().zip(digests) {
-                let same = state.resources.entry(digest).or_default();
-                match same.iter().find(|s| Arc::ptr_eq(s, any) || ***s == **any) {
-                    Some(shared) => replaced.push(std::mem::replace(any, shared.clone())),
-                    None => same.push(any.clone()),
-                }
-            }
-        }
-        drop(state);
-        drop(replaced);
-        config
-    }
-}
-
-/// A fast digest of an encoded resource, eight bytes at a time (equal digests are compared
-/// byte for byte, so collisions cost time, never correctness).
-fn any_digest(any: &Any) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = (any.value.len() as u64) ^ (any.type_url.len() as u64).rotate_left(32);
-    let mut mix = |word: u64| h = (h.rotate_left(5) ^ word).wrapping_mul(K);
-    for bytes in [any.type_url.as_bytes(), any.value.as_slice()] {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            mix(u64::from_le_bytes(w));
-        }
-        let mut w = [0u8; 8];
-        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        mix(u64::from_le_bytes(w));
-    }
-    h
 }
 
 /// Who a proxy is: its node id, refined by the node metadata (`NAMESPACE`, `LABELS`,
@@ -256,6 +162,48 @@ fn value_string(v: &Value) -> Option<String> {
     }
 }
 
+/// Sets of subscribed resource names, shared between the connections that ask for the same
+/// ones: every sidecar of an outbound key asks EDS for the same thousand cluster names.
+#[derive(Debug, Default)]
+pub struct NameSets {
+    /// By a digest of the names; equal digests are compared name by name.
+    sets: std::sync::Mutex<HashMap<u64, Vec<Weak<BTreeSet<String>>>>>,
+}
+
+impl NameSets {
+    /// The shared set equal to `names`, or `names`, now shared.
+    pub fn intern(&self, names: BTreeSet<String>) -> Arc<BTreeSet<String>> {
+        let mut h = DefaultHasher::new();
+        names.hash(&mut h);
+        let digest = h.finish();
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        let same = sets.entry(digest).or_default();
+        same.retain(|w| w.strong_count() > 0);
+        if let Some(set) = same.iter().filter_map(Weak::upgrade).find(|s| **s == names) {
+            return set;
+        }
+        let set = Arc::new(names);
+        same.push(Arc::downgrade(&set));
+        if sets.len() > 4096 {
+            sets.retain(|_, v| v.iter().any(|w| w.strong_count() > 0));
+        }
+        set
+    }
+
+    /// How many distinct sets are held by someone.
+    pub fn len(&self) -> usize {
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        sets.values()
+            .flatten()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What every ADS connection shares.
 pub struct Shared {
     pub translator: Arc<dyn Translator>,
@@ -265,8 +213,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Bounds how many proxies' configs are generated at once (istiod's push throttle).
     pub generate_permits: Semaphore,
-    /// Encoded resources shared between proxies.
-    pub interner: Interner,
+    /// Subscribed resource names, one copy per distinct set.
+    pub name_sets: NameSets,
     next_connection: AtomicU64,
     next_nonce: AtomicU64,
 }
@@ -288,10 +236,7 @@ impl Shared {
             generate_permits: Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             ),
-            interner: Interner {
-                off: std::env::var("MESHD_SHARE_RESOURCES").is_ok_and(|v| v == "0"),
-                ..Interner::default()
-            },
+            name_sets: NameSets::default(),
             next_connection: AtomicU64::new(1),
             next_nonce: AtomicU64::new(1),
         }
@@ -303,50 +248,6 @@ impl Shared {
 
     fn nonce(&self) -> String {
         self.next_nonce.fetch_add(1, Ordering::Relaxed).to_string()
-    }
-}
-
-/// The gRPC Aggregated Discovery Service.
-#[derive(Clone)]
-pub struct AdsService {
-    shared: Arc<Shared>,
-}
-
-impl AdsService {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        AdsService { shared }
-    }
-
-    pub fn into_server(self) -> AggregatedDiscoveryServiceServer<AdsService> {
-        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
-    }
-}
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = request.remote_addr();
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(8);
-        let shared = self.shared.clone();
-        let id = shared.connection_id();
-        tokio::spawn(connection::run(shared, id, peer, inbound, tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "meshd serves state-of-the-world xDS only; delta xDS is not built yet",
-        ))
     }
 }
 
@@ -412,31 +313,20 @@ mod tests {
     }
 
     #[test]
-    fn interner_shares_equal_resources_of_one_version() {
-        let config = |bytes: &[u8]| -> EncodedConfig {
-            let mut c = EncodedConfig::default();
-            c[0].insert(
-                "a".into(),
-                Arc::new(Any {
-                    type_url: type_url::CLUSTER.into(),
-                    value: bytes.to_vec(),
-                }),
-            );
-            c
-        };
-        let interner = Interner::default();
-        let one = interner.intern(1, config(b"x"));
-        let two = interner.intern(1, config(b"x"));
-        let other = interner.intern(1, config(b"y"));
-        assert!(Arc::ptr_eq(&one[0]["a"], &two[0]["a"]));
-        assert!(!Arc::ptr_eq(&one[0]["a"], &other[0]["a"]));
-        assert_eq!(other[0]["a"].value, b"y");
-        // A newer version starts afresh; an older one is left alone.
-        let three = interner.intern(2, config(b"x"));
-        assert!(!Arc::ptr_eq(&one[0]["a"], &three[0]["a"]));
-        let stale = interner.intern(1, config(b"x"));
-        assert!(!Arc::ptr_eq(&three[0]["a"], &stale[0]["a"]));
-        assert_eq!(*stale[0]["a"], *three[0]["a"]);
+    fn equal_name_sets_are_shared_while_held() {
+        let sets = NameSets::default();
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let a = sets.intern(set(&["x", "y"]));
+        let b = sets.intern(set(&["y", "x"]));
+        let c = sets.intern(set(&["x"]));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(sets.len(), 2);
+        drop((a, b));
+        assert_eq!(sets.len(), 1);
+        let again = sets.intern(set(&["x", "y"]));
+        assert_eq!(*again, set(&["x", "y"]));
+        assert_eq!(sets.len(), 2);
     }
 
     #[test]

@@ -48,23 +48,48 @@ pub(super) fn local_outbound_route_name() -> String {
     OUTBOUND_PORT.to_string()
 }
 
-/// Everything a sidecar receives.
+/// Everything a sidecar receives: its [`sidecar_outbound`] part and its
+/// [`sidecar_own`] part.
 pub(super) fn sidecar(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
+    let scope = sidecar_scope(snap, proxy);
+    let mut out = ProxyConfig::default();
+    sidecar_outbound(&scope, &mut out);
+    sidecar_own(&scope, &mut out);
+    out
+}
+
+/// What a sidecar sees: its scope, bound to the `mesh` gateway.
+pub(super) fn sidecar_scope<'s>(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
     let mut scope = Scope::new(snap, proxy);
     scope.bind_gateways(BTreeSet::from([MESH_GATEWAY.to_owned()]));
-    let mut out = ProxyConfig::default();
-    cluster::outbound(&scope, &mut out);
-    cluster::special(&scope, &mut out);
-    let inbound = inbound_ports(&scope);
-    cluster::inbound(&scope, &inbound, &mut out);
-    if proxy.local_mode {
-        local_outbound(&scope, &mut out);
-        local_inbound(&scope, &inbound, &mut out);
+    scope
+}
+
+/// The part of a sidecar's config that does not depend on its address or workload, only
+/// on what its scope sees (see [`super::cache`]): outbound clusters and endpoints,
+/// `BlackHoleCluster` and `PassthroughCluster`, the outbound route configurations and, in
+/// Kubernetes mode, the outbound listeners.
+pub(super) fn sidecar_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
+    cluster::outbound(scope, out);
+    cluster::special(scope, out);
+    if scope.proxy.local_mode {
+        local_outbound_routes(scope, out);
     } else {
-        kube_outbound(&scope, &mut out);
-        kube_inbound(&scope, &inbound, &mut out);
+        kube_outbound(scope, out);
     }
-    out
+}
+
+/// The part of a sidecar's config that is its own: inbound clusters and listeners and, in
+/// local mode, the outbound listener on the workload's address.
+pub(super) fn sidecar_own(scope: &Scope<'_>, out: &mut ProxyConfig) {
+    let inbound = inbound_ports(scope);
+    cluster::inbound(scope, &inbound, out);
+    if scope.proxy.local_mode {
+        local_outbound_listener(scope, out);
+        local_inbound(scope, &inbound, out);
+    } else {
+        kube_inbound(scope, &inbound, out);
+    }
 }
 
 /// The ports the proxy's workload receives traffic on, with where its app listens.
@@ -422,8 +447,8 @@ fn connect_route_to(clusters: Vec<(String, u32)>) -> Route {
     }
 }
 
-fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
-    let ip = scope.proxy.ip.to_string();
+/// The local-mode outbound route configuration `15001`.
+fn local_outbound_routes(scope: &Scope<'_>, out: &mut ProxyConfig) {
     let mut vhosts = Vec::new();
     for svc in &scope.services {
         let ports = scope.ports(svc);
@@ -450,8 +475,16 @@ fn local_outbound(scope: &Scope<'_>, out: &mut ProxyConfig) {
     }
     vhosts.push(catch_all);
     vhosts.push(loop_guard());
+    out.routes.push(rt::route_configuration(
+        &local_outbound_route_name(),
+        vhosts,
+    ));
+}
+
+/// The local-mode outbound listener `virtualOutbound` on `WORKLOAD_IP:15001`.
+fn local_outbound_listener(scope: &Scope<'_>, out: &mut ProxyConfig) {
+    let ip = scope.proxy.ip.to_string();
     let name = local_outbound_route_name();
-    out.routes.push(rt::route_configuration(&name, vhosts));
     out.listeners.push(Listener {
         name: "virtualOutbound".to_owned(),
         address: Some(proto::socket(&ip, OUTBOUND_PORT)),

@@ -9,6 +9,8 @@
 //! `virtualInbound`, `0.0.0.0_9080`, route configs named by port).
 //!
 //! Pure and deterministic: the same snapshot and proxy give the same resources, sorted by name.
+//! A control plane serving many proxies encodes through a [`cache::Cache`], which generates
+//! the part of a sidecar's config its neighbours share once for all of them.
 //!
 //! # Local mode
 //!
@@ -66,6 +68,7 @@
 //! matches, `DNS_ROUND_ROBIN` (served as `DNS`), Kubernetes EndpointSlices (endpoints come
 //! from Pods and WorkloadEntries).
 
+pub mod cache;
 mod cluster;
 mod gateway;
 pub mod json;

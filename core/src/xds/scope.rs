@@ -56,16 +56,17 @@ pub(super) struct Scope<'s> {
 
 impl<'s> Scope<'s> {
     pub fn new(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
-        let ip = proxy.ip.to_string();
-        let workload = snap
-            .registry
-            .workload(&proxy.namespace, &proxy.workload)
-            .or_else(|| snap.registry.workload_by_address(&ip));
-        let labels = if proxy.labels.is_empty() {
-            workload.map(|w| w.labels.clone()).unwrap_or_default()
-        } else {
-            proxy.labels.clone()
-        };
+        let mut scope = Scope::workload(snap, proxy);
+        scope.drs = DrIndex::new(snap, &proxy.namespace, &scope.labels);
+        scope.services = scope.visible_services();
+        scope
+    }
+
+    /// The proxy's workload side only: labels, Sidecar, mesh settings; no visible services,
+    /// DestinationRules or VirtualServices. Enough for the proxy's own (inbound) part,
+    /// which the shared path builds once per proxy.
+    pub fn workload(snap: &'s Snapshot, proxy: &'s ProxyInfo) -> Scope<'s> {
+        let labels = proxy_labels(snap, proxy);
         let sidecar = match proxy.kind {
             ProxyKind::Sidecar => find_sidecar(snap, &proxy.namespace, &labels),
             ProxyKind::Gateway => None,
@@ -84,7 +85,7 @@ impl<'s> Scope<'s> {
             Some(OutboundTrafficMode::RegistryOnly) => false,
             None => !mesh_mode.eq_ignore_ascii_case("REGISTRY_ONLY"),
         };
-        let mut scope = Scope {
+        Scope {
             snap,
             proxy,
             labels,
@@ -108,10 +109,7 @@ impl<'s> Scope<'s> {
                 .and_then(serde_json::Value::as_str)
                 .and_then(|s| crate::model::parse_duration(s).ok())
                 .unwrap_or(std::time::Duration::from_secs(10)),
-        };
-        scope.drs = DrIndex::new(snap, &proxy.namespace, &scope.labels);
-        scope.services = scope.visible_services();
-        scope
+        }
     }
 
     pub fn namespace(&self) -> &str {
@@ -268,6 +266,19 @@ impl<'s> Scope<'s> {
         }
         best.map(|(_, vs)| vs)
     }
+}
+
+/// The labels a proxy is selected by: those of its node metadata, else its workload's
+/// (found by namespace and name, else by address).
+pub(super) fn proxy_labels(snap: &Snapshot, proxy: &ProxyInfo) -> BTreeMap<String, String> {
+    if !proxy.labels.is_empty() {
+        return proxy.labels.clone();
+    }
+    snap.registry
+        .workload(&proxy.namespace, &proxy.workload)
+        .or_else(|| snap.registry.workload_by_address(&proxy.ip.to_string()))
+        .map(|w| w.labels.clone())
+        .unwrap_or_default()
 }
 
 /// Wildcard hosts and their DestinationRules, in load order.
