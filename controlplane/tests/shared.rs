@@ -218,14 +218,21 @@ async fn proxies_get_what_generate_gives_and_only_changes_are_pushed() {
     assert_ne!(routes[0].resources, routes[2].resources);
     assert_ne!(routes[0].resources, routes[3].resources);
     // Listeners are per proxy (the outbound listener binds the workload's address).
-    let dump = get_json(meshd.debug, "/debug/config_dump?proxyID=web-1.a&full=true").await;
+    let dump = get_json(meshd.debug, "/debug/config_dump?proxyID=web-1.a").await;
+    let listeners = dump["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["@type"] == "type.googleapis.com/envoy.admin.v3.ListenersConfigDump")
+        .unwrap();
     assert!(
-        dump["resources"]["lds"]
+        listeners["dynamic_listeners"]
             .as_array()
             .unwrap()
             .iter()
             .any(|l| l["name"] == "virtualOutbound"
-                && l["debug"].as_str().unwrap().contains("127.0.1.3")),
+                && l["active_state"]["listener"]["address"]["socket_address"]["address"]
+                    == "127.0.1.3"),
         "{dump}"
     );
 
