@@ -2,7 +2,8 @@
 //!
 //! This crate owns the proxy side of the mesh. Today that is the agent mode: writing an
 //! Envoy bootstrap for one workload ([`bootstrap`]) and running Envoy under supervision
-//! ([`agent`]). The native data path (`--engine native`) is not built yet.
+//! ([`agent`]), and the native data plane ([`native`], `--engine native`).
 
 pub mod agent;
 pub mod bootstrap;
+pub mod native;
