@@ -73,7 +73,9 @@ fn json_resp(v: &Value) -> Response<Full<Bytes>> {
 
 fn socket_json(a: &HostAddr) -> Value {
     match a {
-        HostAddr::Socket(s) => json!({"socket_address": {"address": s.ip().to_string(), "port_value": s.port()}}),
+        HostAddr::Socket(s) => {
+            json!({"socket_address": {"address": s.ip().to_string(), "port_value": s.port()}})
+        }
         HostAddr::Name(h, p) => json!({"socket_address": {"address": h, "port_value": p}}),
     }
 }
@@ -128,7 +130,9 @@ fn clusters_text(c: &Config) -> String {
     names.sort();
     let mut out = String::new();
     for n in names {
-        let Some(cl) = c.clusters.get(n) else { continue };
+        let Some(cl) = c.clusters.get(n) else {
+            continue;
+        };
         let l = &cl.spec.limits;
         out.push_str(&format!(
             "{n}::default_priority::max_connections::{}\n{n}::default_priority::max_pending_requests::{}\n{n}::default_priority::max_requests::{}\n{n}::default_priority::max_retries::{}\n{n}::added_via_api::true\n",
@@ -136,14 +140,33 @@ fn clusters_text(c: &Config) -> String {
         ));
         for h in &cl.hosts {
             let a = &h.addr;
-            out.push_str(&format!("{n}::{a}::cx_connect_fail::{}\n", h.cx_connect_fail.load(Ordering::Relaxed)));
-            out.push_str(&format!("{n}::{a}::rq_active::{}\n", h.active.load(Ordering::Relaxed)));
-            out.push_str(&format!("{n}::{a}::rq_error::{}\n", h.rq_error.load(Ordering::Relaxed)));
-            out.push_str(&format!("{n}::{a}::rq_success::{}\n", h.rq_success.load(Ordering::Relaxed)));
-            out.push_str(&format!("{n}::{a}::rq_total::{}\n", h.rq_total.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "{n}::{a}::cx_connect_fail::{}\n",
+                h.cx_connect_fail.load(Ordering::Relaxed)
+            ));
+            out.push_str(&format!(
+                "{n}::{a}::rq_active::{}\n",
+                h.active.load(Ordering::Relaxed)
+            ));
+            out.push_str(&format!(
+                "{n}::{a}::rq_error::{}\n",
+                h.rq_error.load(Ordering::Relaxed)
+            ));
+            out.push_str(&format!(
+                "{n}::{a}::rq_success::{}\n",
+                h.rq_success.load(Ordering::Relaxed)
+            ));
+            out.push_str(&format!(
+                "{n}::{a}::rq_total::{}\n",
+                h.rq_total.load(Ordering::Relaxed)
+            ));
             out.push_str(&format!(
                 "{n}::{a}::health_flags::{}\n",
-                if h.is_ejected() { "/failed_outlier_check" } else { "healthy" }
+                if h.is_ejected() {
+                    "/failed_outlier_check"
+                } else {
+                    "healthy"
+                }
             ));
         }
     }
@@ -155,21 +178,45 @@ pub fn stats_text(p: &Proxy) -> String {
     let c = p.store.current();
     let mut lines: Vec<(String, u64)> = Vec::new();
     let m = &p.metrics;
-    lines.push(("http.downstream_cx_total".into(), m.downstream_cx_total.load(Ordering::Relaxed)));
-    lines.push(("http.downstream_cx_active".into(), m.downstream_cx_active.load(Ordering::Relaxed)));
-    lines.push(("http.downstream_rq_total".into(), m.downstream_rq_total.load(Ordering::Relaxed)));
+    lines.push((
+        "http.downstream_cx_total".into(),
+        m.downstream_cx_total.load(Ordering::Relaxed),
+    ));
+    lines.push((
+        "http.downstream_cx_active".into(),
+        m.downstream_cx_active.load(Ordering::Relaxed),
+    ));
+    lines.push((
+        "http.downstream_rq_total".into(),
+        m.downstream_rq_total.load(Ordering::Relaxed),
+    ));
     for (i, v) in m.downstream_rq_xx.iter().enumerate() {
-        lines.push((format!("http.downstream_rq_{}xx", i + 1), v.load(Ordering::Relaxed)));
+        lines.push((
+            format!("http.downstream_rq_{}xx", i + 1),
+            v.load(Ordering::Relaxed),
+        ));
     }
     lines.push((
         "control_plane.connected_state".into(),
         u64::from(p.ads.connected.load(Ordering::Relaxed)),
     ));
-    lines.push(("control_plane.ack".into(), p.ads.acks.load(Ordering::Relaxed)));
-    lines.push(("control_plane.nack".into(), p.ads.nacks.load(Ordering::Relaxed)));
+    lines.push((
+        "control_plane.ack".into(),
+        p.ads.acks.load(Ordering::Relaxed),
+    ));
+    lines.push((
+        "control_plane.nack".into(),
+        p.ads.nacks.load(Ordering::Relaxed),
+    ));
     lines.push(("server.live".into(), u64::from(c.initialized())));
-    lines.push(("cluster_manager.active_clusters".into(), c.clusters.len() as u64));
-    lines.push(("listener_manager.total_listeners_active".into(), c.listeners.len() as u64));
+    lines.push((
+        "cluster_manager.active_clusters".into(),
+        c.clusters.len() as u64,
+    ));
+    lines.push((
+        "listener_manager.total_listeners_active".into(),
+        c.listeners.len() as u64,
+    ));
     for (n, cl) in &c.clusters {
         let s = &cl.shared.stats;
         let healthy = cl.hosts.iter().filter(|h| !h.is_ejected()).count() as u64;
@@ -181,11 +228,26 @@ pub fn stats_text(p: &Proxy) -> String {
             ("upstream_rq_5xx", s.rq_5xx.load(Ordering::Relaxed)),
             ("upstream_rq_timeout", s.rq_timeout.load(Ordering::Relaxed)),
             ("upstream_rq_retry", s.rq_retry.load(Ordering::Relaxed)),
-            ("upstream_rq_pending_overflow", s.rq_pending_overflow.load(Ordering::Relaxed)),
-            ("upstream_rq_active", cl.shared.active_rq.load(Ordering::Relaxed)),
-            ("upstream_cx_connect_fail", s.cx_connect_fail.load(Ordering::Relaxed)),
-            ("upstream_cx_none_healthy", s.no_healthy.load(Ordering::Relaxed)),
-            ("outlier_detection.ejections_total", s.ejections_total.load(Ordering::Relaxed)),
+            (
+                "upstream_rq_pending_overflow",
+                s.rq_pending_overflow.load(Ordering::Relaxed),
+            ),
+            (
+                "upstream_rq_active",
+                cl.shared.active_rq.load(Ordering::Relaxed),
+            ),
+            (
+                "upstream_cx_connect_fail",
+                s.cx_connect_fail.load(Ordering::Relaxed),
+            ),
+            (
+                "upstream_cx_none_healthy",
+                s.no_healthy.load(Ordering::Relaxed),
+            ),
+            (
+                "outlier_detection.ejections_total",
+                s.ejections_total.load(Ordering::Relaxed),
+            ),
             ("membership_total", cl.hosts.len() as u64),
             ("membership_healthy", healthy),
         ] {
@@ -353,13 +415,19 @@ async fn admin(req: Request<Incoming>, p: Arc<Proxy>) -> Result<Response<Full<By
     Ok(resp)
 }
 
-async fn health(req: Request<Incoming>, p: Arc<Proxy>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn health(
+    req: Request<Incoming>,
+    p: Arc<Proxy>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.uri().path() {
         "/healthz/ready" => {
             if p.store.current().initialized() {
                 text(StatusCode::OK, String::new())
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "config not received yet\n".into())
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "config not received yet\n".into(),
+                )
             }
         }
         "/stats/prometheus" => text(StatusCode::OK, p.metrics.prometheus()),

@@ -137,7 +137,9 @@ pub async fn run(
             .store(false, std::sync::atomic::Ordering::Relaxed);
         match result {
             Ok(()) => return,
-            Err(e) => warn!(xds.address = %xds, error = %e, "xDS stream ended; keeping the last good config"),
+            Err(e) => {
+                warn!(xds.address = %xds, error = %e, "xDS stream ended; keeping the last good config")
+            }
         }
         if started.elapsed() > Duration::from_secs(30) {
             backoff = Duration::from_millis(100);
@@ -255,7 +257,10 @@ fn decode_all<M: Message + Default>(resources: &[Any], url: &str) -> Result<Vec<
         .iter()
         .map(|a| {
             if a.type_url != url {
-                return Err(format!("resource of type {:?} in a {url} response", a.type_url));
+                return Err(format!(
+                    "resource of type {:?} in a {url} response",
+                    a.type_url
+                ));
             }
             M::decode(a.value.as_slice()).map_err(|e| format!("undecodable {url}: {e}"))
         })
@@ -265,12 +270,20 @@ fn decode_all<M: Message + Default>(resources: &[Any], url: &str) -> Result<Vec<
 /// The next generation after a response of one type.
 fn apply(current: &Config, k: Kind, resources: &[Any], version: &str) -> Result<Config, String> {
     match k {
-        Kind::Cluster => current.with_clusters(decode_all::<PbCluster>(resources, k.url())?, version),
-        Kind::Endpoint => {
-            current.with_endpoints(decode_all::<ClusterLoadAssignment>(resources, k.url())?, version)
+        Kind::Cluster => {
+            current.with_clusters(decode_all::<PbCluster>(resources, k.url())?, version)
         }
-        Kind::Listener => current.with_listeners(decode_all::<Listener>(resources, k.url())?, version),
-        Kind::Route => current.with_routes(decode_all::<RouteConfiguration>(resources, k.url())?, version),
+        Kind::Endpoint => current.with_endpoints(
+            decode_all::<ClusterLoadAssignment>(resources, k.url())?,
+            version,
+        ),
+        Kind::Listener => {
+            current.with_listeners(decode_all::<Listener>(resources, k.url())?, version)
+        }
+        Kind::Route => current.with_routes(
+            decode_all::<RouteConfiguration>(resources, k.url())?,
+            version,
+        ),
     }
 }
 
@@ -291,8 +304,8 @@ async fn session(
         .connect()
         .await
         .map_err(|e| format!("cannot connect to meshd at {xds}: {e}"))?;
-    let mut client = AggregatedDiscoveryServiceClient::new(channel)
-        .max_decoding_message_size(256 * 1024 * 1024);
+    let mut client =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(16);
     let current = store.current();
     let mut s = Session {

@@ -155,7 +155,10 @@ fn duration(d: Option<&envoy_types::pb::google::protobuf::Duration>) -> Option<D
 }
 
 /// The addresses of a load assignment.
-pub fn assignment_hosts(cla: &ClusterLoadAssignment, c: &str) -> Result<Vec<HostAddr>, ClusterError> {
+pub fn assignment_hosts(
+    cla: &ClusterLoadAssignment,
+    c: &str,
+) -> Result<Vec<HostAddr>, ClusterError> {
     let mut out = Vec::new();
     for loc in &cla.endpoints {
         for lbe in &loc.lb_endpoints {
@@ -196,7 +199,10 @@ impl TryFrom<&PbCluster> for ClusterSpec {
         {
             return Err(err(
                 n,
-                format!("transport socket {:?} (upstream TLS) is not supported by the native engine", ts.name),
+                format!(
+                    "transport socket {:?} (upstream TLS) is not supported by the native engine",
+                    ts.name
+                ),
             ));
         }
         if !c.transport_socket_matches.is_empty() {
@@ -209,20 +215,25 @@ impl TryFrom<&PbCluster> for ClusterSpec {
             return Err(err(n, "typed load-balancing policies are not supported"));
         }
         let discovery = match &c.cluster_discovery_type {
-            Some(cluster::ClusterDiscoveryType::Type(t)) => match cluster::DiscoveryType::try_from(*t) {
-                Ok(cluster::DiscoveryType::Static) => Discovery::Static,
-                Ok(cluster::DiscoveryType::StrictDns | cluster::DiscoveryType::LogicalDns) => {
-                    Discovery::StrictDns
+            Some(cluster::ClusterDiscoveryType::Type(t)) => {
+                match cluster::DiscoveryType::try_from(*t) {
+                    Ok(cluster::DiscoveryType::Static) => Discovery::Static,
+                    Ok(cluster::DiscoveryType::StrictDns | cluster::DiscoveryType::LogicalDns) => {
+                        Discovery::StrictDns
+                    }
+                    Ok(cluster::DiscoveryType::Eds) => Discovery::Eds,
+                    Ok(cluster::DiscoveryType::OriginalDst) => Discovery::OriginalDst,
+                    Err(_) => return Err(err(n, format!("unknown discovery type {t}"))),
                 }
-                Ok(cluster::DiscoveryType::Eds) => Discovery::Eds,
-                Ok(cluster::DiscoveryType::OriginalDst) => Discovery::OriginalDst,
-                Err(_) => return Err(err(n, format!("unknown discovery type {t}"))),
-            },
+            }
             Some(cluster::ClusterDiscoveryType::ClusterType(ct)) if ct.name == DFP_CLUSTER_TYPE => {
                 Discovery::ForwardProxy
             }
             Some(cluster::ClusterDiscoveryType::ClusterType(ct)) => {
-                return Err(err(n, format!("custom cluster type {:?} is not supported", ct.name)));
+                return Err(err(
+                    n,
+                    format!("custom cluster type {:?} is not supported", ct.name),
+                ));
             }
             None => Discovery::Static,
         };
@@ -233,13 +244,20 @@ impl TryFrom<&PbCluster> for ClusterSpec {
             Ok(cluster::LbPolicy::RingHash) => Lb::RingHash,
             Ok(cluster::LbPolicy::Maglev) => Lb::Maglev,
             Ok(cluster::LbPolicy::ClusterProvided) => Lb::Random,
-            _ => return Err(err(n, format!("load-balancing policy {} is not supported", c.lb_policy))),
+            _ => {
+                return Err(err(
+                    n,
+                    format!("load-balancing policy {} is not supported", c.lb_policy),
+                ));
+            }
         };
         let ring_size = match &c.lb_config {
             Some(cluster::LbConfig::RingHashLbConfig(r)) => {
                 r.minimum_ring_size.as_ref().map_or(1024, |v| v.value)
             }
-            Some(cluster::LbConfig::MaglevLbConfig(m)) => m.table_size.as_ref().map_or(65537, |v| v.value),
+            Some(cluster::LbConfig::MaglevLbConfig(m)) => {
+                m.table_size.as_ref().map_or(65537, |v| v.value)
+            }
             _ => 1024,
         }
         .clamp(1, 1 << 20);
@@ -498,8 +516,16 @@ impl Cluster {
         if usable.is_empty() {
             return None;
         }
-        let preferred: Vec<usize> = usable.iter().copied().filter(|i| !avoid.contains(i)).collect();
-        let pool = if preferred.is_empty() { &usable } else { &preferred };
+        let preferred: Vec<usize> = usable
+            .iter()
+            .copied()
+            .filter(|i| !avoid.contains(i))
+            .collect();
+        let pool = if preferred.is_empty() {
+            &usable
+        } else {
+            &preferred
+        };
         if let (Some(h), false) = (hash, self.ring.is_empty()) {
             let start = self.ring.partition_point(|(p, _)| *p < h);
             for k in 0..self.ring.len() {
@@ -517,7 +543,9 @@ impl Cluster {
             Lb::LeastRequest if pool.len() > 1 => {
                 let a = pool[fastrand::usize(..pool.len())];
                 let b = pool[fastrand::usize(..pool.len())];
-                if self.hosts[b].active.load(Ordering::Relaxed) < self.hosts[a].active.load(Ordering::Relaxed) {
+                if self.hosts[b].active.load(Ordering::Relaxed)
+                    < self.hosts[a].active.load(Ordering::Relaxed)
+                {
                     b
                 } else {
                     a
@@ -541,7 +569,9 @@ impl Cluster {
         }
         let Some(od) = self.spec.outlier else { return };
         let gateway = status.is_none_or(|s| matches!(s, 502..=504));
-        let Ok(mut st) = host.outlier.lock() else { return };
+        let Ok(mut st) = host.outlier.lock() else {
+            return;
+        };
         if !is_5xx {
             st.consecutive_5xx = 0;
             st.consecutive_gateway = 0;
@@ -553,14 +583,19 @@ impl Cluster {
         } else {
             st.consecutive_gateway = 0;
         }
-        let trip = (od.enforce_5xx && od.consecutive_5xx > 0 && st.consecutive_5xx >= od.consecutive_5xx)
-            || (od.enforce_gateway
-                && od.consecutive_gateway > 0
-                && st.consecutive_gateway >= od.consecutive_gateway);
+        let trip =
+            (od.enforce_5xx && od.consecutive_5xx > 0 && st.consecutive_5xx >= od.consecutive_5xx)
+                || (od.enforce_gateway
+                    && od.consecutive_gateway > 0
+                    && st.consecutive_gateway >= od.consecutive_gateway);
         if !trip || st.ejected_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let ejected = self.hosts.iter().filter(|h| h.ejected.load(Ordering::Relaxed)).count();
+        let ejected = self
+            .hosts
+            .iter()
+            .filter(|h| h.ejected.load(Ordering::Relaxed))
+            .count();
         let n = self.hosts.len().max(1);
         if ejected * 100 / n >= od.max_ejection_percent as usize && ejected > 0 {
             return;
@@ -570,7 +605,10 @@ impl Cluster {
         st.consecutive_gateway = 0;
         st.ejected_until = Some(Instant::now() + od.base_ejection * st.ejections);
         host.ejected.store(true, Ordering::Relaxed);
-        self.shared.stats.ejections_total.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .ejections_total
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a new request would overflow the circuit breakers.
@@ -625,7 +663,9 @@ mod tests {
         ClusterSpec::try_from(&PbCluster {
             name: "c".into(),
             lb_policy: lb as i32,
-            cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32)),
+            cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+                cluster::DiscoveryType::Eds as i32,
+            )),
             ..Default::default()
         })
         .unwrap()
@@ -638,7 +678,11 @@ mod tests {
     }
 
     fn cluster(s: ClusterSpec, n: u8) -> Cluster {
-        Cluster::new(Arc::new(s), &addrs(n), Arc::new(ClusterShared::new(Duration::from_secs(1))))
+        Cluster::new(
+            Arc::new(s),
+            &addrs(n),
+            Arc::new(ClusterShared::new(Duration::from_secs(1))),
+        )
     }
 
     #[tokio::test]
@@ -669,7 +713,10 @@ mod tests {
         }
         let mut seen = std::collections::HashSet::new();
         for u in 0..100 {
-            seen.insert(c.choose(Some(hash_bytes(format!("user{u}").as_bytes())), &[]).unwrap());
+            seen.insert(
+                c.choose(Some(hash_bytes(format!("user{u}").as_bytes())), &[])
+                    .unwrap(),
+            );
         }
         assert_eq!(seen.len(), 3);
         // Without a hash the cluster still answers.
@@ -718,13 +765,17 @@ mod tests {
         let e = ClusterSpec::try_from(&pb).unwrap_err();
         assert!(e.reason.contains("TLS"), "{e}");
         pb.transport_socket = None;
-        pb.circuit_breakers = Some(envoy_types::pb::envoy::config::cluster::v3::CircuitBreakers {
-            thresholds: vec![envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds {
-                max_requests: Some(UInt32Value { value: 1 }),
+        pb.circuit_breakers = Some(
+            envoy_types::pb::envoy::config::cluster::v3::CircuitBreakers {
+                thresholds: vec![
+                    envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds {
+                        max_requests: Some(UInt32Value { value: 1 }),
+                        ..Default::default()
+                    },
+                ],
                 ..Default::default()
-            }],
-            ..Default::default()
-        });
+            },
+        );
         pb.outlier_detection = Some(OutlierDetection::default());
         let s = ClusterSpec::try_from(&pb).unwrap();
         assert_eq!(s.limits.max_requests, 1);

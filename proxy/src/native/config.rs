@@ -36,9 +36,9 @@ use super::route::RouteTable;
 
 const HCM: &str = "envoy.filters.network.http_connection_manager";
 const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
-const HCM_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
-const TCP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const TCP_PROXY_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
 /// Whether a listener takes traffic in or out of its workload (for metrics' reporter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,12 +128,13 @@ impl TryFrom<&Listener> for ListenerSpec {
             ));
         }
         for lf in &l.listener_filters {
-            let ok = matches!(
-                lf.name.as_str(),
-                "envoy.filters.listener.http_inspector"
-            ) || matches!(&lf.config_type, Some(listener_filter::ConfigType::TypedConfig(a)) if a.type_url.ends_with("HttpInspector"));
+            let ok = matches!(lf.name.as_str(), "envoy.filters.listener.http_inspector")
+                || matches!(&lf.config_type, Some(listener_filter::ConfigType::TypedConfig(a)) if a.type_url.ends_with("HttpInspector"));
             if !ok {
-                return Err(lerr(n, format!("listener filter {:?} is not supported", lf.name)));
+                return Err(lerr(
+                    n,
+                    format!("listener filter {:?} is not supported", lf.name),
+                ));
             }
         }
         let mut chains: Vec<_> = l.filter_chains.iter().collect();
@@ -143,7 +144,10 @@ impl TryFrom<&Listener> for ListenerSpec {
         let [chain] = chains.as_slice() else {
             return Err(lerr(
                 n,
-                format!("{} filter chains: only one chain per listener is supported", chains.len()),
+                format!(
+                    "{} filter chains: only one chain per listener is supported",
+                    chains.len()
+                ),
             ));
         };
         if chain
@@ -156,7 +160,10 @@ impl TryFrom<&Listener> for ListenerSpec {
         if let Some(ts) = &chain.transport_socket
             && ts.name != "envoy.transport_sockets.raw_buffer"
         {
-            return Err(lerr(n, "TLS termination is not supported by the native engine"));
+            return Err(lerr(
+                n,
+                "TLS termination is not supported by the native engine",
+            ));
         }
         let [f] = chain.filters.as_slice() else {
             return Err(lerr(
@@ -192,7 +199,10 @@ impl TryFrom<&Listener> for ListenerSpec {
                 stat_prefix: t.stat_prefix,
             })
         } else {
-            return Err(lerr(n, format!("network filter {:?} is not supported", f.name)));
+            return Err(lerr(
+                n,
+                format!("network filter {:?} is not supported", f.name),
+            ));
         };
         let direction = match TrafficDirection::try_from(l.traffic_direction) {
             Ok(TrafficDirection::Inbound) => Direction::Inbound,
@@ -212,10 +222,12 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
         return Err(lerr(n, "HTTP/3 is not supported"));
     }
     let routes = match &m.route_specifier {
-        Some(http_connection_manager::RouteSpecifier::Rds(r)) => RouteSource::Rds(r.route_config_name.clone()),
-        Some(http_connection_manager::RouteSpecifier::RouteConfig(rc)) => RouteSource::Inline(Arc::new(
-            RouteTable::try_from(rc).map_err(|e| lerr(n, e.to_string()))?,
-        )),
+        Some(http_connection_manager::RouteSpecifier::Rds(r)) => {
+            RouteSource::Rds(r.route_config_name.clone())
+        }
+        Some(http_connection_manager::RouteSpecifier::RouteConfig(rc)) => RouteSource::Inline(
+            Arc::new(RouteTable::try_from(rc).map_err(|e| lerr(n, e.to_string()))?),
+        ),
         _ => return Err(lerr(n, "scoped routes are not supported")),
     };
     let mut spec = HttpSpec {
@@ -247,7 +259,10 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
         ) {
             spec.forward_proxy = true;
         } else if !f.is_optional {
-            return Err(lerr(n, format!("HTTP filter {:?} is not supported", f.name)));
+            return Err(lerr(
+                n,
+                format!("HTTP filter {:?} is not supported", f.name),
+            ));
         }
     }
     if !router {
@@ -329,7 +344,10 @@ impl Config {
         self.cds_applied
             && self.lds_applied
             && self.rds_names().iter().all(|n| self.routes.contains_key(n))
-            && self.eds_names().iter().all(|n| self.endpoints.contains_key(n))
+            && self
+                .eds_names()
+                .iter()
+                .all(|n| self.endpoints.contains_key(n))
     }
 
     fn build_cluster(&self, spec: Arc<ClusterSpec>) -> Arc<Cluster> {
@@ -361,7 +379,9 @@ impl Config {
             if !seen.insert(c.name.clone()) {
                 return Err(format!("cluster {:?} appears twice", c.name));
             }
-            specs.push(Arc::new(ClusterSpec::try_from(c).map_err(|e| e.to_string())?));
+            specs.push(Arc::new(
+                ClusterSpec::try_from(c).map_err(|e| e.to_string())?,
+            ));
         }
         next.clusters = HashMap::new();
         for spec in specs {
@@ -398,13 +418,19 @@ impl Config {
         for cla in assignments {
             let hosts = assignment_hosts(&cla, &cla.cluster_name).map_err(|e| e.to_string())?;
             changed.insert(cla.cluster_name.clone());
-            next.endpoints.insert(cla.cluster_name.clone(), Arc::new(hosts));
+            next.endpoints
+                .insert(cla.cluster_name.clone(), Arc::new(hosts));
             next.raw_endpoints.insert(cla.cluster_name.clone(), cla);
         }
         let rebuild: Vec<Arc<ClusterSpec>> = next
             .clusters
             .values()
-            .filter(|c| c.spec.eds_name.as_ref().is_some_and(|n| changed.contains(n)))
+            .filter(|c| {
+                c.spec
+                    .eds_name
+                    .as_ref()
+                    .is_some_and(|n| changed.contains(n))
+            })
             .map(|c| c.spec.clone())
             .collect();
         for spec in rebuild {
@@ -416,16 +442,27 @@ impl Config {
     }
 
     /// The next generation with this LDS state of the world.
-    pub fn with_listeners(&self, listeners: Vec<Listener>, version: &str) -> Result<Config, String> {
+    pub fn with_listeners(
+        &self,
+        listeners: Vec<Listener>,
+        version: &str,
+    ) -> Result<Config, String> {
         let mut next = self.next();
         next.listeners = BTreeMap::new();
         let mut addrs = BTreeSet::new();
         for l in &listeners {
             let spec = ListenerSpec::try_from(l).map_err(|e| e.to_string())?;
             if !addrs.insert(spec.addr) {
-                return Err(format!("listener {:?}: address {} is used twice", l.name, spec.addr));
+                return Err(format!(
+                    "listener {:?}: address {} is used twice",
+                    l.name, spec.addr
+                ));
             }
-            if next.listeners.insert(l.name.clone(), Arc::new(spec)).is_some() {
+            if next
+                .listeners
+                .insert(l.name.clone(), Arc::new(spec))
+                .is_some()
+            {
                 return Err(format!("listener {:?} appears twice", l.name));
             }
         }
@@ -439,10 +476,15 @@ impl Config {
     }
 
     /// The next generation with these route configurations (by name; others are kept).
-    pub fn with_routes(&self, routes: Vec<RouteConfiguration>, version: &str) -> Result<Config, String> {
+    pub fn with_routes(
+        &self,
+        routes: Vec<RouteConfiguration>,
+        version: &str,
+    ) -> Result<Config, String> {
         let mut next = self.next();
         for rc in routes {
-            let t = RouteTable::try_from(&rc).map_err(|e| format!("route configuration {:?}: {e}", rc.name))?;
+            let t = RouteTable::try_from(&rc)
+                .map_err(|e| format!("route configuration {:?}: {e}", rc.name))?;
             next.routes.insert(rc.name.clone(), Arc::new(t));
             next.raw_routes.insert(rc.name.clone(), rc);
         }
@@ -457,7 +499,9 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
     use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, ListenerFilter};
-    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{HttpFilter, Rds};
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpFilter, Rds,
+    };
     use envoy_types::pb::google::protobuf::{Any, BoolValue};
 
     fn any<M: Message>(url: &str, m: &M) -> Any {
@@ -507,23 +551,43 @@ mod tests {
 
     #[test]
     fn nack_decisions_for_listeners() {
-        let ok = listener(vec![hf("envoy.filters.http.fault", false), hf("envoy.filters.http.router", false)]);
+        let ok = listener(vec![
+            hf("envoy.filters.http.fault", false),
+            hf("envoy.filters.http.router", false),
+        ]);
         let spec = ListenerSpec::try_from(&ok).unwrap();
         assert_eq!(spec.addr, "127.0.0.9:15001".parse().unwrap());
-        let ListenerKind::Http(h) = &spec.kind else { panic!() };
+        let ListenerKind::Http(h) = &spec.kind else {
+            panic!()
+        };
         assert!(h.fault && !h.cors);
         assert!(matches!(&h.routes, RouteSource::Rds(n) if n == "15001"));
 
         // Unknown filters are refused unless optional; a chain needs a router.
-        let e = ListenerSpec::try_from(&listener(vec![hf("envoy.filters.http.lua", false), hf("envoy.filters.http.router", false)])).unwrap_err();
+        let e = ListenerSpec::try_from(&listener(vec![
+            hf("envoy.filters.http.lua", false),
+            hf("envoy.filters.http.router", false),
+        ]))
+        .unwrap_err();
         assert!(e.reason.contains("lua"), "{e}");
-        assert!(ListenerSpec::try_from(&listener(vec![hf("envoy.filters.http.lua", true), hf("envoy.filters.http.router", false)])).is_ok());
+        assert!(
+            ListenerSpec::try_from(&listener(vec![
+                hf("envoy.filters.http.lua", true),
+                hf("envoy.filters.http.router", false)
+            ]))
+            .is_ok()
+        );
         assert!(ListenerSpec::try_from(&listener(vec![])).is_err());
 
         // Traffic capture is refused.
         let mut capture = ok.clone();
         capture.use_original_dst = Some(BoolValue { value: true });
-        assert!(ListenerSpec::try_from(&capture).unwrap_err().reason.contains("capture"));
+        assert!(
+            ListenerSpec::try_from(&capture)
+                .unwrap_err()
+                .reason
+                .contains("capture")
+        );
         let mut od = ok.clone();
         od.listener_filters.push(ListenerFilter {
             name: "envoy.filters.listener.original_dst".into(),
@@ -536,11 +600,20 @@ mod tests {
     fn a_bad_update_keeps_the_current_generation() {
         let c = Config::default();
         let good = c
-            .with_listeners(vec![listener(vec![hf("envoy.filters.http.router", false)])], "1")
+            .with_listeners(
+                vec![listener(vec![hf("envoy.filters.http.router", false)])],
+                "1",
+            )
             .unwrap();
         assert_eq!(good.rds_names().into_iter().collect::<Vec<_>>(), ["15001"]);
         assert!(!good.initialized());
-        let bad = good.with_listeners(vec![listener(vec![hf("x", false), hf("envoy.filters.http.router", false)])], "2");
+        let bad = good.with_listeners(
+            vec![listener(vec![
+                hf("x", false),
+                hf("envoy.filters.http.router", false),
+            ])],
+            "2",
+        );
         assert!(bad.is_err());
         assert_eq!(good.versions.listeners, "1");
         let dup = good.with_listeners(

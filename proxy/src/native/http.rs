@@ -27,12 +27,12 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
+use super::Proxy;
 use super::cluster::{Cluster, Discovery, Host, HostAddr, Protocol, hash_bytes};
 use super::config::{Config, Direction, ListenerKind, ListenerSpec, RouteSource};
 use super::metrics::{PEER_ID_HEADER, RequestLabels, peer_from_node_id};
 use super::retry::TryOutcome;
 use super::route::{self, Action, Forward, HashPolicy, RequestView, Route, Target, VirtualHost};
-use super::Proxy;
 
 /// The body type of every response the proxy sends.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -191,9 +191,21 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<
             super::admin::timestamp(std::time::SystemTime::now()),
             version_str(version),
             elapsed.as_millis(),
-            if user_agent.is_empty() { "-" } else { &user_agent },
-            if out.upstream_host.is_empty() { "-" } else { &out.upstream_host },
-            if out.cluster.is_empty() { "-" } else { &out.cluster },
+            if user_agent.is_empty() {
+                "-"
+            } else {
+                &user_agent
+            },
+            if out.upstream_host.is_empty() {
+                "-"
+            } else {
+                &out.upstream_host
+            },
+            if out.cluster.is_empty() {
+                "-"
+            } else {
+                &out.cluster
+            },
             listener.name,
         );
     }
@@ -322,7 +334,9 @@ async fn serve(
         && c.origins.iter().any(|m| m.matches(o))
     {
         let preflight = req.method() == Method::OPTIONS
-            && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if preflight {
             let mut r = local(200, "");
             let h = r.headers_mut();
@@ -382,7 +396,13 @@ async fn serve(
             finish_local(r, &table, vh, route)
         }
         Action::Redirect(rd) => {
-            let loc = rd.location(&scheme, &authority, &path, query.as_deref(), &route.matcher.path);
+            let loc = rd.location(
+                &scheme,
+                &authority,
+                &path,
+                query.as_deref(),
+                &route.matcher.path,
+            );
             let mut r = local(rd.status, "");
             if let Ok(v) = HeaderValue::from_str(&loc) {
                 r.headers_mut().insert(header::LOCATION, v);
@@ -397,7 +417,21 @@ async fn serve(
                 }
                 return tunnel(&mut req, config, fwd, &authority, out).await;
             }
-            forward(req, config, conn, &table, vh, route, fwd, &authority, &path, query.as_deref(), out, request_id).await
+            forward(
+                req,
+                config,
+                conn,
+                &table,
+                vh,
+                route,
+                fwd,
+                &authority,
+                &path,
+                query.as_deref(),
+                out,
+                request_id,
+            )
+            .await
         }
     };
     if let Some(origin) = cors_origin
@@ -421,7 +455,12 @@ async fn serve(
 }
 
 /// Applies the response header mutations of a route, its virtual host and its table.
-fn finish_local(mut r: Response<Body>, table: &route::RouteTable, vh: &VirtualHost, route: &Route) -> Response<Body> {
+fn finish_local(
+    mut r: Response<Body>,
+    table: &route::RouteTable,
+    vh: &VirtualHost,
+    route: &Route,
+) -> Response<Body> {
     route::apply_response(&route.headers, r.headers_mut());
     route::apply_response(&vh.headers, r.headers_mut());
     route::apply_response(&table.headers, r.headers_mut());
@@ -448,11 +487,18 @@ fn pick_target(t: &Target) -> (String, Option<&route::WeightedTarget>) {
 }
 
 /// The hash of a request under a route's hash policies (Envoy combines several).
-fn request_hash(policies: &[HashPolicy], headers: &HeaderMap, query: Option<&str>, peer: SocketAddr) -> Option<u64> {
+fn request_hash(
+    policies: &[HashPolicy],
+    headers: &HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+) -> Option<u64> {
     let mut acc: Option<u64> = None;
     for p in policies {
         let v = match p {
-            HashPolicy::Header(name) => headers.get(name.as_str()).map(|v| hash_bytes(v.as_bytes())),
+            HashPolicy::Header(name) => {
+                headers.get(name.as_str()).map(|v| hash_bytes(v.as_bytes()))
+            }
             HashPolicy::Cookie(name) => headers
                 .get_all(header::COOKIE)
                 .iter()
@@ -523,7 +569,11 @@ fn upstream_request(
     let mut b = Request::builder()
         .method(method.clone())
         .uri(uri)
-        .version(if h2 { Version::HTTP_2 } else { Version::HTTP_11 });
+        .version(if h2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        });
     if let Some(h) = b.headers_mut() {
         *h = headers.clone();
         if h2 {
@@ -561,7 +611,9 @@ async fn forward(
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return local(413, "Payload Too Large");
             }
             out.flags.push("DC");
@@ -579,7 +631,10 @@ async fn forward(
     route::apply_request(&route.headers, &mut headers);
     route::apply_request(&vh.headers, &mut headers);
     route::apply_request(&table.headers, &mut headers);
-    if let Some(h) = weighted.and_then(|w| w.host_rewrite.clone()).or_else(|| fwd.host_rewrite.clone()) {
+    if let Some(h) = weighted
+        .and_then(|w| w.host_rewrite.clone())
+        .or_else(|| fwd.host_rewrite.clone())
+    {
         new_authority = h;
     }
     if let Ok(v) = HeaderValue::from_str(&new_authority) {
@@ -614,9 +669,15 @@ async fn forward(
         if !sample(m.per_million) {
             continue;
         }
-        let Some(mc) = config.clusters.get(&m.cluster).cloned() else { continue };
+        let Some(mc) = config.clusters.get(&m.cluster).cloned() else {
+            continue;
+        };
         let mut mh = headers.clone();
-        let host = if m.shadow_suffix { shadow_host(&new_authority) } else { new_authority.clone() };
+        let host = if m.shadow_suffix {
+            shadow_host(&new_authority)
+        } else {
+            new_authority.clone()
+        };
         if let Ok(v) = HeaderValue::from_str(&host) {
             mh.insert(header::HOST, v);
         }
@@ -626,11 +687,16 @@ async fn forward(
         let path_q = path_q.clone();
         let version = parts.version;
         tokio::spawn(async move {
-            let Some(idx) = mc.choose(hash, &[]) else { return };
+            let Some(idx) = mc.choose(hash, &[]) else {
+                return;
+            };
             let host = mc.hosts[idx].addr.clone();
-            if let Ok((r, h2)) = upstream_request(&mc, &host, &method, &path_q, &mh, &body, version) {
+            if let Ok((r, h2)) = upstream_request(&mc, &host, &method, &path_q, &mh, &body, version)
+            {
                 let client = if h2 { &mc.shared.h2 } else { &mc.shared.h1 };
-                if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(30), client.request(r)).await {
+                if let Ok(Ok(resp)) =
+                    tokio::time::timeout(Duration::from_secs(30), client.request(r)).await
+                {
                     let _ = resp.into_body().collect().await;
                 }
             }
@@ -643,15 +709,37 @@ async fn forward(
     }
     if cluster.overflows() {
         out.flags.push("UO");
-        cluster.shared.stats.rq_pending_overflow.fetch_add(1, Ordering::Relaxed);
-        let mut r = local(503, "upstream connect error or disconnect/reset before headers. reset reason: overflow");
-        r.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        cluster
+            .shared
+            .stats
+            .rq_pending_overflow
+            .fetch_add(1, Ordering::Relaxed);
+        let mut r = local(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        );
+        r.headers_mut()
+            .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         return finish_local(r, table, vh, route);
     }
     let shared = cluster.shared.clone();
     shared.active_rq.fetch_add(1, Ordering::Relaxed);
     shared.stats.rq_total.fetch_add(1, Ordering::Relaxed);
-    let result = tries(&cluster, fwd, vh, &parts.method, &path_q, &headers, &body, parts.version, hash, &new_authority, start, out).await;
+    let result = tries(
+        &cluster,
+        fwd,
+        vh,
+        &parts.method,
+        &path_q,
+        &headers,
+        &body,
+        parts.version,
+        hash,
+        &new_authority,
+        start,
+        out,
+    )
+    .await;
     shared.active_rq.fetch_sub(1, Ordering::Relaxed);
     let mut resp = match result {
         Ok(r) => {
@@ -705,7 +793,11 @@ async fn tries(
     let forward_proxy = cluster.spec.discovery == Discovery::ForwardProxy;
     loop {
         attempt += 1;
-        let avoid: &[usize] = if policy.is_some_and(|p| p.other_hosts) { &tried } else { &[] };
+        let avoid: &[usize] = if policy.is_some_and(|p| p.other_hosts) {
+            &tried
+        } else {
+            &[]
+        };
         let (host, idx): (Arc<Host>, Option<usize>) = if forward_proxy {
             match forward_proxy_addr(authority) {
                 Some(a) => (Arc::new(Host::new(a)), None),
@@ -718,7 +810,11 @@ async fn tries(
             match cluster.choose(hash, avoid) {
                 Some(i) => (cluster.hosts[i].clone(), Some(i)),
                 None => {
-                    cluster.shared.stats.no_healthy.fetch_add(1, Ordering::Relaxed);
+                    cluster
+                        .shared
+                        .stats
+                        .no_healthy
+                        .fetch_add(1, Ordering::Relaxed);
                     out.flags.push("UH");
                     return Err(local(503, "no healthy upstream"));
                 }
@@ -732,11 +828,16 @@ async fn tries(
         if vh.include_attempt_count {
             h.insert("x-envoy-attempt-count", HeaderValue::from(attempt));
         }
-        let (req, h2) = match upstream_request(cluster, &host.addr, method, path_q, &h, body, version) {
-            Ok(r) => r,
-            Err(e) => return Err(local(500, &e)),
+        let (req, h2) =
+            match upstream_request(cluster, &host.addr, method, path_q, &h, body, version) {
+                Ok(r) => r,
+                Err(e) => return Err(local(500, &e)),
+            };
+        let client = if h2 {
+            &cluster.shared.h2
+        } else {
+            &cluster.shared.h1
         };
-        let client = if h2 { &cluster.shared.h2 } else { &cluster.shared.h1 };
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let per_try = policy.and_then(|p| p.per_try_timeout);
         let (limit, global_bound) = match (per_try, remaining) {
@@ -748,7 +849,9 @@ async fn tries(
         let try_start = Instant::now();
         host.active.fetch_add(1, Ordering::Relaxed);
         let result = match limit {
-            Some(l) => tokio::time::timeout(l, client.request(req)).await.map_err(|_| ()),
+            Some(l) => tokio::time::timeout(l, client.request(req))
+                .await
+                .map_err(|_| ()),
             None => Ok(client.request(req).await),
         };
         host.active.fetch_sub(1, Ordering::Relaxed);
@@ -763,7 +866,11 @@ async fn tries(
             TryOutcome::Status(s) => cluster.record(&host, Some(s)),
             TryOutcome::ConnectFailure => {
                 host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
-                cluster.shared.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                cluster
+                    .shared
+                    .stats
+                    .cx_connect_fail
+                    .fetch_add(1, Ordering::Relaxed);
                 cluster.record(&host, None);
             }
             TryOutcome::Reset => cluster.record(&host, None),
@@ -774,17 +881,28 @@ async fn tries(
             && attempt < max_tries
             && policy.is_some_and(|p| p.retries(outcome))
             && deadline.is_none_or(|d| Instant::now() < d)
-            && cluster.shared.active_retries.load(Ordering::Relaxed) < cluster.spec.limits.max_retries;
+            && cluster.shared.active_retries.load(Ordering::Relaxed)
+                < cluster.spec.limits.max_retries;
         if retry {
-            cluster.shared.stats.rq_retry.fetch_add(1, Ordering::Relaxed);
-            cluster.shared.active_retries.fetch_add(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .stats
+                .rq_retry
+                .fetch_add(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .active_retries
+                .fetch_add(1, Ordering::Relaxed);
             let pause = policy.map_or(Duration::ZERO, |p| p.back_off(attempt));
             let pause = match deadline {
                 Some(d) => pause.min(d.saturating_duration_since(Instant::now())),
                 None => pause,
             };
             tokio::time::sleep(pause).await;
-            cluster.shared.active_retries.fetch_sub(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .active_retries
+                .fetch_sub(1, Ordering::Relaxed);
             continue;
         }
         return match result {
@@ -793,7 +911,9 @@ async fn tries(
                 out.flags.push("UF");
                 Err(local(
                     503,
-                    &format!("upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {e}"),
+                    &format!(
+                        "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {e}"
+                    ),
                 ))
             }
             Ok(Err(_)) => {
@@ -804,7 +924,11 @@ async fn tries(
                 ))
             }
             Err(()) => {
-                cluster.shared.stats.rq_timeout.fetch_add(1, Ordering::Relaxed);
+                cluster
+                    .shared
+                    .stats
+                    .rq_timeout
+                    .fetch_add(1, Ordering::Relaxed);
                 out.flags.push("UT");
                 Err(local(504, "upstream request timeout"))
             }
@@ -829,7 +953,9 @@ async fn tunnel(
     let addr = if cluster.spec.discovery == Discovery::ForwardProxy {
         forward_proxy_addr(authority)
     } else {
-        cluster.choose(None, &[]).map(|i| cluster.hosts[i].addr.clone())
+        cluster
+            .choose(None, &[])
+            .map(|i| cluster.hosts[i].addr.clone())
     };
     let Some(addr) = addr else {
         out.flags.push("UH");
@@ -840,7 +966,11 @@ async fn tunnel(
         Ok(s) => s,
         Err(e) => {
             out.flags.push("UF");
-            cluster.shared.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .stats
+                .cx_connect_fail
+                .fetch_add(1, Ordering::Relaxed);
             return local(503, &format!("upstream connect error: {e}"));
         }
     };
@@ -864,13 +994,19 @@ mod tests {
     fn small_helpers() {
         assert_eq!(shadow_host("reviews.shop:9080"), "reviews.shop-shadow:9080");
         assert_eq!(shadow_host("reviews"), "reviews-shadow");
-        assert_eq!(service_of("outbound|9080|v1|reviews.shop.svc.cluster.local"), "reviews.shop.svc.cluster.local");
+        assert_eq!(
+            service_of("outbound|9080|v1|reviews.shop.svc.cluster.local"),
+            "reviews.shop.svc.cluster.local"
+        );
         assert_eq!(service_of("inbound|9080||"), "unknown");
         assert_eq!(
             forward_proxy_addr("127.0.0.5:8080"),
             Some(HostAddr::Socket("127.0.0.5:8080".parse().unwrap()))
         );
-        assert_eq!(forward_proxy_addr("example.com"), Some(HostAddr::Name("example.com".into(), 80)));
+        assert_eq!(
+            forward_proxy_addr("example.com"),
+            Some(HostAddr::Name("example.com".into(), 80))
+        );
         let id = request_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
@@ -890,9 +1026,23 @@ mod tests {
         h.insert("cookie", "a=1; session=xyz".parse().unwrap());
         let by_header = request_hash(&[HashPolicy::Header("x-user".into())], &h, None, peer);
         assert_eq!(by_header, Some(hash_bytes(b"alice")));
-        assert_eq!(request_hash(&[HashPolicy::Header("x-none".into())], &h, None, peer), None);
-        assert_eq!(request_hash(&[HashPolicy::Cookie("session".into())], &h, None, peer), Some(hash_bytes(b"xyz")));
-        assert_eq!(request_hash(&[HashPolicy::Query("u".into())], &h, Some("a=b&u=bob"), peer), Some(hash_bytes(b"bob")));
+        assert_eq!(
+            request_hash(&[HashPolicy::Header("x-none".into())], &h, None, peer),
+            None
+        );
+        assert_eq!(
+            request_hash(&[HashPolicy::Cookie("session".into())], &h, None, peer),
+            Some(hash_bytes(b"xyz"))
+        );
+        assert_eq!(
+            request_hash(
+                &[HashPolicy::Query("u".into())],
+                &h,
+                Some("a=b&u=bob"),
+                peer
+            ),
+            Some(hash_bytes(b"bob"))
+        );
         assert!(request_hash(&[HashPolicy::SourceIp], &h, None, peer).is_some());
     }
 
@@ -904,7 +1054,10 @@ mod tests {
             headers: Default::default(),
             host_rewrite: None,
         };
-        let t = Target::Weighted { targets: vec![w("a", 80), w("b", 20)], total: 100 };
+        let t = Target::Weighted {
+            targets: vec![w("a", 80), w("b", 20)],
+            total: 100,
+        };
         let a = (0..2000).filter(|_| pick_target(&t).0 == "a").count();
         assert!((1450..1750).contains(&a), "{a}");
     }

@@ -41,7 +41,11 @@ impl Listeners {
 
     /// The addresses bound now, by listener name.
     pub fn bound(&self) -> Vec<(String, SocketAddr)> {
-        let mut v: Vec<_> = self.running.iter().map(|(n, (a, _))| (n.clone(), *a)).collect();
+        let mut v: Vec<_> = self
+            .running
+            .iter()
+            .map(|(n, (a, _))| (n.clone(), *a))
+            .collect();
         v.sort();
         v
     }
@@ -119,13 +123,22 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
             .unwrap_or_else(|| fallback.clone());
         let proxy = proxy.clone();
         tokio::spawn(async move {
-            proxy.metrics.downstream_cx_total.fetch_add(1, Ordering::Relaxed);
-            proxy.metrics.downstream_cx_active.fetch_add(1, Ordering::Relaxed);
+            proxy
+                .metrics
+                .downstream_cx_total
+                .fetch_add(1, Ordering::Relaxed);
+            proxy
+                .metrics
+                .downstream_cx_active
+                .fetch_add(1, Ordering::Relaxed);
             match &spec.kind {
                 ListenerKind::Http(_) => serve_http(sock, peer, spec.clone(), proxy.clone()).await,
                 ListenerKind::Tcp(_) => serve_tcp(sock, peer, spec.clone(), proxy.clone()).await,
             }
-            proxy.metrics.downstream_cx_active.fetch_sub(1, Ordering::Relaxed);
+            proxy
+                .metrics
+                .downstream_cx_active
+                .fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -165,12 +178,22 @@ pub async fn connect(addr: &HostAddr, timeout: Duration) -> std::io::Result<TcpS
             let _ = s.set_nodelay(true);
             Ok(s)
         }
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timeout",
+        )),
     }
 }
 
-async fn serve_tcp(mut sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
-    let ListenerKind::Tcp(tcp) = &spec.kind else { return };
+async fn serve_tcp(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    spec: Arc<ListenerSpec>,
+    proxy: Arc<Proxy>,
+) {
+    let ListenerKind::Tcp(tcp) = &spec.kind else {
+        return;
+    };
     let total: u64 = tcp.targets.iter().map(|(_, w)| u64::from(*w)).sum();
     let mut r = fastrand::u64(0..total.max(1));
     let mut cluster_name = String::new();
@@ -195,7 +218,11 @@ async fn serve_tcp(mut sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec
         Ok(s) => s,
         Err(e) => {
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
-            cluster.shared.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .stats
+                .cx_connect_fail
+                .fetch_add(1, Ordering::Relaxed);
             cluster.record(&host, None);
             debug!(client.addr = %peer, upstream = %host.addr, error = %e, "upstream connect failed");
             return;
@@ -210,7 +237,11 @@ async fn serve_tcp(mut sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec
             source_workload_namespace: ns,
             destination_workload: unknown(),
             destination_workload_namespace: unknown(),
-            destination_service: cluster_name.split('|').nth(3).filter(|s| !s.is_empty()).map_or_else(unknown, str::to_owned),
+            destination_service: cluster_name
+                .split('|')
+                .nth(3)
+                .filter(|s| !s.is_empty())
+                .map_or_else(unknown, str::to_owned),
         },
         Direction::Inbound => TcpLabels {
             reporter: "destination".into(),
@@ -226,8 +257,16 @@ async fn serve_tcp(mut sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec
     let res = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
     host.active.fetch_sub(1, Ordering::Relaxed);
     if let Ok((from_client, to_client)) = res {
-        proxy.metrics.tcp_received.get_or_create(&labels).inc_by(from_client);
-        proxy.metrics.tcp_sent.get_or_create(&labels).inc_by(to_client);
+        proxy
+            .metrics
+            .tcp_received
+            .get_or_create(&labels)
+            .inc_by(from_client);
+        proxy
+            .metrics
+            .tcp_sent
+            .get_or_create(&labels)
+            .inc_by(to_client);
     }
     proxy.metrics.tcp_closed.get_or_create(&labels).inc();
     if conn_log_enabled(&proxy) {

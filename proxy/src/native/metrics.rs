@@ -98,14 +98,26 @@ impl Metrics {
             "Request durations",
             durations.clone(),
         );
-        registry.register("istio_tcp_sent_bytes", "Bytes sent to the downstream on TCP connections", tcp_sent.clone());
+        registry.register(
+            "istio_tcp_sent_bytes",
+            "Bytes sent to the downstream on TCP connections",
+            tcp_sent.clone(),
+        );
         registry.register(
             "istio_tcp_received_bytes",
             "Bytes received from the downstream on TCP connections",
             tcp_received.clone(),
         );
-        registry.register("istio_tcp_connections_opened", "TCP connections opened", tcp_opened.clone());
-        registry.register("istio_tcp_connections_closed", "TCP connections closed", tcp_closed.clone());
+        registry.register(
+            "istio_tcp_connections_opened",
+            "TCP connections opened",
+            tcp_opened.clone(),
+        );
+        registry.register(
+            "istio_tcp_connections_closed",
+            "TCP connections closed",
+            tcp_closed.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -166,9 +178,15 @@ mod tests {
         let text = m.prometheus();
         assert!(text.contains("istio_requests_total{"), "{text}");
         assert!(text.contains("response_code=\"200\""), "{text}");
-        assert!(text.contains("destination_workload=\"reviews-v1\""), "{text}");
+        assert!(
+            text.contains("destination_workload=\"reviews-v1\""),
+            "{text}"
+        );
         assert!(text.contains("} 2"), "{text}");
-        assert!(text.contains("istio_request_duration_milliseconds_bucket{"), "{text}");
+        assert!(
+            text.contains("istio_request_duration_milliseconds_bucket{"),
+            "{text}"
+        );
         assert_eq!(
             peer_from_node_id("sidecar~127.0.0.2~reviews-v1.shop~shop.svc.cluster.local"),
             Some(("reviews-v1".into(), "shop".into()))

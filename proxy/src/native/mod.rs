@@ -59,10 +59,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn log_level(&self) -> String {
-        self.log_level
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
+        self.log_level.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
@@ -77,7 +74,10 @@ pub struct NativeOptions {
 }
 
 /// Runs the proxy until `stop` completes or `POST /quitquitquit`.
-pub async fn run(opts: NativeOptions, stop: impl std::future::Future<Output = ()>) -> Result<(), NativeError> {
+pub async fn run(
+    opts: NativeOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), NativeError> {
     let id = &opts.identity;
     let admin_addr = id.admin_address();
     let health_addr = SocketAddr::new(id.ip, opts.health_port);

@@ -57,7 +57,12 @@ impl TryFrom<&PbRetry> for RetryPolicy {
             base_interval: Duration::from_millis(25),
             max_interval: Duration::from_millis(250),
         };
-        for cond in r.retry_on.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for cond in r
+            .retry_on
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             match cond {
                 "5xx" => p.on_5xx = true,
                 "gateway-error" => p.on_gateway_error = true,
@@ -68,16 +73,20 @@ impl TryFrom<&PbRetry> for RetryPolicy {
                 "retriable-status-codes" => p.on_retriable_status_codes = true,
                 // gRPC status conditions read the grpc-status of a response; HTTP/1
                 // services never send one, and gRPC is not routed specially here.
-                "cancelled" | "deadline-exceeded" | "internal" | "resource-exhausted"
-                | "unavailable" | "envoy-ratelimited" | "retriable-headers"
+                "cancelled"
+                | "deadline-exceeded"
+                | "internal"
+                | "resource-exhausted"
+                | "unavailable"
+                | "envoy-ratelimited"
+                | "retriable-headers"
                 | "http3-post-connect-failure" => {}
                 other => return Err(format!("unknown retry_on condition {other:?}")),
             }
         }
         for c in &r.retriable_status_codes {
-            p.status_codes.push(
-                u16::try_from(*c).map_err(|_| format!("bad retriable status code {c}"))?,
-            );
+            p.status_codes
+                .push(u16::try_from(*c).map_err(|_| format!("bad retriable status code {c}"))?);
         }
         if !r.retriable_headers.is_empty() || !r.retriable_request_headers.is_empty() {
             return Err("retriable headers are not supported".to_owned());
@@ -172,11 +181,13 @@ mod tests {
         assert!(!c.retries(TryOutcome::Reset));
         assert!(!c.retries(TryOutcome::Timeout));
 
-        assert!(RetryPolicy::try_from(&PbRetry {
-            retry_on: "sometimes".into(),
-            ..Default::default()
-        })
-        .is_err());
+        assert!(
+            RetryPolicy::try_from(&PbRetry {
+                retry_on: "sometimes".into(),
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

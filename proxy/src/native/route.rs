@@ -20,9 +20,9 @@ use envoy_types::pb::envoy::config::core::v3::{
     HeaderValueOption, RuntimeFractionalPercent, header_value_option,
 };
 use envoy_types::pb::envoy::config::route::v3 as pb;
+use envoy_types::pb::envoy::extensions::filters::common::fault::v3::fault_delay;
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as PbCors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{HttpFault, fault_abort};
-use envoy_types::pb::envoy::extensions::filters::common::fault::v3::fault_delay;
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent};
 use envoy_types::pb::google::protobuf::Any;
@@ -220,7 +220,10 @@ pub struct WeightedTarget {
 #[derive(Debug)]
 pub enum Target {
     Cluster(String),
-    Weighted { targets: Vec<WeightedTarget>, total: u64 },
+    Weighted {
+        targets: Vec<WeightedTarget>,
+        total: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -425,8 +428,7 @@ fn virtual_host(vh: &pb::VirtualHost) -> Result<VirtualHost, RouteError> {
     if vh.require_tls != 0 {
         return Err(err(n, "require_tls is not supported"));
     }
-    if vh.retry_policy.is_some() || vh.cors.is_some() || !vh.request_mirror_policies.is_empty()
-    {
+    if vh.retry_policy.is_some() || vh.cors.is_some() || !vh.request_mirror_policies.is_empty() {
         return Err(err(
             n,
             "virtual-host retry, CORS and mirror policies are not supported",
@@ -468,19 +470,30 @@ fn route(r: &pb::Route) -> Result<Route, RouteError> {
                 .ok_or_else(|| err(n, format!("bad direct response status {}", d.status)))?,
             body: match d.body.as_ref().and_then(|b| b.specifier.as_ref()) {
                 None => None,
-                Some(envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(s)) => {
-                    Some(Bytes::from(s.clone()))
-                }
-                Some(envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineBytes(b)) => {
-                    Some(Bytes::from(b.clone()))
-                }
+                Some(
+                    envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineString(
+                        s,
+                    ),
+                ) => Some(Bytes::from(s.clone())),
+                Some(
+                    envoy_types::pb::envoy::config::core::v3::data_source::Specifier::InlineBytes(
+                        b,
+                    ),
+                ) => Some(Bytes::from(b.clone())),
                 Some(_) => {
-                    return Err(err(n, "direct response bodies from files or env are not supported"));
+                    return Err(err(
+                        n,
+                        "direct response bodies from files or env are not supported",
+                    ));
                 }
             },
         },
-        Some(pb::route::Action::FilterAction(_)) | Some(pb::route::Action::NonForwardingAction(_)) => {
-            return Err(err(n, "filter and non-forwarding actions are not supported"));
+        Some(pb::route::Action::FilterAction(_))
+        | Some(pb::route::Action::NonForwardingAction(_)) => {
+            return Err(err(
+                n,
+                "filter and non-forwarding actions are not supported",
+            ));
         }
         None => return Err(err(n, "route without an action")),
     };
@@ -602,7 +615,9 @@ fn duration(d: &envoy_types::pb::google::protobuf::Duration) -> Duration {
 }
 
 /// A proto duration where zero means "none".
-pub fn optional_duration(d: Option<&envoy_types::pb::google::protobuf::Duration>) -> Option<Duration> {
+pub fn optional_duration(
+    d: Option<&envoy_types::pb::google::protobuf::Duration>,
+) -> Option<Duration> {
     d.map(duration).filter(|d| !d.is_zero())
 }
 
@@ -677,7 +692,9 @@ fn forward(a: &pb::RouteAction, n: &str) -> Result<Forward, RouteError> {
     for h in &a.hash_policy {
         use pb::route_action::hash_policy::PolicySpecifier as P;
         match &h.policy_specifier {
-            Some(P::Header(hd)) => hash.push(HashPolicy::Header(hd.header_name.to_ascii_lowercase())),
+            Some(P::Header(hd)) => {
+                hash.push(HashPolicy::Header(hd.header_name.to_ascii_lowercase()))
+            }
             Some(P::Cookie(c)) => hash.push(HashPolicy::Cookie(c.name.clone())),
             Some(P::ConnectionProperties(cp)) if cp.source_ip => hash.push(HashPolicy::SourceIp),
             Some(P::QueryParameter(q)) => hash.push(HashPolicy::Query(q.name.clone())),
@@ -695,10 +712,9 @@ fn forward(a: &pb::RouteAction, n: &str) -> Result<Forward, RouteError> {
             shadow_suffix: !m.disable_shadow_host_suffix_append,
         });
     }
-    let connect = a
-        .upgrade_configs
-        .iter()
-        .any(|u| u.upgrade_type.eq_ignore_ascii_case("CONNECT") && u.enabled.as_ref().is_none_or(|b| b.value));
+    let connect = a.upgrade_configs.iter().any(|u| {
+        u.upgrade_type.eq_ignore_ascii_case("CONNECT") && u.enabled.as_ref().is_none_or(|b| b.value)
+    });
     Ok(Forward {
         target,
         prefix_rewrite: (!a.prefix_rewrite.is_empty()).then(|| a.prefix_rewrite.clone()),
@@ -745,7 +761,9 @@ fn regex_substitution(s: &str) -> String {
 }
 
 fn redirect(r: &pb::RedirectAction, n: &str) -> Result<Redirect, RouteError> {
-    use pb::redirect_action::{PathRewriteSpecifier as P, RedirectResponseCode as R, SchemeRewriteSpecifier as S};
+    use pb::redirect_action::{
+        PathRewriteSpecifier as P, RedirectResponseCode as R, SchemeRewriteSpecifier as S,
+    };
     let scheme = match &r.scheme_rewrite_specifier {
         Some(S::HttpsRedirect(true)) => Some("https".to_owned()),
         Some(S::SchemeRedirect(s)) if !s.is_empty() => Some(s.to_ascii_lowercase()),
@@ -755,7 +773,10 @@ fn redirect(r: &pb::RedirectAction, n: &str) -> Result<Redirect, RouteError> {
         Some(P::PathRedirect(p)) => (Some(p.clone()), None),
         Some(P::PrefixRewrite(p)) => (None, Some(p.clone())),
         Some(P::RegexRewrite(_) | P::PathRewrite(_)) => {
-            return Err(err(n, "regex and policy rewrites in redirects are not supported"));
+            return Err(err(
+                n,
+                "regex and policy rewrites in redirects are not supported",
+            ));
         }
         None => (None, None),
     };
@@ -792,10 +813,9 @@ fn fault(any: &Any, n: &str) -> Result<Option<Fault>, RouteError> {
     }
     let delay = match &f.delay {
         Some(d) => match &d.fault_delay_secifier {
-            Some(fault_delay::FaultDelaySecifier::FixedDelay(t)) => Some((
-                duration(t),
-                d.percentage.as_ref().map_or(0, per_million),
-            )),
+            Some(fault_delay::FaultDelaySecifier::FixedDelay(t)) => {
+                Some((duration(t), d.percentage.as_ref().map_or(0, per_million)))
+            }
             Some(_) => return Err(err(n, "header-controlled fault delays are not supported")),
             None => None,
         },
@@ -904,10 +924,7 @@ impl RouteTable {
                 }
             }
         }
-        best_suffix
-            .or(best_prefix)
-            .map(|(_, vh)| vh)
-            .or(any)
+        best_suffix.or(best_prefix).map(|(_, vh)| vh).or(any)
     }
 }
 
@@ -1077,7 +1094,14 @@ impl Forward {
 
 impl Redirect {
     /// The `location` for a request: scheme, host, port and path replaced as configured.
-    pub fn location(&self, scheme: &str, authority: &str, path: &str, query: Option<&str>, matched: &PathMatch) -> String {
+    pub fn location(
+        &self,
+        scheme: &str,
+        authority: &str,
+        path: &str,
+        query: Option<&str>,
+        matched: &PathMatch,
+    ) -> String {
         let scheme = self.scheme.as_deref().unwrap_or(scheme);
         let mut host = match &self.host {
             Some(h) => h.clone(),
@@ -1100,7 +1124,9 @@ impl Redirect {
             }
         } else if let Some(pre) = &self.prefix {
             let rest = match matched {
-                PathMatch::Prefix(m) | PathMatch::SeparatedPrefix(m) => &path[m.len().min(path.len())..],
+                PathMatch::Prefix(m) | PathMatch::SeparatedPrefix(m) => {
+                    &path[m.len().min(path.len())..]
+                }
                 _ => "",
             };
             (format!("{pre}{rest}"), query.map(str::to_owned))
@@ -1178,7 +1204,9 @@ mod tests {
             name: cluster.into(),
             r#match: Some(m),
             action: Some(pb::route::Action::Route(pb::RouteAction {
-                cluster_specifier: Some(pb::route_action::ClusterSpecifier::Cluster(cluster.into())),
+                cluster_specifier: Some(pb::route_action::ClusterSpecifier::Cluster(
+                    cluster.into(),
+                )),
                 ..Default::default()
             })),
             ..Default::default()
@@ -1199,7 +1227,12 @@ mod tests {
         RouteTable::try_from(&rc).unwrap()
     }
 
-    fn pick<'a>(t: &'a RouteTable, method: &str, path: &str, headers: &hyper::HeaderMap) -> Option<&'a str> {
+    fn pick<'a>(
+        t: &'a RouteTable,
+        method: &str,
+        path: &str,
+        headers: &hyper::HeaderMap,
+    ) -> Option<&'a str> {
         let (p, q) = match path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
@@ -1219,17 +1252,25 @@ mod tests {
     fn paths_in_order() {
         let t = table(
             vec![
-                to("exact", pb::RouteMatch {
-                    path_specifier: Some(pb::route_match::PathSpecifier::Path("/exact".into())),
-                    ..Default::default()
-                }),
-                to("regex", pb::RouteMatch {
-                    path_specifier: Some(pb::route_match::PathSpecifier::SafeRegex(RegexMatcher {
-                        regex: "/r/[0-9]+".into(),
+                to(
+                    "exact",
+                    pb::RouteMatch {
+                        path_specifier: Some(pb::route_match::PathSpecifier::Path("/exact".into())),
                         ..Default::default()
-                    })),
-                    ..Default::default()
-                }),
+                    },
+                ),
+                to(
+                    "regex",
+                    pb::RouteMatch {
+                        path_specifier: Some(pb::route_match::PathSpecifier::SafeRegex(
+                            RegexMatcher {
+                                regex: "/r/[0-9]+".into(),
+                                ..Default::default()
+                            },
+                        )),
+                        ..Default::default()
+                    },
+                ),
                 to("api", prefix("/api")),
                 to("rest", prefix("/")),
             ],
@@ -1264,21 +1305,31 @@ mod tests {
         q.query_parameters.push(pb::QueryParameterMatcher {
             name: "version".into(),
             query_parameter_match_specifier: Some(
-                pb::query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(StringMatcher {
-                    match_pattern: Some(string_matcher::MatchPattern::Exact("v2".into())),
-                    ignore_case: false,
-                }),
+                pb::query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                    StringMatcher {
+                        match_pattern: Some(string_matcher::MatchPattern::Exact("v2".into())),
+                        ignore_case: false,
+                    },
+                ),
             ),
         });
         let mut absent = prefix("/");
         absent.headers.push(pb::HeaderMatcher {
             name: "x-skip".into(),
-            header_match_specifier: Some(pb::header_matcher::HeaderMatchSpecifier::PresentMatch(true)),
+            header_match_specifier: Some(pb::header_matcher::HeaderMatchSpecifier::PresentMatch(
+                true,
+            )),
             invert_match: true,
             ..Default::default()
         });
         let t = table(
-            vec![to("jason", with_header), to("post", post), to("v2", q), to("noskip", absent), to("rest", prefix("/"))],
+            vec![
+                to("jason", with_header),
+                to("post", post),
+                to("v2", q),
+                to("noskip", absent),
+                to("rest", prefix("/")),
+            ],
             &["*"],
         );
         let mut h = hyper::HeaderMap::new();
@@ -1297,7 +1348,10 @@ mod tests {
         let mut m = prefix("/API");
         m.case_sensitive = Some(BoolValue { value: false });
         let t = table(vec![to("api", m)], &["*"]);
-        assert_eq!(pick(&t, "GET", "/api/x", &hyper::HeaderMap::new()), Some("api"));
+        assert_eq!(
+            pick(&t, "GET", "/api/x", &hyper::HeaderMap::new()),
+            Some("api")
+        );
     }
 
     #[test]
@@ -1348,13 +1402,22 @@ mod tests {
             connect: false,
         };
         let m = PathMatch::Prefix("/api/v1/".into());
-        assert_eq!(f.rewrite_path("/api/v1/items", Some("page=2"), &m), "/v2/items?page=2");
+        assert_eq!(
+            f.rewrite_path("/api/v1/items", Some("page=2"), &m),
+            "/v2/items?page=2"
+        );
         let rf = Forward {
-            regex_rewrite: Some((Regex::new("^/service/([^/]+)(/.*)$").unwrap(), regex_substitution("\\2/instance/\\1"))),
+            regex_rewrite: Some((
+                Regex::new("^/service/([^/]+)(/.*)$").unwrap(),
+                regex_substitution("\\2/instance/\\1"),
+            )),
             prefix_rewrite: None,
             ..f
         };
-        assert_eq!(rf.rewrite_path("/service/foo/v1/api", None, &m), "/v1/api/instance/foo");
+        assert_eq!(
+            rf.rewrite_path("/service/foo/v1/api", None, &m),
+            "/v1/api/instance/foo"
+        );
 
         let r = Redirect {
             scheme: None,
@@ -1369,8 +1432,17 @@ mod tests {
             r.location("http", "reviews.shop:9080", "/moved/here", Some("a=1"), &m),
             "http://details.shop:9080/details?a=1"
         );
-        let r2 = Redirect { host: None, port: Some(8443), scheme: Some("https".into()), path: None, ..r };
-        assert_eq!(r2.location("http", "reviews.shop:9080", "/x", None, &m), "https://reviews.shop:8443/x");
+        let r2 = Redirect {
+            host: None,
+            port: Some(8443),
+            scheme: Some("https".into()),
+            path: None,
+            ..r
+        };
+        assert_eq!(
+            r2.location("http", "reviews.shop:9080", "/x", None, &m),
+            "https://reviews.shop:8443/x"
+        );
     }
 
     #[test]
@@ -1389,7 +1461,19 @@ mod tests {
         };
         let e = RouteTable::try_from(&rc).unwrap_err();
         assert!(e.reason.contains("gRPC"), "{e}");
-        assert_eq!(per_million(&FractionalPercent { numerator: 50, denominator: 0 }), 500_000);
-        assert_eq!(per_million(&FractionalPercent { numerator: 500_000, denominator: 2 }), 500_000);
+        assert_eq!(
+            per_million(&FractionalPercent {
+                numerator: 50,
+                denominator: 0
+            }),
+            500_000
+        );
+        assert_eq!(
+            per_million(&FractionalPercent {
+                numerator: 500_000,
+                denominator: 2
+            }),
+            500_000
+        );
     }
 }
