@@ -156,15 +156,14 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<
     // Finish the response: the peer's id is read and removed, Envoy's server header set.
     if let Some(v) = resp.headers_mut().remove(PEER_ID_HEADER)
         && let Ok(s) = v.to_str()
+        && listener.direction == Direction::Outbound
     {
-        if listener.direction == Direction::Outbound {
-            out.peer_id = Some(s.to_owned());
-        }
+        out.peer_id = Some(s.to_owned());
     }
-    if listener.direction == Direction::Inbound {
-        if let Ok(v) = HeaderValue::from_str(&conn.proxy.node_id) {
-            resp.headers_mut().insert(PEER_ID_HEADER, v);
-        }
+    if listener.direction == Direction::Inbound
+        && let Ok(v) = HeaderValue::from_str(&conn.proxy.node_id)
+    {
+        resp.headers_mut().insert(PEER_ID_HEADER, v);
     }
     resp.headers_mut()
         .insert(header::SERVER, HeaderValue::from_static("envoy"));

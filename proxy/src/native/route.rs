@@ -631,10 +631,11 @@ fn forward(a: &pb::RouteAction, n: &str) -> Result<Forward, RouteError> {
                 if !cw.cluster_header.is_empty() {
                     return Err(err(n, "weighted cluster headers are not supported"));
                 }
-                let host_rewrite = match &cw.host_rewrite_specifier {
-                    Some(pb::weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h)) => Some(h.clone()),
-                    None => None,
-                };
+                let host_rewrite = cw.host_rewrite_specifier.as_ref().map(
+                    |pb::weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h)| {
+                        h.clone()
+                    },
+                );
                 targets.push(WeightedTarget {
                     cluster: cw.name.clone(),
                     weight: cw.weight.as_ref().map_or(0, |w| w.value),
