@@ -1,8 +1,8 @@
 //! mesh-proxy: the meshctl sidecar proxy.
 //!
 //! Thin binary: flags, tracing, the library, an exit code. `bootstrap` prints the Envoy
-//! bootstrap for a workload; `run --engine envoy` runs Envoy under supervision;
-//! `run --engine native` runs mesh-proxy's own data plane.
+//! bootstrap for a workload; `run` (`--engine native`, the default) runs mesh-proxy's own
+//! data plane; `run --engine envoy` runs Envoy under supervision.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -56,8 +56,8 @@ struct Identity {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The data plane: Envoy (agent mode) or mesh-proxy's own.
-    #[arg(long, value_enum, default_value_t = Engine::Envoy)]
+    /// The data plane: mesh-proxy's own (native) or Envoy (agent mode).
+    #[arg(long, value_enum, default_value_t = Engine::Native)]
     engine: Engine,
     #[command(flatten)]
     identity: Identity,
