@@ -656,6 +656,7 @@ async fn forward(
     // The peer id header goes out from the outbound side only, and the app never sees one.
     headers.remove(PEER_ID_HEADER);
     if conn.listener.direction == Direction::Outbound
+        && cluster.spec.discovery != Discovery::ForwardProxy
         && let Ok(v) = HeaderValue::from_str(&conn.proxy.node_id)
     {
         headers.insert(PEER_ID_HEADER, v);
