@@ -22,6 +22,9 @@ _meshctl() {
             meshctl,completion)
                 cmd="meshctl__subcmd__completion"
                 ;;
+            meshctl,describe)
+                cmd="meshctl__subcmd__describe"
+                ;;
             meshctl,help)
                 cmd="meshctl__subcmd__help"
                 ;;
@@ -31,11 +34,41 @@ _meshctl() {
             meshctl,version)
                 cmd="meshctl__subcmd__version"
                 ;;
+            meshctl__subcmd__describe,help)
+                cmd="meshctl__subcmd__describe__subcmd__help"
+                ;;
+            meshctl__subcmd__describe,po)
+                cmd="meshctl__subcmd__describe__subcmd__pod"
+                ;;
+            meshctl__subcmd__describe,pod)
+                cmd="meshctl__subcmd__describe__subcmd__pod"
+                ;;
+            meshctl__subcmd__describe,service)
+                cmd="meshctl__subcmd__describe__subcmd__service"
+                ;;
+            meshctl__subcmd__describe,svc)
+                cmd="meshctl__subcmd__describe__subcmd__service"
+                ;;
+            meshctl__subcmd__describe,workload)
+                cmd="meshctl__subcmd__describe__subcmd__pod"
+                ;;
+            meshctl__subcmd__describe__subcmd__help,help)
+                cmd="meshctl__subcmd__describe__subcmd__help__subcmd__help"
+                ;;
+            meshctl__subcmd__describe__subcmd__help,pod)
+                cmd="meshctl__subcmd__describe__subcmd__help__subcmd__pod"
+                ;;
+            meshctl__subcmd__describe__subcmd__help,service)
+                cmd="meshctl__subcmd__describe__subcmd__help__subcmd__service"
+                ;;
             meshctl__subcmd__help,analyze)
                 cmd="meshctl__subcmd__help__subcmd__analyze"
                 ;;
             meshctl__subcmd__help,completion)
                 cmd="meshctl__subcmd__help__subcmd__completion"
+                ;;
+            meshctl__subcmd__help,describe)
+                cmd="meshctl__subcmd__help__subcmd__describe"
                 ;;
             meshctl__subcmd__help,help)
                 cmd="meshctl__subcmd__help__subcmd__help"
@@ -46,6 +79,12 @@ _meshctl() {
             meshctl__subcmd__help,version)
                 cmd="meshctl__subcmd__help__subcmd__version"
                 ;;
+            meshctl__subcmd__help__subcmd__describe,pod)
+                cmd="meshctl__subcmd__help__subcmd__describe__subcmd__pod"
+                ;;
+            meshctl__subcmd__help__subcmd__describe,service)
+                cmd="meshctl__subcmd__help__subcmd__describe__subcmd__service"
+                ;;
             *)
                 ;;
         esac
@@ -53,7 +92,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --help --version analyze validate completion version help"
+            opts="-h -V --help --version analyze validate describe completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -150,8 +189,162 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        meshctl__subcmd__describe)
+            opts="-h -V --help --version pod po workload service svc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help)
+            opts="pod service help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help__subcmd__pod)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help__subcmd__service)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__pod)
+            opts="-n -f -o -h -V --namespace --filename --controlplane --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__service)
+            opts="-n -f -o -h -V --namespace --filename --controlplane --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         meshctl__subcmd__help)
-            opts="analyze validate completion version help"
+            opts="analyze validate describe completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,6 +374,48 @@ _meshctl() {
         meshctl__subcmd__help__subcmd__completion)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__describe)
+            opts="pod service"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__describe__subcmd__pod)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__describe__subcmd__service)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -28,6 +28,7 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print hel
 complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -62,14 +63,63 @@ false\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l strict -d 'Treat warnings as failures (exit 79)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "po" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "workload" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "service" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "svc" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -s n -l namespace -d 'The namespace (default: whichever namespace has an object of that name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -s f -l filename -d 'Read the config from files or directories (`-` reads stdin) instead of meshd. Repeatable' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -l controlplane -d 'meshd\'s debug address, where the config is read from when no files are given' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -s o -l output -d 'Output format (default: text)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from pod" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -s n -l namespace -d 'The namespace (default: whichever namespace has an object of that name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -s f -l filename -d 'Read the config from files or directories (`-` reads stdin) instead of meshd. Repeatable' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -l controlplane -d 'meshd\'s debug address, where the config is read from when no files are given' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -s o -l output -d 'Output format (default: text)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from po" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -s n -l namespace -d 'The namespace (default: whichever namespace has an object of that name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -s f -l filename -d 'Read the config from files or directories (`-` reads stdin) instead of meshd. Repeatable' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -l controlplane -d 'meshd\'s debug address, where the config is read from when no files are given' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -s o -l output -d 'Output format (default: text)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from workload" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -s n -l namespace -d 'The namespace (default: whichever namespace has an object of that name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -s f -l filename -d 'Read the config from files or directories (`-` reads stdin) instead of meshd. Repeatable' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -l controlplane -d 'meshd\'s debug address, where the config is read from when no files are given' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -s o -l output -d 'Output format (default: text)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from service" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -s n -l namespace -d 'The namespace (default: whichever namespace has an object of that name)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -s f -l filename -d 'Read the config from files or directories (`-` reads stdin) instead of meshd. Repeatable' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -l controlplane -d 'meshd\'s debug address, where the config is read from when no files are given' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -s o -l output -d 'Output format (default: text)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from svc" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from help" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from help" -f -a "service" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate describe completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "service" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'

@@ -24,6 +24,10 @@ pub enum Command {
     /// Validate each object against Istio's schema and rules, with file:line and field path.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Show the config that applies to a workload or a service: services, routes, subsets,
+    /// gateways, mTLS mode, authorization policies, analyzer messages.
+    #[command(after_help = DESCRIBE_EXAMPLES)]
+    Describe(crate::describe::DescribeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
@@ -54,6 +58,12 @@ Examples:
 
   # From stdin
   kubectl get vs,dr,svc -A -o yaml | meshctl analyze -";
+
+const DESCRIBE_EXAMPLES: &str = "\
+Examples:
+  meshctl describe pod reviews-v1.bookinfo -f testdata/bookinfo/
+  meshctl describe service reviews -n bookinfo -f testdata/bookinfo/ -o yaml
+  meshctl describe workload client.shop      # from the running meshd (127.0.0.1:15014)";
 
 const VALIDATE_EXAMPLES: &str = "\
 Examples:

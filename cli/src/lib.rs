@@ -3,6 +3,8 @@
 
 pub mod analyze;
 pub mod args;
+pub mod describe;
+pub mod describe_model;
 pub mod output;
 pub mod validate;
 
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Analyze(a) => analyze::run(&a),
         Command::Validate(v) => validate::run(&v),
+        Command::Describe(d) => describe::run(&d),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

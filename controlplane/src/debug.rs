@@ -4,11 +4,15 @@
 //! - `/debug/syncz` (optionally `?proxyID=`): every ADS connection with, per type (`cds`,
 //!   `eds`, `lds`, `rds`), the version and nonce sent and acked, the last NACK and its
 //!   detail, and the times (see [`crate::status`]);
-//! - `/debug/config_dump?proxyID=ID[&full=true]`: the resources a proxy is served, by type
-//!   (names; with `full`, each resource's protobuf debug text too). `ID` is a node id or
-//!   `NAME.NAMESPACE`; a node id of a proxy that is not connected is generated on the fly;
+//! - `/debug/config_dump?proxyID=ID[&include_eds]`: the resources a proxy is served, in the
+//!   JSON shape of Envoy's `/config_dump` (see [`mesh_core::xds::json`]), each at the version
+//!   and time meshd sent it; endpoints only with `include_eds`, as Envoy. `ID` is a node id or
+//!   `NAME.NAMESPACE`; a node id of a proxy that is not connected is generated on the fly
+//!   (no versions);
 //! - `/debug/registryz`: the service registry;
 //! - `/debug/configz`: the objects served and those refused, with reasons;
+//! - `/debug/resourcesz`: every object loaded, as JSON, with its origin (`file:line`), for
+//!   `meshctl describe --controlplane`;
 //! - `/metrics`: Prometheus text; `/ready`: 200 once meshd serves, 503 otherwise.
 
 use std::convert::Infallible;
@@ -24,7 +28,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use mesh_core::xds::ProxyInfo;
+use mesh_core::xds::{ProxyInfo, json};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,7 +38,7 @@ use crate::metrics::Metrics;
 use crate::source::ConfigState;
 use crate::status::{SyncTable, rfc3339};
 use crate::translate::Translator;
-use crate::xds::{Encoded, XdsType, debug_text, encode_all};
+use crate::xds::{XdsType, encode_all};
 
 /// What the debug endpoints read.
 pub struct DebugState {
@@ -117,6 +121,19 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
                 }),
             )
         }
+        "/debug/resourcesz" => {
+            let config = state.config.borrow().clone();
+            let resources: Vec<Value> = config
+                .store
+                .all()
+                .iter()
+                .map(|r| json!({"origin": r.origin.to_string(), "object": r.json.as_ref()}))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"version": config.version, "resources": resources}),
+            )
+        }
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));
             r.headers_mut().insert(
@@ -136,7 +153,7 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /metrics, /ready\n",
+            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /debug/resourcesz, /metrics, /ready\n",
         ),
     }
 }
@@ -149,14 +166,14 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             &json!({"error": "proxyID is required", "connected": ids}),
         );
     };
-    let full = param(query, "full").is_some_and(|v| v == "true" || v == "1");
+    let include_eds = param(query, "include_eds").is_some_and(|v| v != "false" && v != "0");
     let connected = state
         .status
         .find(&id)
         .into_iter()
         .max_by_key(|s| s.connection_id);
-    let (config, version, sync) = match connected {
-        Some(s) => (s.config.clone(), s.config_version, Some(s.types)),
+    let (config, sync) = match connected {
+        Some(s) => (s.config.clone(), Some(s.types)),
         None => {
             let Ok(info) = ProxyInfo::from_node_id(&id) else {
                 return json_response(
@@ -166,11 +183,10 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             };
             let config = state.config.borrow().clone();
             let translator = state.translator.clone();
-            let version = config.version;
             match tokio::task::spawn_blocking(move || translator.generate(&config.snapshot, &info))
                 .await
             {
-                Ok(c) => (Arc::new(encode_all(&c)), version, None),
+                Ok(c) => (Arc::new(encode_all(&c)), None),
                 Err(e) => {
                     return json_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -180,32 +196,31 @@ async fn config_dump(state: &DebugState, query: &str) -> Response<Full<Bytes>> {
             }
         }
     };
-    let mut resources = serde_json::Map::new();
-    for t in XdsType::ALL {
-        resources.insert(t.short().to_owned(), dump_type(&config[t as usize], full));
-    }
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "proxy": id,
-            "connected": sync.is_some(),
-            "configVersion": version,
-            "sync": sync,
-            "resources": resources,
-        }),
-    )
-}
-
-fn dump_type(resources: &Encoded, full: bool) -> Value {
-    if full {
-        Value::Array(
-            resources
-                .iter()
-                .map(|(name, any)| json!({"name": name, "debug": debug_text(any)}))
-                .collect(),
-        )
-    } else {
-        json!(resources.keys().collect::<Vec<_>>())
+    // What was sent, at the version and time it was sent (nothing for a proxy generated on
+    // the fly).
+    let section = |t: XdsType| json::Section {
+        update: sync
+            .as_ref()
+            .and_then(|types| types.get(t.short()))
+            .map(|st| json::Update {
+                version_info: st.version_sent.clone().unwrap_or_default(),
+                last_updated: st.sent_time.as_deref().and_then(json::parse_timestamp),
+            })
+            .unwrap_or_default(),
+        resources: config[t as usize].values().map(|a| &**a).collect(),
+    };
+    let sections = json::Sections {
+        clusters: section(XdsType::Cluster),
+        listeners: section(XdsType::Listener),
+        routes: section(XdsType::Route),
+        endpoints: include_eds.then(|| section(XdsType::Endpoint)),
+    };
+    match json::config_dump_encoded(&sections) {
+        Ok(dump) => json_response(StatusCode::OK, &dump),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("cannot print the config dump: {e}")}),
+        ),
     }
 }
 

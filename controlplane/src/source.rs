@@ -51,6 +51,9 @@ pub struct ConfigState {
     pub snapshot: Snapshot,
     pub served: Vec<ServedObject>,
     pub rejected: Vec<RejectedObject>,
+    /// Every object loaded, as read (for `/debug/resourcesz`: `meshctl describe` rebuilds
+    /// its view of the mesh from them).
+    pub store: Arc<Store>,
     /// When the build finished (push latency is measured from here).
     pub built_at: Instant,
     pub built_time: SystemTime,
@@ -124,6 +127,7 @@ pub fn build(
         snapshot,
         served,
         rejected,
+        store: Arc::new(store),
         built_at: Instant::now(),
         built_time: SystemTime::now(),
     })

@@ -246,48 +246,111 @@ async fn ads_state_of_the_world() {
     c.nothing_for(Duration::from_millis(300)).await;
     c.ack(&eds3, &[CATALOG, ORDERS]).await;
 
-    // The debug API.
+    // The debug API: the config dump in Envoy's shape, at the versions sent.
     let dump = get_json(
         meshd.debug,
         &format!("/debug/config_dump?proxyID={}", NODE_ID.replace('~', "%7E")),
     )
     .await;
-    assert_eq!(dump["connected"], true);
-    assert_eq!(dump["configVersion"], 3);
+    let section = |dump: &serde_json::Value, kind: &str| {
+        dump["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["@type"] == format!("type.googleapis.com/envoy.admin.v3.{kind}"))
+            .cloned()
+    };
+    let names = |list: &serde_json::Value, pointer: &str| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item.pointer(pointer).unwrap().as_str().unwrap().to_owned())
+            .collect()
+    };
+    let clusters = section(&dump, "ClustersConfigDump").unwrap();
+    // Clusters were last sent at version 2 (version 3 changed endpoints only).
+    assert_eq!(clusters["version_info"], cds2.version_info.as_str());
     assert_eq!(
-        dump["resources"]["cds"],
-        serde_json::json!([CATALOG, ORDERS])
+        names(&clusters["dynamic_active_clusters"], "/cluster/name"),
+        [CATALOG, ORDERS]
     );
-    assert_eq!(
-        dump["resources"]["lds"],
-        serde_json::json!(["0.0.0.0_7070"])
-    );
-    assert_eq!(dump["resources"]["rds"], serde_json::json!(["7070"]));
-    let full = get_json(
-        meshd.debug,
-        "/debug/config_dump?proxyID=web.default&full=true",
-    )
-    .await;
+    let catalog = &clusters["dynamic_active_clusters"][0];
+    assert_eq!(catalog["cluster"]["@type"], type_url::CLUSTER);
     assert!(
-        full["resources"]["cds"][0]["debug"]
+        catalog["cluster"]["connect_timeout"]
             .as_str()
             .unwrap()
-            .contains("connect_timeout")
+            .ends_with('s')
+    );
+    assert!(catalog["last_updated"].as_str().unwrap().ends_with('Z'));
+    let listeners = section(&dump, "ListenersConfigDump").unwrap();
+    assert_eq!(
+        names(&listeners["dynamic_listeners"], "/name"),
+        ["0.0.0.0_7070"]
+    );
+    let routes = section(&dump, "RoutesConfigDump").unwrap();
+    assert_eq!(
+        names(&routes["dynamic_route_configs"], "/route_config/name"),
+        ["7070"]
+    );
+    // Endpoints only when asked for, as Envoy.
+    assert!(section(&dump, "EndpointsConfigDump").is_none());
+    let with_eds = get_json(
+        meshd.debug,
+        "/debug/config_dump?proxyID=web.default&include_eds",
+    )
+    .await;
+    let endpoints = section(&with_eds, "EndpointsConfigDump").unwrap();
+    assert_eq!(
+        endpoints["dynamic_endpoint_configs"][0]["version_info"],
+        "3"
+    );
+    assert_eq!(
+        names(
+            &endpoints["dynamic_endpoint_configs"],
+            "/endpoint_config/cluster_name"
+        ),
+        [CATALOG, ORDERS]
     );
     let offline = get_json(
         meshd.debug,
         "/debug/config_dump?proxyID=sidecar~127.0.0.9~other.default~default.svc.cluster.local",
     )
     .await;
-    assert_eq!(offline["connected"], false);
+    let clusters = section(&offline, "ClustersConfigDump").unwrap();
     assert_eq!(
-        offline["resources"]["cds"],
-        serde_json::json!([CATALOG, ORDERS])
+        names(&clusters["dynamic_active_clusters"], "/cluster/name"),
+        [CATALOG, ORDERS]
     );
+    // Generated on the fly: never sent, so no version.
+    assert!(clusters.get("version_info").is_none());
     let (status, _) = http_get(meshd.debug, "/debug/config_dump").await;
     assert_eq!(status, 400);
     let (status, _) = http_get(meshd.debug, "/debug/config_dump?proxyID=nobody").await;
     assert_eq!(status, 404);
+    // Every loaded object, with its origin, for `meshctl describe --controlplane`.
+    let loaded = get_json(meshd.debug, "/debug/resourcesz").await;
+    assert_eq!(loaded["version"], 3);
+    let orders = loaded["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["object"]["metadata"]["name"] == "orders")
+        .unwrap();
+    assert_eq!(orders["object"]["kind"], "ServiceEntry");
+    assert!(
+        orders["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("orders.yaml:1")
+    );
+    assert_eq!(
+        orders["object"]["spec"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let registry = get_json(meshd.debug, "/debug/registryz").await;
     let hosts: Vec<&str> = registry["services"]
         .as_array()

@@ -109,6 +109,15 @@ async fn wait_syncz(what: &str, limit: Duration, ok: impl Fn(&[syncz::ProxySync]
     }
 }
 
+async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let req = HttpRequest::get(&format!("http://{addr}{path}"));
+    let r = client::send(&req, Via::Direct(addr), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{addr}{path}: {}", r.body_text());
+    serde_json::from_slice(&r.body).unwrap()
+}
+
 fn synced(p: &[syncz::ProxySync]) -> bool {
     syncz::state(p, &[CLIENT_ID.to_owned(), REVIEWS_ID.to_owned()]).all_synced()
 }
@@ -172,6 +181,24 @@ async fn native_proxy_acks_nacks_and_keeps_the_last_good_config() {
     .await
     .unwrap();
     assert_eq!(reviews_answers().await, Ok(200));
+
+    // The proxy's /config_dump is Envoy's JSON of exactly what meshd sent it.
+    let admin: SocketAddr = format!("{CLIENT_IP}:15000").parse().unwrap();
+    let debug: SocketAddr = format!("{MESHD_IP}:15014").parse().unwrap();
+    let applied = get_json(admin, "/config_dump?include_eds").await;
+    let sent = get_json(
+        debug,
+        &format!("/debug/config_dump?proxyID={CLIENT_ID}&include_eds"),
+    )
+    .await;
+    let applied = mesh_core::xds::json::comparable(&applied);
+    assert!(
+        applied
+            .to_string()
+            .contains("outbound|9080||reviews.shop.svc.cluster.local"),
+        "{applied}"
+    );
+    assert_eq!(applied, mesh_core::xds::json::comparable(&sent));
 
     // An update the engine cannot honour is NACKed with the reason; the last good config
     // keeps serving.

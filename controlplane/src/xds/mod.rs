@@ -11,11 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -25,7 +21,6 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use envoy_types::pb::google::protobuf::value::Kind;
 use envoy_types::pb::google::protobuf::{Any, Struct, Value};
 use mesh_core::xds::{ProxyConfig, ProxyInfo, type_url};
-use prost::Message;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -208,23 +203,6 @@ fn any_digest(any: &Any) -> u64 {
         mix(u64::from_le_bytes(w));
     }
     h
-}
-
-/// An encoded resource as protobuf debug text (for `/debug/config_dump?full=true`).
-pub fn debug_text(any: &Any) -> String {
-    fn text<M: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> String {
-        match M::decode(bytes) {
-            Ok(m) => format!("{m:#?}"),
-            Err(e) => format!("(cannot decode: {e})"),
-        }
-    }
-    match XdsType::from_type_url(&any.type_url) {
-        Some(XdsType::Cluster) => text::<Cluster>(&any.value),
-        Some(XdsType::Endpoint) => text::<ClusterLoadAssignment>(&any.value),
-        Some(XdsType::Listener) => text::<Listener>(&any.value),
-        Some(XdsType::Route) => text::<RouteConfiguration>(&any.value),
-        None => format!("({} bytes of {})", any.value.len(), any.type_url),
-    }
 }
 
 /// Who a proxy is: its node id, refined by the node metadata (`NAMESPACE`, `LABELS`,

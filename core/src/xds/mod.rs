@@ -65,6 +65,7 @@
 
 mod cluster;
 mod gateway;
+pub mod json;
 mod listener;
 mod proto;
 pub mod registry;

@@ -2,10 +2,9 @@
 //! `/quitquitquit`, `/stats`, `/stats/prometheus`, `/clusters`, `/listeners`, `/logging`,
 //! `/config_dump`), and the health endpoint on `IP:15021` (`/healthz/ready`).
 //!
-//! `/config_dump` has Envoy's shape (a `configs` array of `ClustersConfigDump`,
-//! `ListenersConfigDump`, `RoutesConfigDump` and `EndpointsConfigDump`, `@type` on each),
-//! with versions and resource names; the resources' full JSON needs protobuf-to-JSON
-//! rendering, which mesh-core does not have yet.
+//! `/config_dump` is Envoy's JSON (mesh-core's `xds::json`): the applied clusters,
+//! listeners and route configurations with their versions and update times, and with
+//! `?include_eds` the endpoints.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -262,59 +261,28 @@ pub fn stats_text(p: &Proxy) -> String {
     out
 }
 
-/// `/config_dump` in Envoy's shape, with versions and names.
-pub fn config_dump(c: &Config) -> Value {
-    let t = "type.googleapis.com/envoy.admin.v3.";
-    let cluster_url = mesh_core::xds::type_url::CLUSTER;
-    let clusters: Vec<Value> = c
-        .raw_clusters
-        .iter()
-        .map(|cl| json!({"version_info": c.versions.clusters, "cluster": {"@type": cluster_url, "name": cl.name}}))
-        .collect();
-    let listeners: Vec<Value> = c
-        .raw_listeners
-        .iter()
-        .map(|l| {
-            let addr = c.listeners.get(&l.name).map(|s| s.addr);
-            json!({
-                "name": l.name,
-                "active_state": {
-                    "version_info": c.versions.listeners,
-                    "listener": {
-                        "@type": mesh_core::xds::type_url::LISTENER,
-                        "name": l.name,
-                        "address": addr.map(|a| json!({"socket_address": {"address": a.ip().to_string(), "port_value": a.port()}})),
-                    },
-                },
-            })
-        })
-        .collect();
-    let routes: Vec<Value> = c
-        .raw_routes
-        .values()
-        .map(|r| {
-            let vhosts: Vec<Value> = r
-                .virtual_hosts
-                .iter()
-                .map(|v| json!({"name": v.name, "domains": v.domains}))
-                .collect();
-            json!({"version_info": c.versions.routes, "route_config": {"@type": mesh_core::xds::type_url::ROUTE, "name": r.name, "virtual_hosts": vhosts}})
-        })
-        .collect();
-    let endpoints: Vec<Value> = c
-        .endpoints
-        .iter()
-        .map(|(name, hosts)| {
-            let lb: Vec<Value> = hosts.iter().map(|h| json!({"endpoint": {"address": socket_json(h)}})).collect();
-            json!({"version_info": c.versions.endpoints, "endpoint_config": {"@type": mesh_core::xds::type_url::ENDPOINT, "cluster_name": name, "endpoints": [{"lb_endpoints": lb}]}})
-        })
-        .collect();
-    json!({"configs": [
-        {"@type": format!("{t}ClustersConfigDump"), "version_info": c.versions.clusters, "dynamic_active_clusters": clusters},
-        {"@type": format!("{t}ListenersConfigDump"), "version_info": c.versions.listeners, "dynamic_listeners": listeners},
-        {"@type": format!("{t}RoutesConfigDump"), "dynamic_route_configs": routes},
-        {"@type": format!("{t}EndpointsConfigDump"), "dynamic_endpoint_configs": endpoints},
-    ]})
+/// `/config_dump` in Envoy's shape (`mesh_core::xds::json`): the dynamic clusters,
+/// listeners and route configurations as applied, and with `include_eds` the endpoints.
+pub fn config_dump(c: &Config, include_eds: bool) -> Result<Value, String> {
+    use mesh_core::xds::json::{self, DumpVersions, Update};
+    let up = |v: &str, at: Option<SystemTime>| Update {
+        version_info: v.to_owned(),
+        last_updated: at,
+    };
+    let versions = DumpVersions {
+        clusters: up(&c.versions.clusters, c.versions.clusters_at),
+        listeners: up(&c.versions.listeners, c.versions.listeners_at),
+        routes: up(&c.versions.routes, c.versions.routes_at),
+        endpoints: up(&c.versions.endpoints, c.versions.endpoints_at),
+    };
+    let mut dump = json::config_dump(&c.proxy_config(), &versions).map_err(|e| e.to_string())?;
+    if !include_eds && let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
+        configs.retain(|v| {
+            v.get("@type").and_then(Value::as_str)
+                != Some("type.googleapis.com/envoy.admin.v3.EndpointsConfigDump")
+        });
+    }
+    Ok(dump)
 }
 
 fn listeners_out(c: &Config, json_format: bool) -> Response<Full<Bytes>> {
@@ -385,7 +353,13 @@ async fn admin(req: Request<Incoming>, p: Arc<Proxy>) -> Result<Response<Full<By
             }
         }
         (_, "/listeners") => listeners_out(&c, json_format),
-        (_, "/config_dump") => json_resp(&config_dump(&c)),
+        (_, "/config_dump") => {
+            let eds = query.split('&').any(|kv| kv == "include_eds" || kv.starts_with("include_eds="));
+            match config_dump(&c, eds) {
+                Ok(v) => json_resp(&v),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
         (_, "/logging") => {
             let level = query
                 .split('&')

@@ -271,13 +271,17 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
     Ok(spec)
 }
 
-/// Versions and nonces per type, as last applied.
+/// Versions per type, as last applied, and when.
 #[derive(Clone, Debug, Default)]
 pub struct Versions {
     pub clusters: String,
     pub endpoints: String,
     pub listeners: String,
     pub routes: String,
+    pub clusters_at: Option<std::time::SystemTime>,
+    pub endpoints_at: Option<std::time::SystemTime>,
+    pub listeners_at: Option<std::time::SystemTime>,
+    pub routes_at: Option<std::time::SystemTime>,
 }
 
 /// One generation of the proxy's configuration.
@@ -322,6 +326,20 @@ impl Config {
             .values()
             .filter_map(|c| c.spec.eds_name.clone())
             .collect()
+    }
+
+    /// What is applied, as the xDS messages it came from (sorted by name).
+    pub fn proxy_config(&self) -> mesh_core::xds::ProxyConfig {
+        let mut listeners = self.raw_listeners.clone();
+        listeners.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut clusters = self.raw_clusters.clone();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        mesh_core::xds::ProxyConfig {
+            listeners,
+            routes: self.raw_routes.values().cloned().collect(),
+            clusters,
+            endpoints: self.raw_endpoints.values().cloned().collect(),
+        }
     }
 
     /// The route configuration names the listeners need.
@@ -403,6 +421,7 @@ impl Config {
         next.raw_endpoints.retain(|k, _| needed.contains(k));
         next.raw_clusters = clusters;
         next.versions.clusters = version.to_owned();
+        next.versions.clusters_at = Some(std::time::SystemTime::now());
         next.cds_applied = true;
         Ok(next)
     }
@@ -438,6 +457,7 @@ impl Config {
             next.clusters.insert(c.spec.name.clone(), c);
         }
         next.versions.endpoints = version.to_owned();
+        next.versions.endpoints_at = Some(std::time::SystemTime::now());
         Ok(next)
     }
 
@@ -471,6 +491,7 @@ impl Config {
         next.raw_routes.retain(|k, _| needed.contains(k));
         next.raw_listeners = listeners;
         next.versions.listeners = version.to_owned();
+        next.versions.listeners_at = Some(std::time::SystemTime::now());
         next.lds_applied = true;
         Ok(next)
     }
@@ -489,6 +510,7 @@ impl Config {
             next.raw_routes.insert(rc.name.clone(), rc);
         }
         next.versions.routes = version.to_owned();
+        next.versions.routes_at = Some(std::time::SystemTime::now());
         Ok(next)
     }
 }
