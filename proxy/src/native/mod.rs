@@ -58,6 +58,29 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy around a config store, for running listeners without the ADS client (tests,
+    /// embedding). The receiver sees `POST /quitquitquit`.
+    pub fn new(
+        store: Arc<config::Store>,
+        node_id: String,
+        workload: (String, String),
+        access_log: bool,
+    ) -> (Arc<Proxy>, watch::Receiver<bool>) {
+        let (shutdown, rx) = watch::channel(false);
+        let proxy = Arc::new(Proxy {
+            store,
+            metrics: metrics::Metrics::new(),
+            ads: Arc::new(ads::AdsStatus::default()),
+            node_id,
+            workload,
+            access_log,
+            shutdown,
+            set_log_level: Box::new(|_| Err("log levels are fixed here".to_owned())),
+            log_level: std::sync::Mutex::new("info".to_owned()),
+        });
+        (proxy, rx)
+    }
+
     pub fn log_level(&self) -> String {
         self.log_level.lock().map(|l| l.clone()).unwrap_or_default()
     }
