@@ -2,7 +2,8 @@
 //! envoy-types messages the way meshd writes them, a raw upstream that misbehaves on
 //! request, and clients that do too. Each case checks Envoy's answer: route timeouts (504),
 //! resets retried then 503, refused connections (503), circuit-breaker overflow (503 with
-//! `x-envoy-overloaded`), oversized headers (431), TCP proxying, CONNECT tunnels, and that a
+//! `x-envoy-overloaded`), oversized headers (431), TCP proxying, CONNECT tunnels, websocket
+//! upgrades, and that a
 //! request in flight finishes on its config while a new one is swapped in.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -195,7 +196,8 @@ fn tcp_listener(name: &str, at: SocketAddr, cluster: &str) -> Listener {
 }
 
 /// A raw HTTP/1.1 upstream: `/hang` answers after 3 s, `/reset` closes without answering,
-/// anything else answers 200 `ok`. Counts requests by path.
+/// `/ws` with `Upgrade: websocket` switches protocols and echoes, anything else answers 200
+/// `ok`. Counts resets.
 async fn upstream(l: TcpListener, resets: Arc<AtomicU32>) {
     loop {
         let Ok((mut s, _)) = l.accept().await else {
@@ -215,6 +217,14 @@ async fn upstream(l: TcpListener, resets: Arc<AtomicU32>) {
             let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
             if path.starts_with("/reset") {
                 resets.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if path.starts_with("/ws") && head.to_ascii_lowercase().contains("upgrade: websocket") {
+                let _ = s
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+                    .await;
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
                 return;
             }
             if path.contains("hang") {
@@ -427,6 +437,32 @@ async fn tcp_proxy_and_connect_tunnels_splice_bytes() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf, b"tunnel");
+
+    // A websocket upgrade is passed on and spliced after 101.
+    let mut w = TcpStream::connect(s.http).await.unwrap();
+    w.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        tokio::time::timeout(Duration::from_secs(5), w.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    w.write_all(b"frame").await.unwrap();
+    let mut buf = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(5), w.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"frame");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,8 @@
 //! `http_connection_manager` or `tcp_proxy`, HTTP filters other than router, fault, CORS
 //! and the dynamic forward proxy (unless marked optional), scoped routes, HTTP/3. Ignored:
 //! access-log, tracing and stats settings, codec tuning, path normalization flags,
-//! `use_remote_address`, websocket upgrade configs (upgrades other than CONNECT are
-//! forwarded as plain requests).
+//! `use_remote_address`, upgrade configs (HTTP/1.1 upgrades such as websocket are always
+//! passed through, CONNECT where a route allows it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;

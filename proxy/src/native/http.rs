@@ -3,7 +3,8 @@
 //! header mutations, rewrites, request id, mirrors, circuit breakers, host choice by load
 //! balancer or hash, retries with per-try and route timeouts, outlier accounting), then the
 //! response (header mutations, `x-envoy-upstream-service-time`, `server: envoy`), the access
-//! log line and the metrics. `CONNECT` routes tunnel to the chosen upstream.
+//! log line and the metrics. `CONNECT` routes tunnel to the chosen upstream; HTTP/1.1
+//! upgrades (websocket) go to one host on their own connection and are spliced after `101`.
 //!
 //! Envoy's answers are kept: no route 404 (flag NR), unknown cluster 503 (NC), no healthy
 //! host 503 `no healthy upstream` (UH), connection failure 503 (UF), reset 503 (UR/UC),
@@ -586,7 +587,7 @@ fn upstream_request(
 
 #[allow(clippy::too_many_arguments)]
 async fn forward(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     config: &Arc<Config>,
     conn: &Conn,
     table: &route::RouteTable,
@@ -606,6 +607,8 @@ async fn forward(
         out.flags.push("NC");
         return finish_local(local(503, ""), table, vh, route);
     };
+    let upgrade = upgrade_protocol(req.headers());
+    let on_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -663,6 +666,29 @@ async fn forward(
     }
     let path_q = fwd.rewrite_path(path, query, &route.matcher.path);
     let hash = request_hash(&fwd.hash, &headers, query, conn.peer);
+
+    if let (Some(proto), Some(on_down)) = (upgrade, on_upgrade) {
+        if cluster.overflows() {
+            out.flags.push("UO");
+            let mut r = local(
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            );
+            r.headers_mut()
+                .insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+            return finish_local(r, table, vh, route);
+        }
+        let up = Upgrade {
+            cluster: &cluster,
+            hash,
+            method: &parts.method,
+            path_q: &path_q,
+            authority: &new_authority,
+            proto,
+        };
+        let r = upgrade_tunnel(up, headers, on_down, out).await;
+        return finish_local(r, table, vh, route);
+    }
 
     // Mirrors: fire and forget.
     for m in &fwd.mirrors {
@@ -934,6 +960,113 @@ async fn tries(
             }
         };
     }
+}
+
+/// The protocol an HTTP/1.1 upgrade request asks for (`websocket`; not `h2c`).
+fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let proto = h.get(header::UPGRADE)?;
+    (asks && !proto.as_bytes().eq_ignore_ascii_case(b"h2c")).then(|| proto.clone())
+}
+
+/// What an upgraded request goes upstream with.
+struct Upgrade<'a> {
+    cluster: &'a Cluster,
+    hash: Option<u64>,
+    method: &'a Method,
+    path_q: &'a str,
+    authority: &'a str,
+    proto: HeaderValue,
+}
+
+/// An upgrade (websocket): the request goes to one host on its own connection; a `101`
+/// answer splices the two connections, any other answer is passed back.
+async fn upgrade_tunnel(
+    up: Upgrade<'_>,
+    mut headers: HeaderMap,
+    on_down: hyper::upgrade::OnUpgrade,
+    out: &mut Outcome,
+) -> Response<Body> {
+    let cluster = up.cluster;
+    let addr = if cluster.spec.discovery == Discovery::ForwardProxy {
+        forward_proxy_addr(up.authority)
+    } else {
+        cluster
+            .choose(up.hash, &[])
+            .map(|i| cluster.hosts[i].addr.clone())
+    };
+    let Some(addr) = addr else {
+        out.flags.push("UH");
+        return local(503, "no healthy upstream");
+    };
+    out.upstream_host = addr.to_string();
+    let start = Instant::now();
+    let stream = match super::listener::connect(&addr, cluster.spec.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.flags.push("UF");
+            cluster
+                .shared
+                .stats
+                .cx_connect_fail
+                .fetch_add(1, Ordering::Relaxed);
+            return local(
+                503,
+                &format!(
+                    "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: {e}"
+                ),
+            );
+        }
+    };
+    let reset = |out: &mut Outcome| {
+        out.flags.push("UC");
+        local(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        )
+    };
+    let Ok((mut sender, connection)) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+    else {
+        return reset(out);
+    };
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, up.proto);
+    let mut req = Request::new(http_body_util::Empty::<Bytes>::new());
+    *req.method_mut() = up.method.clone();
+    match up.path_q.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return local(400, "Bad Request"),
+    }
+    *req.headers_mut() = headers;
+    let mut resp = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(_) => return reset(out),
+    };
+    out.upstream_time = Some(start.elapsed());
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (mut p, b) = resp.into_parts();
+        strip_hop_by_hop(&mut p.headers);
+        return Response::from_parts(p, b.boxed());
+    }
+    let on_up = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        if let (Ok(d), Ok(u)) = tokio::join!(on_down, on_up) {
+            let mut d = hyper_util::rt::TokioIo::new(d);
+            let mut u = hyper_util::rt::TokioIo::new(u);
+            let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+        }
+    });
+    let (p, _) = resp.into_parts();
+    Response::from_parts(p, full(Bytes::new()))
 }
 
 /// A `CONNECT` tunnel: connect to the route's upstream, answer 200, then splice.
