@@ -4,7 +4,8 @@
 //! resets retried then 503, refused connections (503), circuit-breaker overflow (503 with
 //! `x-envoy-overloaded`), oversized headers (431), TCP proxying, CONNECT tunnels, websocket
 //! upgrades, and that a
-//! request in flight finishes on its config while a new one is swapped in.
+//! request in flight finishes on its config while a new one is swapped in; HTTP/2 upstreams
+//! get the request's `:authority`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -30,6 +31,9 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions, http_protocol_options,
+};
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration, UInt32Value};
 use mesh_proxy::native::Proxy;
 use mesh_proxy::native::ads::ListenerSink;
@@ -237,6 +241,35 @@ async fn upstream(l: TcpListener, resets: Arc<AtomicU32>) {
     }
 }
 
+/// An h2c upstream answering with the `:authority` it was sent and its protocol.
+async fn h2_upstream(l: TcpListener) {
+    loop {
+        let Ok((sock, _)) = l.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body = format!(
+                        "{:?} {}",
+                        req.version(),
+                        req.uri()
+                            .authority()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default()
+                    );
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(body)),
+                    ))
+                },
+            );
+            let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .await;
+        });
+    }
+}
+
 /// A TCP echo server.
 async fn echo(l: TcpListener) {
     loop {
@@ -284,6 +317,27 @@ async fn setup() -> Setup {
     let echo_addr = echo_l.local_addr().unwrap();
     tokio::spawn(echo(echo_l));
     let dead = free_addr();
+    let h2_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let h2_addr = h2_l.local_addr().unwrap();
+    tokio::spawn(h2_upstream(h2_l));
+    let mut h2_cluster = static_cluster("h2", h2_addr, None);
+    h2_cluster.typed_extension_protocol_options.insert(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(),
+        any(&HttpProtocolOptions {
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(
+                            http_protocol_options::explicit_http_config::ProtocolConfig::Http2ProtocolOptions(
+                                Default::default(),
+                            ),
+                        ),
+                    },
+                ),
+            ),
+            ..Default::default()
+        }),
+    );
 
     let (http, tcp) = (free_addr(), free_addr());
     let config = Config::default()
@@ -293,6 +347,7 @@ async fn setup() -> Setup {
                 static_cluster("limited", up, Some(1)),
                 static_cluster("dead", dead, None),
                 static_cluster("echo", echo_addr, None),
+                h2_cluster,
             ],
             "1",
         )
@@ -317,6 +372,7 @@ async fn setup() -> Setup {
                         route_to("/reset", "up", 0, Some("reset")),
                         route_to("/refused", "dead", 0, None),
                         route_to("/limited", "limited", 0, None),
+                        route_to("/h2", "h2", 0, None),
                         route_to("/", "up", 0, None),
                     ],
                     ..Default::default()
@@ -354,6 +410,17 @@ async fn envoy_answers_for_bad_upstreams_and_clients() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains("server: envoy"), "{ok}");
     assert!(ok.contains("x-envoy-upstream-service-time"), "{ok}");
+
+    // An HTTP/2 upstream gets the request's authority, not the host's address.
+    for _ in 0..2 {
+        let h2 = exchange(
+            s.http,
+            b"GET /h2 HTTP/1.1\r\nHost: reviews.shop:9080\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(h2.starts_with("HTTP/1.1 200"), "{h2}");
+        assert!(h2.ends_with("HTTP/2.0 reviews.shop:9080"), "{h2}");
+    }
 
     // A hanging upstream: the route timeout answers 504.
     let start = Instant::now();

@@ -415,7 +415,9 @@ pub struct ClusterStats {
 /// State of a cluster that outlives config generations.
 pub struct ClusterShared {
     pub h1: Client<HttpConnector, Full<Bytes>>,
-    pub h2: Client<HttpConnector, Full<Bytes>>,
+    /// HTTP/2 connections, one per host, multiplexed (kept here rather than in a pooled
+    /// client so that `:authority` can be the request's, not the host address).
+    h2: std::sync::Mutex<HashMap<HostAddr, hyper::client::conn::http2::SendRequest<Full<Bytes>>>>,
     pub rr: AtomicUsize,
     pub active_rq: AtomicU64,
     pub active_retries: AtomicU64,
@@ -438,11 +440,8 @@ impl ClusterShared {
         conn.set_nodelay(true);
         let h1 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(conn.clone());
-        let h2 = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .pool_idle_timeout(Duration::from_secs(60))
             .build(conn);
+        let h2 = std::sync::Mutex::new(HashMap::new());
         ClusterShared {
             h1,
             h2,
@@ -452,6 +451,63 @@ impl ClusterShared {
             stats: ClusterStats::default(),
             connect_timeout,
             hosts: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An HTTP/2 connection to `addr`: the open one, or a new one.
+    pub async fn h2_sender(
+        &self,
+        addr: &HostAddr,
+    ) -> Result<hyper::client::conn::http2::SendRequest<Full<Bytes>>, UpstreamError> {
+        let open = self
+            .h2
+            .lock()
+            .ok()
+            .and_then(|m| m.get(addr).cloned())
+            .filter(|s| !s.is_closed());
+        if let Some(s) = open {
+            return Ok(s);
+        }
+        let stream = super::listener::connect(addr, self.connect_timeout)
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        if let Ok(mut m) = self.h2.lock() {
+            m.retain(|_, s| !s.is_closed());
+            m.insert(addr.clone(), sender.clone());
+        }
+        Ok(sender)
+    }
+
+    /// Sends one request to `addr` over HTTP/2 or HTTP/1.1.
+    pub async fn send(
+        &self,
+        addr: &HostAddr,
+        req: hyper::Request<Full<Bytes>>,
+        h2: bool,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
+        if h2 {
+            let mut s = self.h2_sender(addr).await?;
+            s.ready()
+                .await
+                .map_err(|e| UpstreamError::Reset(e.to_string()))?;
+            s.send_request(req)
+                .await
+                .map_err(|e| UpstreamError::Reset(e.to_string()))
+        } else {
+            self.h1.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    UpstreamError::Connect(format!("{e:?}"))
+                } else {
+                    UpstreamError::Reset(e.to_string())
+                }
+            })
         }
     }
 
@@ -468,6 +524,13 @@ impl ClusterShared {
         map.retain(|_, w| w.strong_count() > 0);
         h
     }
+}
+
+/// Why an upstream request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    Connect(String),
+    Reset(String),
 }
 
 /// One config generation's view of a cluster.

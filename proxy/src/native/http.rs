@@ -29,7 +29,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::Proxy;
-use super::cluster::{Cluster, Discovery, Host, HostAddr, Protocol, hash_bytes};
+use super::cluster::{Cluster, Discovery, Host, HostAddr, Protocol, UpstreamError, hash_bytes};
 use super::config::{Config, Direction, ListenerKind, ListenerSpec, RouteSource};
 use super::metrics::{PEER_ID_HEADER, RequestLabels, peer_from_node_id};
 use super::retry::TryOutcome;
@@ -551,9 +551,11 @@ fn forward_proxy_addr(authority: &str) -> Option<HostAddr> {
 }
 
 /// One try's request to an upstream host.
+#[allow(clippy::too_many_arguments)]
 fn upstream_request(
     cluster: &Cluster,
     host: &HostAddr,
+    authority: &str,
     method: &Method,
     path_q: &str,
     headers: &HeaderMap,
@@ -565,7 +567,13 @@ fn upstream_request(
         Protocol::Http1 => false,
         Protocol::Downstream => version == Version::HTTP_2,
     };
-    let uri = format!("http://{host}{path_q}");
+    // HTTP/1.1 goes through a pool keyed by the URI's authority: the host. HTTP/2 has its
+    // own connection per host, and the URI's authority becomes `:authority`.
+    let uri = if h2 {
+        format!("http://{authority}{path_q}")
+    } else {
+        format!("http://{host}{path_q}")
+    };
     let mut b = Request::builder()
         .method(method.clone())
         .uri(uri)
@@ -699,12 +707,12 @@ async fn forward(
             continue;
         };
         let mut mh = headers.clone();
-        let host = if m.shadow_suffix {
+        let shadow = if m.shadow_suffix {
             shadow_host(&new_authority)
         } else {
             new_authority.clone()
         };
-        if let Ok(v) = HeaderValue::from_str(&host) {
+        if let Ok(v) = HeaderValue::from_str(&shadow) {
             mh.insert(header::HOST, v);
         }
         mh.remove(PEER_ID_HEADER);
@@ -717,14 +725,15 @@ async fn forward(
                 return;
             };
             let host = mc.hosts[idx].addr.clone();
-            if let Ok((r, h2)) = upstream_request(&mc, &host, &method, &path_q, &mh, &body, version)
+            let Ok((r, h2)) =
+                upstream_request(&mc, &host, &shadow, &method, &path_q, &mh, &body, version)
+            else {
+                return;
+            };
+            if let Ok(Ok(resp)) =
+                tokio::time::timeout(Duration::from_secs(30), mc.shared.send(&host, r, h2)).await
             {
-                let client = if h2 { &mc.shared.h2 } else { &mc.shared.h1 };
-                if let Ok(Ok(resp)) =
-                    tokio::time::timeout(Duration::from_secs(30), client.request(r)).await
-                {
-                    let _ = resp.into_body().collect().await;
-                }
+                let _ = resp.into_body().collect().await;
             }
         });
     }
@@ -854,15 +863,11 @@ async fn tries(
         if vh.include_attempt_count {
             h.insert("x-envoy-attempt-count", HeaderValue::from(attempt));
         }
-        let (req, h2) =
-            match upstream_request(cluster, &host.addr, method, path_q, &h, body, version) {
-                Ok(r) => r,
-                Err(e) => return Err(local(500, &e)),
-            };
-        let client = if h2 {
-            &cluster.shared.h2
-        } else {
-            &cluster.shared.h1
+        let (req, h2) = match upstream_request(
+            cluster, &host.addr, authority, method, path_q, &h, body, version,
+        ) {
+            Ok(r) => r,
+            Err(e) => return Err(local(500, &e)),
         };
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let per_try = policy.and_then(|p| p.per_try_timeout);
@@ -874,18 +879,17 @@ async fn tries(
         };
         let try_start = Instant::now();
         host.active.fetch_add(1, Ordering::Relaxed);
+        let send = cluster.shared.send(&host.addr, req, h2);
         let result = match limit {
-            Some(l) => tokio::time::timeout(l, client.request(req))
-                .await
-                .map_err(|_| ()),
-            None => Ok(client.request(req).await),
+            Some(l) => tokio::time::timeout(l, send).await.map_err(|_| ()),
+            None => Ok(send.await),
         };
         host.active.fetch_sub(1, Ordering::Relaxed);
         out.upstream_time = Some(try_start.elapsed());
         let outcome = match &result {
             Ok(Ok(r)) => TryOutcome::Status(r.status().as_u16()),
-            Ok(Err(e)) if e.is_connect() => TryOutcome::ConnectFailure,
-            Ok(Err(_)) => TryOutcome::Reset,
+            Ok(Err(UpstreamError::Connect(_))) => TryOutcome::ConnectFailure,
+            Ok(Err(UpstreamError::Reset(_))) => TryOutcome::Reset,
             Err(()) => TryOutcome::Timeout,
         };
         match outcome {
@@ -933,7 +937,7 @@ async fn tries(
         }
         return match result {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(UpstreamError::Connect(e))) => {
                 out.flags.push("UF");
                 Err(local(
                     503,
