@@ -200,7 +200,8 @@ fn tcp_listener(name: &str, at: SocketAddr, cluster: &str) -> Listener {
 }
 
 /// A raw HTTP/1.1 upstream: `/hang` answers after 3 s, `/reset` closes without answering,
-/// `/ws` with `Upgrade: websocket` switches protocols and echoes, anything else answers 200
+/// `/ws` with `Upgrade: websocket` switches protocols and echoes, `/headers` answers with
+/// the request head it got, anything else answers 200
 /// `ok`. Counts resets.
 async fn upstream(l: TcpListener, resets: Arc<AtomicU32>) {
     loop {
@@ -229,6 +230,14 @@ async fn upstream(l: TcpListener, resets: Arc<AtomicU32>) {
                     .await;
                 let (mut r, mut w) = s.split();
                 let _ = tokio::io::copy(&mut r, &mut w).await;
+                return;
+            }
+            if path.starts_with("/headers") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+                    head.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
                 return;
             }
             if path.contains("hang") {
@@ -410,6 +419,31 @@ async fn envoy_answers_for_bad_upstreams_and_clients() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains("server: envoy"), "{ok}");
     assert!(ok.contains("x-envoy-upstream-service-time"), "{ok}");
+
+    // Trace headers pass through; a request id is added when there is none.
+    let h = exchange(
+        s.http,
+        b"GET /headers HTTP/1.1\r\nHost: test\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx-b3-traceid: 80f198ee56343ba864fe8b2a57d3eff7\r\nx-b3-spanid: e457b5a2e4d86bd1\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(
+        h.contains("traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        "{h}"
+    );
+    assert!(
+        h.contains("x-b3-traceid: 80f198ee56343ba864fe8b2a57d3eff7"),
+        "{h}"
+    );
+    assert!(h.contains("x-b3-spanid: e457b5a2e4d86bd1"), "{h}");
+    assert!(h.contains("x-request-id: "), "{h}");
+    assert!(h.contains("x-forwarded-proto: http"), "{h}");
+    let kept = exchange(
+        s.http,
+        b"GET /headers HTTP/1.1\r\nHost: test\r\nx-request-id: abc-123\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(kept.contains("x-request-id: abc-123"), "{kept}");
 
     // An HTTP/2 upstream gets the request's authority, not the host's address.
     for _ in 0..2 {

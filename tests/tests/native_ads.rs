@@ -109,6 +109,15 @@ async fn wait_syncz(what: &str, limit: Duration, ok: impl Fn(&[syncz::ProxySync]
     }
 }
 
+async fn get_text(addr: SocketAddr, path: &str) -> String {
+    let req = HttpRequest::get(&format!("http://{addr}{path}"));
+    let r = client::send(&req, Via::Direct(addr), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{addr}{path}: {}", r.body_text());
+    r.body_text()
+}
+
 async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     let req = HttpRequest::get(&format!("http://{addr}{path}"));
     let r = client::send(&req, Via::Direct(addr), Duration::from_secs(5))
@@ -199,6 +208,51 @@ async fn native_proxy_acks_nacks_and_keeps_the_last_good_config() {
         "{applied}"
     );
     assert_eq!(applied, mesh_core::xds::json::comparable(&sent));
+
+    // Istio's metrics on both sides, with the peers' workloads learnt from each other.
+    let reviews_admin: SocketAddr = format!("{REVIEWS_IP}:15000").parse().unwrap();
+    let client_prom = get_text(admin, "/stats/prometheus").await;
+    let line = client_prom
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{"))
+        .unwrap_or_else(|| panic!("no istio_requests_total: {client_prom}"));
+    for want in [
+        "reporter=\"source\"",
+        "source_workload=\"client\"",
+        "destination_workload=\"reviews-v1\"",
+        "destination_workload_namespace=\"shop\"",
+        "destination_service=\"reviews.shop.svc.cluster.local\"",
+        "response_code=\"200\"",
+    ] {
+        assert!(line.contains(want), "{want} missing in {line}");
+    }
+    let reviews_prom = get_text(reviews_admin, "/stats/prometheus").await;
+    assert!(
+        reviews_prom
+            .lines()
+            .any(|l| l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains("source_workload=\"client\"")),
+        "{reviews_prom}"
+    );
+    // /clusters in Envoy's JSON shape, with the request counted on the endpoint.
+    let clusters = get_json(admin, "/clusters?format=json").await;
+    let reviews = clusters["cluster_statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outbound|9080||reviews.shop.svc.cluster.local")
+        .unwrap();
+    let host = &reviews["host_statuses"][0];
+    assert_eq!(host["address"]["socket_address"]["address"], REVIEWS_IP);
+    assert_eq!(host["address"]["socket_address"]["port_value"], 9080);
+    let rq_total = host["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "rq_total")
+        .unwrap();
+    assert_eq!(rq_total["value"], "1");
 
     // An update the engine cannot honour is NACKed with the reason; the last good config
     // keeps serving.
