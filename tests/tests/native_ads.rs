@@ -1,6 +1,7 @@
 //! mesh-proxy's native engine against a real meshd: it applies and ACKs what it is sent,
 //! NACKs (with the reason) an update it cannot honour while the config before it keeps
-//! serving, keeps serving when meshd goes away, and reconnects when meshd comes back.
+//! serving, keeps serving when meshd goes away, reconnects when meshd comes back, and on
+//! SIGTERM stops listening but lets a request in flight finish.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -287,7 +288,28 @@ async fn native_proxy_acks_nacks_and_keeps_the_last_good_config() {
     .await;
     assert_eq!(reviews_answers().await, Ok(200));
 
-    for c in [&mut client_proxy, &mut reviews_proxy, &mut app, &mut meshd2] {
+    // SIGTERM while a request is in flight: the proxy stops listening but lets it finish.
+    let slow = tokio::spawn(async {
+        let req = HttpRequest::get("http://reviews.shop:9080/reviews/1?delay_ms=1000");
+        let via = Via::Proxy(format!("{CLIENT_IP}:15001").parse().unwrap());
+        client::send(&req, via, Duration::from_secs(10)).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client_proxy.ensure_running().unwrap();
+    let stopper = tokio::task::spawn_blocking(move || {
+        client_proxy.stop(Duration::from_secs(8));
+        client_proxy
+    });
+    let r = slow.await.unwrap().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let mut client_proxy = stopper.await.unwrap();
+    assert!(client_proxy.exited().is_some_and(|s| s.success()));
+    assert!(
+        std::net::TcpStream::connect(format!("{CLIENT_IP}:15001")).is_err(),
+        "still listening after SIGTERM"
+    );
+
+    for c in [&mut reviews_proxy, &mut app, &mut meshd2] {
         c.ensure_running().unwrap();
         c.stop(Duration::from_secs(5));
     }

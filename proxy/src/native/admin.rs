@@ -189,6 +189,10 @@ pub fn stats_text(p: &Proxy) -> String {
         "http.downstream_rq_total".into(),
         m.downstream_rq_total.load(Ordering::Relaxed),
     ));
+    lines.push((
+        "http.downstream_rq_active".into(),
+        m.downstream_rq_active.load(Ordering::Relaxed),
+    ));
     for (i, v) in m.downstream_rq_xx.iter().enumerate() {
         lines.push((
             format!("http.downstream_rq_{}xx", i + 1),

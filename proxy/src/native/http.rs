@@ -121,6 +121,7 @@ fn sample(per_million: u32) -> bool {
 /// Serves one request on an HTTP listener.
 pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
+    let _active = super::metrics::ActiveRequest::new(&conn.proxy.metrics.downstream_rq_active);
     let config = conn.proxy.store.current();
     let listener = config
         .listeners

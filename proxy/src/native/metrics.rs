@@ -59,6 +59,22 @@ fn histogram() -> Histogram {
     ])
 }
 
+/// Counts a request as active while it lives (a cancelled request included).
+pub struct ActiveRequest<'a>(&'a AtomicU64);
+
+impl<'a> ActiveRequest<'a> {
+    pub fn new(counter: &'a AtomicU64) -> ActiveRequest<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest(counter)
+    }
+}
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Every metric of the proxy.
 #[derive(Debug)]
 pub struct Metrics {
@@ -72,6 +88,8 @@ pub struct Metrics {
     pub downstream_cx_total: AtomicU64,
     pub downstream_cx_active: AtomicU64,
     pub downstream_rq_total: AtomicU64,
+    /// Requests being served now.
+    pub downstream_rq_active: AtomicU64,
     /// By class: 1xx .. 5xx.
     pub downstream_rq_xx: [AtomicU64; 5],
 }
@@ -129,6 +147,7 @@ impl Metrics {
             downstream_cx_total: AtomicU64::new(0),
             downstream_cx_active: AtomicU64::new(0),
             downstream_rq_total: AtomicU64::new(0),
+            downstream_rq_active: AtomicU64::new(0),
             downstream_rq_xx: Default::default(),
         }
     }

@@ -26,6 +26,9 @@ use tracing::info;
 
 use crate::bootstrap::BootstrapOptions;
 
+/// How long requests in flight may take to finish once the proxy is told to stop.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The health port (`/healthz/ready`).
 pub const HEALTH_PORT: u16 = 15021;
 
@@ -96,7 +99,8 @@ pub struct NativeOptions {
     pub set_log_level: LogLevelSetter,
 }
 
-/// Runs the proxy until `stop` completes or `POST /quitquitquit`.
+/// Runs the proxy until `stop` completes or `POST /quitquitquit`; then stops accepting
+/// connections and gives requests in flight up to [`DRAIN`] to finish.
 pub async fn run(
     opts: NativeOptions,
     stop: impl std::future::Future<Output = ()>,
@@ -144,8 +148,26 @@ pub async fn run(
         () = stop => {}
         _ = shutdown_rx.wait_for(|v| *v) => info!("quitquitquit: stopping"),
     }
+    // Stop: the ADS client ends and drops the listeners (no new connections), requests in
+    // flight get up to DRAIN to finish, then the admin servers stop.
     let _ = proxy.shutdown.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ads_task).await;
+    let ads_abort = ads_task.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(2), ads_task)
+        .await
+        .is_err()
+    {
+        ads_abort.abort();
+    }
+    let deadline = std::time::Instant::now() + DRAIN;
+    while proxy
+        .metrics
+        .downstream_rq_active
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     admin_task.abort();
     health_task.abort();
     Ok(())
