@@ -571,6 +571,15 @@ impl Cluster {
         if n == 0 {
             return None;
         }
+        // Fast path: every host usable, nothing to avoid.
+        if avoid.is_empty()
+            && self
+                .hosts
+                .iter()
+                .all(|h| !h.ejected.load(Ordering::Relaxed))
+        {
+            return Some(self.select(hash, n, |k| k, |_| true));
+        }
         let healthy: Vec<usize> = (0..n).filter(|i| !self.hosts[*i].is_ejected()).collect();
         // Panic mode: too few healthy hosts, so every host is used.
         #[allow(clippy::cast_precision_loss)]
@@ -589,23 +598,32 @@ impl Cluster {
         } else {
             &preferred
         };
+        Some(self.select(hash, pool.len(), |k| pool[k], |i| pool.contains(&i)))
+    }
+
+    /// Picks among `len` candidates (`at(k)` is the k-th host index; `allowed` says whether a
+    /// host index is a candidate): by the ring when hashing, else by the cluster's policy.
+    fn select(
+        &self,
+        hash: Option<u64>,
+        len: usize,
+        at: impl Fn(usize) -> usize,
+        allowed: impl Fn(usize) -> bool,
+    ) -> usize {
         if let (Some(h), false) = (hash, self.ring.is_empty()) {
             let start = self.ring.partition_point(|(p, _)| *p < h);
             for k in 0..self.ring.len() {
                 let (_, idx) = self.ring[(start + k) % self.ring.len()];
-                if pool.contains(&idx) {
-                    return Some(idx);
+                if allowed(idx) {
+                    return idx;
                 }
             }
         }
-        let pick = match self.spec.lb {
-            Lb::RoundRobin => {
-                let i = self.shared.rr.fetch_add(1, Ordering::Relaxed);
-                pool[i % pool.len()]
-            }
-            Lb::LeastRequest if pool.len() > 1 => {
-                let a = pool[fastrand::usize(..pool.len())];
-                let b = pool[fastrand::usize(..pool.len())];
+        match self.spec.lb {
+            Lb::RoundRobin => at(self.shared.rr.fetch_add(1, Ordering::Relaxed) % len),
+            Lb::LeastRequest if len > 1 => {
+                let a = at(fastrand::usize(..len));
+                let b = at(fastrand::usize(..len));
                 if self.hosts[b].active.load(Ordering::Relaxed)
                     < self.hosts[a].active.load(Ordering::Relaxed)
                 {
@@ -614,9 +632,8 @@ impl Cluster {
                     a
                 }
             }
-            _ => pool[fastrand::usize(..pool.len())],
-        };
-        Some(pick)
+            _ => at(fastrand::usize(..len)),
+        }
     }
 
     /// Records a try's outcome for outlier detection: `status` is `None` for a connection
