@@ -360,6 +360,7 @@ async fn setup() -> Setup {
             ],
             "1",
         )
+        .ok()
         .unwrap()
         .with_listeners(
             vec![
@@ -368,6 +369,7 @@ async fn setup() -> Setup {
             ],
             "1",
         )
+        .ok()
         .unwrap()
         .with_routes(
             vec![RouteConfiguration {
@@ -390,6 +392,7 @@ async fn setup() -> Setup {
             }],
             "1",
         )
+        .ok()
         .unwrap();
     assert!(config.initialized());
     let store = Arc::new(Store::default());
@@ -400,7 +403,8 @@ async fn setup() -> Setup {
         false,
     );
     let mut listeners = Listeners::new(proxy);
-    listeners.apply(&config).unwrap();
+    let mut config = config;
+    assert_eq!(listeners.apply(&mut config), Vec::<String>::new());
     store.set(config);
     Setup {
         http,
@@ -590,6 +594,7 @@ async fn a_request_in_flight_keeps_its_config() {
             }],
             "2",
         )
+        .ok()
         .unwrap();
     s.store.set(next);
     let r = in_flight.await.unwrap();

@@ -4,9 +4,10 @@
 //! [`crate::bootstrap`]), subscribes to clusters and listeners, then to the endpoints of
 //! the EDS clusters and the route configurations the listeners name (their names follow
 //! each applied CDS and LDS update). Every response is converted into the next [`Config`]
-//! generation; if that works it is swapped in and ACKed (version and nonce), otherwise the
-//! current generation stays and the response is NACKed with the reason in
-//! `error_detail`. When the stream ends or meshd is unreachable the last good config keeps
+//! generation and swapped in. As in Envoy, resources that cannot be applied are left as
+//! they were (absent when new) while the others apply, and the response is then NACKed
+//! with the reasons in `error_detail` and the last fully applied version; otherwise it is
+//! ACKed (version and nonce). A response that cannot be decoded changes nothing. When the stream ends or meshd is unreachable the last good config keeps
 //! serving, and the client reconnects with exponential back-off (100 ms to 10 s, jittered),
 //! resending the versions and names it holds.
 
@@ -29,7 +30,7 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::config::{Config, Store};
+use super::config::{Applied, Config, Store};
 use crate::bootstrap::{self, BootstrapOptions};
 
 /// gRPC's INVALID_ARGUMENT, the code of a NACK's error detail.
@@ -111,9 +112,10 @@ pub struct AdsStatus {
 }
 
 /// Applies the listeners of a new generation (binding their sockets) before it is
-/// swapped in; an error NACKs the update.
+/// swapped in. Listeners it cannot bind are taken out of `next` and reported (the update
+/// is then NACKed).
 pub trait ListenerSink: Send {
-    fn apply(&mut self, next: &Config) -> Result<(), String>;
+    fn apply(&mut self, next: &mut Config) -> Vec<String>;
 }
 
 /// Runs the client until `shutdown` turns true.
@@ -216,37 +218,47 @@ impl Session<'_> {
         };
         self.nonce[k.idx()] = resp.nonce.clone();
         let current = self.store.current();
-        let next = apply(&current, k, &resp.resources, &resp.version_info);
-        let next = match next {
-            Ok(n) if k == Kind::Listener => sink.apply(&n).map(|()| n),
-            other => other,
-        };
-        match next {
-            Ok(n) => {
-                let eds = n.eds_names();
-                let rds = n.rds_names();
-                self.store.set(n);
-                debug!(xds.type_url = k.url(), xds.version = %resp.version_info, "ACK");
-                self.status
-                    .acks
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.send(k, None).await?;
+        let errors = match apply(&current, k, &resp.resources, &resp.version_info) {
+            Ok(Applied {
+                mut config,
+                mut errors,
+            }) => {
+                if k == Kind::Listener {
+                    let bind_errors = sink.apply(&mut config);
+                    if !bind_errors.is_empty() {
+                        config.versions.listeners = current.versions.listeners.clone();
+                        errors.extend(bind_errors);
+                    }
+                }
+                let eds = config.eds_names();
+                let rds = config.rds_names();
+                // What could be applied is, even when some of it could not (as Envoy does).
+                self.store.set(config);
                 match k {
                     Kind::Cluster => self.follow(Kind::Endpoint, eds).await?,
                     Kind::Listener => self.follow(Kind::Route, rds).await?,
                     _ => {}
                 }
+                errors
             }
-            Err(e) => {
-                warn!(xds.type_url = k.url(), xds.version = %resp.version_info, error = %e, "NACK");
-                self.status
-                    .nacks
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Ok(mut l) = self.status.last_nack.lock() {
-                    *l = Some(e.clone());
-                }
-                self.send(k, Some(e)).await?;
+            Err(e) => vec![e],
+        };
+        if errors.is_empty() {
+            debug!(xds.type_url = k.url(), xds.version = %resp.version_info, "ACK");
+            self.status
+                .acks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.send(k, None).await?;
+        } else {
+            let detail = errors.join("; ");
+            warn!(xds.type_url = k.url(), xds.version = %resp.version_info, error = %detail, "NACK");
+            self.status
+                .nacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut l) = self.status.last_nack.lock() {
+                *l = Some(detail.clone());
             }
+            self.send(k, Some(detail)).await?;
         }
         Ok(())
     }
@@ -267,9 +279,10 @@ fn decode_all<M: Message + Default>(resources: &[Any], url: &str) -> Result<Vec<
         .collect()
 }
 
-/// The next generation after a response of one type.
-fn apply(current: &Config, k: Kind, resources: &[Any], version: &str) -> Result<Config, String> {
-    match k {
+/// The next generation after a response of one type, and what of it could not be applied;
+/// `Err` when the response cannot be read at all.
+fn apply(current: &Config, k: Kind, resources: &[Any], version: &str) -> Result<Applied, String> {
+    Ok(match k {
         Kind::Cluster => {
             current.with_clusters(decode_all::<PbCluster>(resources, k.url())?, version)
         }
@@ -284,7 +297,7 @@ fn apply(current: &Config, k: Kind, resources: &[Any], version: &str) -> Result<
             decode_all::<RouteConfiguration>(resources, k.url())?,
             version,
         ),
-    }
+    })
 }
 
 async fn session(
@@ -400,7 +413,7 @@ mod tests {
             value: Vec::new(),
         };
         assert!(apply(&c, Kind::Cluster, &[wrong], "1").is_err());
-        let ok = apply(&c, Kind::Cluster, &[], "1").unwrap();
+        let ok = apply(&c, Kind::Cluster, &[], "1").unwrap().ok().unwrap();
         assert!(ok.cds_applied);
         assert_eq!(ok.versions.clusters, "1");
     }

@@ -4,8 +4,9 @@
 //!
 //! Applying a response of one type builds the next generation from the current one
 //! ([`Config::with_clusters`], [`Config::with_endpoints`], [`Config::with_listeners`],
-//! [`Config::with_routes`]); a conversion error leaves the current generation in place and
-//! is NACKed with its message.
+//! [`Config::with_routes`]). As in Envoy, a resource that cannot be converted keeps its last
+//! good state (or stays absent) while the others apply; the errors come back in
+//! [`Applied`] for the NACK, and the type's version moves only when everything applied.
 //!
 //! Listeners: refused (NACK) are Kubernetes-mode traffic capture (`use_original_dst`,
 //! `bind_to_port: false`, the `original_dst` listener filter), TLS termination and filter
@@ -294,7 +295,7 @@ pub struct Config {
     pub endpoints: HashMap<String, Arc<Vec<HostAddr>>>,
     pub versions: Versions,
     /// What was applied, as received (for `/config_dump`).
-    pub raw_listeners: Vec<Listener>,
+    pub raw_listeners: BTreeMap<String, Listener>,
     pub raw_clusters: Vec<PbCluster>,
     pub raw_routes: BTreeMap<String, RouteConfiguration>,
     pub raw_endpoints: BTreeMap<String, ClusterLoadAssignment>,
@@ -330,8 +331,7 @@ impl Config {
 
     /// What is applied, as the xDS messages it came from (sorted by name).
     pub fn proxy_config(&self) -> mesh_core::xds::ProxyConfig {
-        let mut listeners = self.raw_listeners.clone();
-        listeners.sort_by(|a, b| a.name.cmp(&b.name));
+        let listeners: Vec<Listener> = self.raw_listeners.values().cloned().collect();
         let mut clusters = self.raw_clusters.clone();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         mesh_core::xds::ProxyConfig {
@@ -388,54 +388,80 @@ impl Config {
         Arc::new(Cluster::new(spec, &hosts, shared))
     }
 
-    /// The next generation with this CDS state of the world.
-    pub fn with_clusters(&self, clusters: Vec<PbCluster>, version: &str) -> Result<Config, String> {
+    /// The next generation with this CDS state of the world. As Envoy does, clusters that
+    /// cannot be applied are reported and left as they were (absent when new); the others
+    /// are applied. The version moves only when everything applied.
+    pub fn with_clusters(&self, clusters: Vec<PbCluster>, version: &str) -> Applied {
         let mut next = self.next();
-        let mut specs = Vec::new();
+        let mut errors = Vec::new();
         let mut seen = BTreeSet::new();
+        next.clusters = HashMap::new();
         for c in &clusters {
             if !seen.insert(c.name.clone()) {
-                return Err(format!("cluster {:?} appears twice", c.name));
+                errors.push(format!("cluster {:?} appears twice", c.name));
+                continue;
             }
-            specs.push(Arc::new(
-                ClusterSpec::try_from(c).map_err(|e| e.to_string())?,
-            ));
-        }
-        next.clusters = HashMap::new();
-        for spec in specs {
-            let name = spec.name.clone();
+            let spec = match ClusterSpec::try_from(c) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    if let Some(old) = self.clusters.get(&c.name) {
+                        next.clusters.insert(c.name.clone(), old.clone());
+                    }
+                    continue;
+                }
+            };
             // An unchanged cluster keeps its generation (and so its hash ring).
             let same = self
                 .clusters
-                .get(&name)
+                .get(&c.name)
                 .filter(|old| old.spec.proto == spec.proto)
                 .cloned();
-            let c = match same {
-                Some(c) => c,
+            let cl = match same {
+                Some(cl) => cl,
                 None => self.build_cluster(spec),
             };
-            next.clusters.insert(name, c);
+            next.clusters.insert(c.name.clone(), cl);
         }
         let needed = next.eds_names();
         next.endpoints.retain(|k, _| needed.contains(k));
         next.raw_endpoints.retain(|k, _| needed.contains(k));
-        next.raw_clusters = clusters;
-        next.versions.clusters = version.to_owned();
+        let mut raw: Vec<PbCluster> = next
+            .clusters
+            .values()
+            .map(|c| c.spec.proto.clone())
+            .collect();
+        raw.sort_by(|a, b| a.name.cmp(&b.name));
+        next.raw_clusters = raw;
+        if errors.is_empty() {
+            next.versions.clusters = version.to_owned();
+        }
         next.versions.clusters_at = Some(std::time::SystemTime::now());
         next.cds_applied = true;
-        Ok(next)
+        Applied {
+            config: next,
+            errors,
+        }
     }
 
-    /// The next generation with these endpoints (by name; others are kept).
+    /// The next generation with these endpoints (by name; others are kept). Assignments
+    /// that cannot be applied are reported and left as they were.
     pub fn with_endpoints(
         &self,
         assignments: Vec<ClusterLoadAssignment>,
         version: &str,
-    ) -> Result<Config, String> {
+    ) -> Applied {
         let mut next = self.next();
+        let mut errors = Vec::new();
         let mut changed = BTreeSet::new();
         for cla in assignments {
-            let hosts = assignment_hosts(&cla, &cla.cluster_name).map_err(|e| e.to_string())?;
+            let hosts = match assignment_hosts(&cla, &cla.cluster_name) {
+                Ok(h) => h,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
             changed.insert(cla.cluster_name.clone());
             next.endpoints
                 .insert(cla.cluster_name.clone(), Arc::new(hosts));
@@ -456,62 +482,111 @@ impl Config {
             let c = next.build_cluster(spec);
             next.clusters.insert(c.spec.name.clone(), c);
         }
-        next.versions.endpoints = version.to_owned();
+        if errors.is_empty() {
+            next.versions.endpoints = version.to_owned();
+        }
         next.versions.endpoints_at = Some(std::time::SystemTime::now());
-        Ok(next)
+        Applied {
+            config: next,
+            errors,
+        }
     }
 
-    /// The next generation with this LDS state of the world.
-    pub fn with_listeners(
-        &self,
-        listeners: Vec<Listener>,
-        version: &str,
-    ) -> Result<Config, String> {
+    /// The next generation with this LDS state of the world. As Envoy does, listeners that
+    /// cannot be applied are reported and left as they were (absent when new).
+    pub fn with_listeners(&self, listeners: Vec<Listener>, version: &str) -> Applied {
         let mut next = self.next();
+        let mut errors = Vec::new();
         next.listeners = BTreeMap::new();
-        let mut addrs = BTreeSet::new();
-        for l in &listeners {
-            let spec = ListenerSpec::try_from(l).map_err(|e| e.to_string())?;
-            if !addrs.insert(spec.addr) {
-                return Err(format!(
-                    "listener {:?}: address {} is used twice",
-                    l.name, spec.addr
+        next.raw_listeners = BTreeMap::new();
+        for l in listeners {
+            if next.listeners.contains_key(&l.name) {
+                errors.push(format!("listener {:?} appears twice", l.name));
+                continue;
+            }
+            let spec = match ListenerSpec::try_from(&l) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    if let (Some(old), Some(raw)) =
+                        (self.listeners.get(&l.name), self.raw_listeners.get(&l.name))
+                    {
+                        next.listeners.insert(l.name.clone(), old.clone());
+                        next.raw_listeners.insert(l.name.clone(), raw.clone());
+                    }
+                    continue;
+                }
+            };
+            if let Some(other) = next.listeners.values().find(|o| o.addr == spec.addr) {
+                errors.push(format!(
+                    "listener {:?}: address {} is taken by listener {:?}",
+                    l.name, spec.addr, other.name
                 ));
+                continue;
             }
-            if next
-                .listeners
-                .insert(l.name.clone(), Arc::new(spec))
-                .is_some()
-            {
-                return Err(format!("listener {:?} appears twice", l.name));
-            }
+            next.listeners.insert(l.name.clone(), Arc::new(spec));
+            next.raw_listeners.insert(l.name.clone(), l);
         }
         let needed = next.rds_names();
         next.routes.retain(|k, _| needed.contains(k));
         next.raw_routes.retain(|k, _| needed.contains(k));
-        next.raw_listeners = listeners;
-        next.versions.listeners = version.to_owned();
+        if errors.is_empty() {
+            next.versions.listeners = version.to_owned();
+        }
         next.versions.listeners_at = Some(std::time::SystemTime::now());
         next.lds_applied = true;
-        Ok(next)
+        Applied {
+            config: next,
+            errors,
+        }
+    }
+
+    /// Takes out a listener that could not be bound.
+    pub fn drop_listener(&mut self, name: &str) {
+        self.listeners.remove(name);
+        self.raw_listeners.remove(name);
     }
 
     /// The next generation with these route configurations (by name; others are kept).
-    pub fn with_routes(
-        &self,
-        routes: Vec<RouteConfiguration>,
-        version: &str,
-    ) -> Result<Config, String> {
+    /// Route configurations that cannot be applied are reported and left as they were.
+    pub fn with_routes(&self, routes: Vec<RouteConfiguration>, version: &str) -> Applied {
         let mut next = self.next();
+        let mut errors = Vec::new();
         for rc in routes {
-            let t = RouteTable::try_from(&rc)
-                .map_err(|e| format!("route configuration {:?}: {e}", rc.name))?;
-            next.routes.insert(rc.name.clone(), Arc::new(t));
-            next.raw_routes.insert(rc.name.clone(), rc);
+            match RouteTable::try_from(&rc) {
+                Ok(t) => {
+                    next.routes.insert(rc.name.clone(), Arc::new(t));
+                    next.raw_routes.insert(rc.name.clone(), rc);
+                }
+                Err(e) => errors.push(format!("route configuration {:?}: {e}", rc.name)),
+            }
         }
-        next.versions.routes = version.to_owned();
+        if errors.is_empty() {
+            next.versions.routes = version.to_owned();
+        }
         next.versions.routes_at = Some(std::time::SystemTime::now());
-        Ok(next)
+        Applied {
+            config: next,
+            errors,
+        }
+    }
+}
+
+/// A new generation and what of the update could not be applied (a NACK's detail).
+#[derive(Debug)]
+pub struct Applied {
+    pub config: Config,
+    pub errors: Vec<String>,
+}
+
+impl Applied {
+    /// The config, when everything applied.
+    pub fn ok(self) -> Result<Config, String> {
+        if self.errors.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(self.errors.join("; "))
+        }
     }
 }
 
@@ -619,33 +694,61 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_update_keeps_the_current_generation() {
+    fn bad_resources_keep_their_last_good_state_and_the_rest_applies() {
+        let router = || hf("envoy.filters.http.router", false);
         let c = Config::default();
         let good = c
-            .with_listeners(
-                vec![listener(vec![hf("envoy.filters.http.router", false)])],
-                "1",
-            )
+            .with_listeners(vec![listener(vec![router()])], "1")
+            .ok()
             .unwrap();
         assert_eq!(good.rds_names().into_iter().collect::<Vec<_>>(), ["15001"]);
         assert!(!good.initialized());
-        let bad = good.with_listeners(
-            vec![listener(vec![
-                hf("x", false),
-                hf("envoy.filters.http.router", false),
-            ])],
-            "2",
-        );
-        assert!(bad.is_err());
-        assert_eq!(good.versions.listeners, "1");
+
+        // A listener that cannot be applied stays as it was; the version does not move.
+        let bad = good.with_listeners(vec![listener(vec![hf("x", false), router()])], "2");
+        assert_eq!(bad.errors.len(), 1, "{:?}", bad.errors);
+        assert!(bad.errors[0].contains("\"x\""), "{:?}", bad.errors);
+        assert_eq!(bad.config.versions.listeners, "1");
+        assert!(Arc::ptr_eq(
+            &bad.config.listeners["virtualOutbound"],
+            &good.listeners["virtualOutbound"]
+        ));
+        assert_eq!(bad.config.raw_listeners.len(), 1);
+
+        // Twice the same name: the first applies, the second is reported.
         let dup = good.with_listeners(
-            vec![
-                listener(vec![hf("envoy.filters.http.router", false)]),
-                listener(vec![hf("envoy.filters.http.router", false)]),
-            ],
+            vec![listener(vec![router()]), listener(vec![router()])],
             "3",
         );
-        assert!(dup.is_err());
+        assert_eq!(dup.errors.len(), 1);
+        assert_eq!(dup.config.listeners.len(), 1);
+
+        // A new cluster that cannot be applied is left out; the good one applies.
+        let tls = PbCluster {
+            name: "tls".into(),
+            transport_socket: Some(envoy_types::pb::envoy::config::core::v3::TransportSocket {
+                name: "envoy.transport_sockets.tls".into(),
+                config_type: None,
+            }),
+            ..Default::default()
+        };
+        let plain = PbCluster {
+            name: "plain".into(),
+            ..Default::default()
+        };
+        let a = good.with_clusters(vec![tls.clone(), plain.clone()], "7");
+        assert_eq!(a.errors.len(), 1);
+        assert!(a.config.clusters.contains_key("plain"));
+        assert!(!a.config.clusters.contains_key("tls"));
+        assert_eq!(a.config.versions.clusters, "");
+        // A cluster that was good and turns bad keeps its last good state.
+        let first = good.with_clusters(vec![plain.clone()], "8").ok().unwrap();
+        let mut now_tls = tls;
+        now_tls.name = "plain".into();
+        let b = first.with_clusters(vec![now_tls], "9");
+        assert_eq!(b.errors.len(), 1);
+        assert!(b.config.clusters["plain"].spec.proto == plain);
+        assert_eq!(b.config.versions.clusters, "8");
     }
 }
 

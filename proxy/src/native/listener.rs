@@ -66,7 +66,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 impl ListenerSink for Listeners {
-    fn apply(&mut self, next: &Config) -> Result<(), String> {
+    fn apply(&mut self, next: &mut Config) -> Vec<String> {
         // Stop what is gone or moved.
         let stale: Vec<String> = self
             .running
@@ -80,26 +80,29 @@ impl ListenerSink for Listeners {
                 h.abort();
             }
         }
-        // Bind what is new; all or nothing.
-        let mut bound = Vec::new();
-        for (name, spec) in &next.listeners {
-            if self.running.contains_key(name) {
-                continue;
-            }
+        // Bind what is new; what cannot be bound is taken out and reported.
+        let mut errors = Vec::new();
+        let new: Vec<(String, Arc<ListenerSpec>)> = next
+            .listeners
+            .iter()
+            .filter(|(name, _)| !self.running.contains_key(*name))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        for (name, spec) in new {
             match bind(spec.addr) {
-                Ok(l) => bound.push((name.clone(), spec.clone(), l)),
+                Ok(l) => {
+                    info!(listener.name = %name, listener.address = %spec.addr, "listening");
+                    let addr = spec.addr;
+                    let task = tokio::spawn(accept_loop(l, name.clone(), spec, self.proxy.clone()));
+                    self.running.insert(name, (addr, task));
+                }
                 Err(e) => {
-                    return Err(format!("listener {name:?}: cannot bind {}: {e}", spec.addr));
+                    errors.push(format!("listener {name:?}: cannot bind {}: {e}", spec.addr));
+                    next.drop_listener(&name);
                 }
             }
         }
-        for (name, spec, l) in bound {
-            info!(listener.name = %name, listener.address = %spec.addr, "listening");
-            let addr = spec.addr;
-            let task = tokio::spawn(accept_loop(l, name.clone(), spec, self.proxy.clone()));
-            self.running.insert(name, (addr, task));
-        }
-        Ok(())
+        errors
     }
 }
 
