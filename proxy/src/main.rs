@@ -1,9 +1,9 @@
 //! mesh-proxy: the meshctl sidecar proxy.
 //!
 //! Thin binary: flags, tracing, the library, an exit code. `bootstrap` prints the Envoy
-//! bootstrap for a workload; `run --engine envoy` runs Envoy under supervision; `init`
-//! installs (or with `--dry-run` prints) the pod's traffic-capture iptables rules;
-//! `run --engine native` (mesh-proxy's own data path) is not built yet and exits 2.
+//! bootstrap for a workload; `run` (`--engine native`, the default) runs mesh-proxy's own
+//! data plane; `run --engine envoy` runs Envoy under supervision; `init` installs (or with
+//! `--dry-run` prints) the pod's traffic-capture iptables rules.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -118,17 +118,23 @@ struct Identity {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The data plane: Envoy (agent mode) or mesh-proxy's own.
-    #[arg(long, value_enum, default_value_t = Engine::Envoy)]
+    /// The data plane: mesh-proxy's own (native) or Envoy (agent mode).
+    #[arg(long, value_enum, default_value_t = Engine::Native)]
     engine: Engine,
     #[command(flatten)]
     identity: Identity,
     /// The Envoy binary (default: $MESH_ENVOY_BIN, else `envoy` on PATH).
     #[arg(long)]
     envoy_bin: Option<PathBuf>,
-    /// Envoy's log level.
+    /// Envoy's log level (with --engine envoy).
     #[arg(long, default_value = "warning")]
     log_level: String,
+    /// The health port (`/healthz/ready`), on the workload's IP (native engine).
+    #[arg(long, default_value_t = mesh_proxy::native::HEALTH_PORT)]
+    health_port: u16,
+    /// No access log line per request on stdout (native engine).
+    #[arg(long)]
+    no_access_log: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -161,14 +167,20 @@ impl Identity {
 }
 
 fn main() -> ExitCode {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    let set_level: mesh_proxy::native::LogLevelSetter = Box::new(move |level: &str| {
+        let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        reload.modify(|old| *old = f).map_err(|e| e.to_string())
+    });
     match cli.command {
         Command::Bootstrap(id) => {
             let json = bootstrap::bootstrap(&id.options());
@@ -183,7 +195,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, set_level),
         Command::Init(args) => init_step(args),
     }
 }
@@ -227,12 +239,37 @@ fn init_step(args: InitArgs) -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("mesh-proxy: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode {
     if let Engine::Native = args.engine {
-        eprintln!(
-            "mesh-proxy: --engine native is not built yet (mesh-proxy's own data path); use --engine envoy"
-        );
-        return ExitCode::from(2);
+        let opts = mesh_proxy::native::NativeOptions {
+            identity: args.identity.options(),
+            health_port: args.health_port,
+            access_log: !args.no_access_log,
+            log_level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            set_log_level: set_level,
+        };
+        let runtime = match runtime() {
+            Ok(rt) => rt,
+            Err(code) => return code,
+        };
+        return match runtime.block_on(mesh_proxy::native::run(opts, agent::signal())) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mesh-proxy: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let envoy_bin = args
         .envoy_bin
@@ -240,16 +277,9 @@ fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|| PathBuf::from("envoy"));
     let mut opts = AgentOptions::new(args.identity.options(), envoy_bin);
     opts.log_level = args.log_level;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mesh-proxy: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(agent::run(&opts, agent::signal())) {
         Ok(_) => ExitCode::SUCCESS,

@@ -150,9 +150,25 @@ fn bootstrap_passes_envoy_validate() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn http_post(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// Without meshd the native engine still serves its admin API and health endpoint, says it
+/// is not ready, and stops on `POST /quitquitquit`.
 #[test]
-fn native_engine_is_not_built_yet() {
-    let out = Command::new(MESH_PROXY)
+fn native_engine_serves_admin_without_meshd() {
+    let (admin, health, xds) = (free_port(), free_port(), free_port());
+    let child = Command::new(MESH_PROXY)
         .args([
             "run",
             "--engine",
@@ -162,10 +178,38 @@ fn native_engine_is_not_built_yet() {
             "--ip",
             "127.0.0.1",
         ])
-        .output()
+        .args(["--admin-port", &admin.to_string()])
+        .args(["--health-port", &health.to_string()])
+        .args(["--xds-address", &format!("127.0.0.1:{xds}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    let mut guard = Guard {
+        child: Some(child),
+        also: Vec::new(),
+    };
+    let admin_addr: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let health_addr: SocketAddr = format!("127.0.0.1:{health}").parse().unwrap();
+    let ready = wait_for("admin /ready", Duration::from_secs(20), || {
+        http_get(admin_addr, "/ready")
+    });
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("PRE_INITIALIZING"), "{ready}");
+    let h = http_get(health_addr, "/healthz/ready").unwrap();
+    assert!(h.starts_with("HTTP/1.1 503"), "{h}");
+    let stats = http_get(admin_addr, "/stats").unwrap();
+    assert!(
+        stats.contains("control_plane.connected_state: 0"),
+        "{stats}"
+    );
+    let q = http_post(admin_addr, "/quitquitquit").unwrap();
+    assert!(q.starts_with("HTTP/1.1 200"), "{q}");
+    let child = guard.child.as_mut().unwrap();
+    let status = wait_for("exit", Duration::from_secs(10), || {
+        child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status}");
 }
 
 #[test]

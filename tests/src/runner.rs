@@ -33,15 +33,18 @@ pub enum ProxyEngine {
     Agent,
     /// `mesh-proxy bootstrap ...` to a file, then Envoy started by the runner.
     Bootstrap,
+    /// `mesh-proxy run --engine native ...`: mesh-proxy's own data plane, no Envoy.
+    Native,
 }
 
 impl ProxyEngine {
-    /// From `MESH_E2E_PROXY` (`agent`, the default, or `bootstrap`).
+    /// From `MESH_E2E_PROXY` (`agent`, the default, `bootstrap` or `native`).
     pub fn from_env() -> anyhow::Result<ProxyEngine> {
         match std::env::var("MESH_E2E_PROXY").as_deref() {
             Err(_) | Ok("") | Ok("agent") => Ok(ProxyEngine::Agent),
             Ok("bootstrap") => Ok(ProxyEngine::Bootstrap),
-            Ok(other) => bail!("MESH_E2E_PROXY={other:?}: use `agent` or `bootstrap`"),
+            Ok("native") => Ok(ProxyEngine::Native),
+            Ok(other) => bail!("MESH_E2E_PROXY={other:?}: use `agent`, `bootstrap` or `native`"),
         }
     }
 }
@@ -227,6 +230,13 @@ pub fn agent_command(tools: &Tools, identity: &[String]) -> Command {
     cmd
 }
 
+/// `mesh-proxy run --engine native ...`.
+pub fn native_command(tools: &Tools, identity: &[String]) -> Command {
+    let mut cmd = Command::new(&tools.mesh_proxy);
+    cmd.args(["run", "--engine", "native"]).args(identity);
+    cmd
+}
+
 /// Envoy on a bootstrap file, as a supervisor would start it.
 pub fn envoy_command(envoy: &Path, bootstrap: &Path) -> Command {
     let mut cmd = Command::new(envoy);
@@ -367,6 +377,7 @@ async fn run_inner(
         let log = log_dir.join(format!("proxy-{}.log", w.name));
         let cmd = match opts.engine {
             ProxyEngine::Agent => agent_command(&opts.tools, &identity),
+            ProxyEngine::Native => native_command(&opts.tools, &identity),
             ProxyEngine::Bootstrap => {
                 let file = log_dir.join(format!("bootstrap-{}.json", w.name));
                 write_bootstrap(&opts.tools.mesh_proxy, &identity, &file)?;

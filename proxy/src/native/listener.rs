@@ -1,0 +1,292 @@
+//! Listeners: binding the sockets LDS names (before the update is ACKed, so that an
+//! address that cannot be bound NACKs it), accept loops, and per-connection serving: HTTP/1.1
+//! and HTTP/2 cleartext (hyper's automatic codec, upgrades for `CONNECT`) for HTTP
+//! connection managers, byte splicing for `tcp_proxy`.
+//!
+//! A listener removed by an update stops accepting; connections it accepted finish on
+//! their own. Each connection looks its listener up in the config in force when it is
+//! accepted, and each request takes the config in force when it starts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::Proxy;
+use super::ads::ListenerSink;
+use super::cluster::HostAddr;
+use super::config::{Config, Direction, ListenerKind, ListenerSpec};
+use super::http::{self, Conn};
+use super::metrics::TcpLabels;
+
+/// The running listeners, by name.
+pub struct Listeners {
+    proxy: Arc<Proxy>,
+    running: HashMap<String, (SocketAddr, JoinHandle<()>)>,
+}
+
+impl Listeners {
+    pub fn new(proxy: Arc<Proxy>) -> Listeners {
+        Listeners {
+            proxy,
+            running: HashMap::new(),
+        }
+    }
+
+    /// The addresses bound now, by listener name.
+    pub fn bound(&self) -> Vec<(String, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .running
+            .iter()
+            .map(|(n, (a, _))| (n.clone(), *a))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (_, (_, h)) in self.running.drain() {
+            h.abort();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
+}
+
+impl ListenerSink for Listeners {
+    fn apply(&mut self, next: &mut Config) -> Vec<String> {
+        // Stop what is gone or moved.
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, (addr, _))| next.listeners.get(*name).is_none_or(|l| l.addr != *addr))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            if let Some((addr, h)) = self.running.remove(&name) {
+                info!(listener.name = %name, listener.address = %addr, "listener removed");
+                h.abort();
+            }
+        }
+        // Bind what is new; what cannot be bound is taken out and reported.
+        let mut errors = Vec::new();
+        let new: Vec<(String, Arc<ListenerSpec>)> = next
+            .listeners
+            .iter()
+            .filter(|(name, _)| !self.running.contains_key(*name))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        for (name, spec) in new {
+            match bind(spec.addr) {
+                Ok(l) => {
+                    info!(listener.name = %name, listener.address = %spec.addr, "listening");
+                    let addr = spec.addr;
+                    let task = tokio::spawn(accept_loop(l, name.clone(), spec, self.proxy.clone()));
+                    self.running.insert(name, (addr, task));
+                }
+                Err(e) => {
+                    errors.push(format!("listener {name:?}: cannot bind {}: {e}", spec.addr));
+                    next.drop_listener(&name);
+                }
+            }
+        }
+        errors
+    }
+}
+
+async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+    loop {
+        let (sock, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(listener.name = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let spec = proxy
+            .store
+            .current()
+            .listeners
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(|| fallback.clone());
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            proxy
+                .metrics
+                .downstream_cx_total
+                .fetch_add(1, Ordering::Relaxed);
+            proxy
+                .metrics
+                .downstream_cx_active
+                .fetch_add(1, Ordering::Relaxed);
+            match &spec.kind {
+                ListenerKind::Http(_) => serve_http(sock, peer, spec.clone(), proxy.clone()).await,
+                ListenerKind::Tcp(_) => serve_tcp(sock, peer, spec.clone(), proxy.clone()).await,
+            }
+            proxy
+                .metrics
+                .downstream_cx_active
+                .fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+    let conn = Arc::new(Conn {
+        proxy,
+        listener: spec,
+        peer,
+    });
+    let svc = hyper::service::service_fn(move |req| http::handle(req, conn.clone()));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(64 * 1024);
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(sock), svc)
+        .await
+    {
+        debug!(client.addr = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Connects to an upstream host within `timeout`.
+pub async fn connect(addr: &HostAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let fut = async {
+        match addr {
+            HostAddr::Socket(s) => TcpStream::connect(s).await,
+            HostAddr::Name(h, p) => TcpStream::connect((h.as_str(), *p)).await,
+        }
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => {
+            let s = r?;
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timeout",
+        )),
+    }
+}
+
+async fn serve_tcp(
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    spec: Arc<ListenerSpec>,
+    proxy: Arc<Proxy>,
+) {
+    let ListenerKind::Tcp(tcp) = &spec.kind else {
+        return;
+    };
+    let total: u64 = tcp.targets.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut r = fastrand::u64(0..total.max(1));
+    let mut cluster_name = String::new();
+    for (c, w) in &tcp.targets {
+        cluster_name = c.clone();
+        if r < u64::from(*w) {
+            break;
+        }
+        r -= u64::from(*w);
+    }
+    let config = proxy.store.current();
+    let Some(cluster) = config.clusters.get(&cluster_name).cloned() else {
+        debug!(client.addr = %peer, cluster = %cluster_name, "no such cluster; closing");
+        return;
+    };
+    let Some(idx) = cluster.choose(None, &[]) else {
+        debug!(client.addr = %peer, cluster = %cluster_name, "no healthy upstream; closing");
+        return;
+    };
+    let host = cluster.hosts[idx].clone();
+    let mut up = match connect(&host.addr, cluster.spec.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            cluster
+                .shared
+                .stats
+                .cx_connect_fail
+                .fetch_add(1, Ordering::Relaxed);
+            cluster.record(&host, None);
+            debug!(client.addr = %peer, upstream = %host.addr, error = %e, "upstream connect failed");
+            return;
+        }
+    };
+    let (me, ns) = proxy.workload.clone();
+    let unknown = || "unknown".to_owned();
+    let labels = match spec.direction {
+        Direction::Outbound => TcpLabels {
+            reporter: "source".into(),
+            source_workload: me,
+            source_workload_namespace: ns,
+            destination_workload: unknown(),
+            destination_workload_namespace: unknown(),
+            destination_service: cluster_name
+                .split('|')
+                .nth(3)
+                .filter(|s| !s.is_empty())
+                .map_or_else(unknown, str::to_owned),
+        },
+        Direction::Inbound => TcpLabels {
+            reporter: "destination".into(),
+            source_workload: unknown(),
+            source_workload_namespace: unknown(),
+            destination_workload: me,
+            destination_workload_namespace: ns,
+            destination_service: unknown(),
+        },
+    };
+    proxy.metrics.tcp_opened.get_or_create(&labels).inc();
+    host.active.fetch_add(1, Ordering::Relaxed);
+    let res = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+    host.active.fetch_sub(1, Ordering::Relaxed);
+    if let Ok((from_client, to_client)) = res {
+        proxy
+            .metrics
+            .tcp_received
+            .get_or_create(&labels)
+            .inc_by(from_client);
+        proxy
+            .metrics
+            .tcp_sent
+            .get_or_create(&labels)
+            .inc_by(to_client);
+    }
+    proxy.metrics.tcp_closed.get_or_create(&labels).inc();
+    if conn_log_enabled(&proxy) {
+        println!(
+            "[{}] TCP {peer} -> {} {} {} listener={}",
+            super::admin::timestamp(std::time::SystemTime::now()),
+            host.addr,
+            cluster_name,
+            match res {
+                Ok((a, b)) => format!("{a} {b}"),
+                Err(e) => format!("error: {e}"),
+            },
+            spec.name
+        );
+    }
+}
+
+fn conn_log_enabled(p: &Proxy) -> bool {
+    p.access_log
+}

@@ -1,0 +1,183 @@
+//! mesh-proxy's own data plane (`mesh-proxy run --engine native`): an ADS client
+//! ([`ads`]) that turns meshd's xDS into immutable config generations ([`config`],
+//! [`route`], [`cluster`], [`retry`]), listeners bound as LDS says ([`listener`]) serving
+//! HTTP and TCP ([`http`]), the admin API and health endpoint ([`admin`]), and Istio's
+//! metrics ([`metrics`]).
+//!
+//! Ports (local mode, DESIGN.md): admin on `IP:15000`, health on `IP:15021`, and whatever
+//! listeners meshd sends (the outbound HTTP proxy on `IP:15001`, inbound `IP:PORT`,
+//! gateway ports).
+
+pub mod admin;
+pub mod ads;
+pub mod cluster;
+pub mod config;
+pub mod http;
+pub mod listener;
+pub mod metrics;
+pub mod retry;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::bootstrap::BootstrapOptions;
+
+/// How long requests in flight may take to finish once the proxy is told to stop.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The health port (`/healthz/ready`).
+pub const HEALTH_PORT: u16 = 15021;
+
+/// Why the native proxy cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    #[error("cannot bind the {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Changes the log level at run time (`POST /logging?level=`).
+pub type LogLevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// What every part of the running proxy shares.
+pub struct Proxy {
+    pub store: Arc<config::Store>,
+    pub metrics: metrics::Metrics,
+    pub ads: Arc<ads::AdsStatus>,
+    pub node_id: String,
+    /// `(name, namespace)`.
+    pub workload: (String, String),
+    pub access_log: bool,
+    pub shutdown: watch::Sender<bool>,
+    pub set_log_level: LogLevelSetter,
+    log_level: std::sync::Mutex<String>,
+}
+
+impl Proxy {
+    /// A proxy around a config store, for running listeners without the ADS client (tests,
+    /// embedding). The receiver sees `POST /quitquitquit`.
+    pub fn new(
+        store: Arc<config::Store>,
+        node_id: String,
+        workload: (String, String),
+        access_log: bool,
+    ) -> (Arc<Proxy>, watch::Receiver<bool>) {
+        let (shutdown, rx) = watch::channel(false);
+        let proxy = Arc::new(Proxy {
+            store,
+            metrics: metrics::Metrics::new(),
+            ads: Arc::new(ads::AdsStatus::default()),
+            node_id,
+            workload,
+            access_log,
+            shutdown,
+            set_log_level: Box::new(|_| Err("log levels are fixed here".to_owned())),
+            log_level: std::sync::Mutex::new("info".to_owned()),
+        });
+        (proxy, rx)
+    }
+
+    pub fn log_level(&self) -> String {
+        self.log_level.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// How to run the native proxy.
+pub struct NativeOptions {
+    pub identity: BootstrapOptions,
+    pub health_port: u16,
+    /// One line per request on stdout.
+    pub access_log: bool,
+    pub log_level: String,
+    pub set_log_level: LogLevelSetter,
+}
+
+/// Runs the proxy until `stop` completes or `POST /quitquitquit`; then stops accepting
+/// connections and gives requests in flight up to [`DRAIN`] to finish.
+pub async fn run(
+    opts: NativeOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), NativeError> {
+    let id = &opts.identity;
+    let admin_addr = id.admin_address();
+    let health_addr = SocketAddr::new(id.ip, opts.health_port);
+    let admin_l = admin::bind(admin_addr).map_err(|source| NativeError::Bind {
+        what: "admin",
+        addr: admin_addr,
+        source,
+    })?;
+    let health_l = admin::bind(health_addr).map_err(|source| NativeError::Bind {
+        what: "health",
+        addr: health_addr,
+        source,
+    })?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let level = opts.log_level.clone();
+    let setter = opts.set_log_level;
+    let proxy = Arc::new(Proxy {
+        store: Arc::new(config::Store::default()),
+        metrics: metrics::Metrics::new(),
+        ads: Arc::new(ads::AdsStatus::default()),
+        node_id: id.node_id(),
+        workload: (id.workload.name.clone(), id.workload.namespace.clone()),
+        access_log: opts.access_log,
+        shutdown,
+        set_log_level: setter,
+        log_level: std::sync::Mutex::new(level),
+    });
+    let admin_task = tokio::spawn(admin::serve(admin_l, proxy.clone(), admin::Server::Admin));
+    let health_task = tokio::spawn(admin::serve(health_l, proxy.clone(), admin::Server::Health));
+    let sink = Box::new(listener::Listeners::new(proxy.clone()));
+    let ads_task = tokio::spawn(ads::run(
+        id.xds_address,
+        ads::node(id),
+        proxy.store.clone(),
+        proxy.ads.clone(),
+        sink,
+        proxy.shutdown.subscribe(),
+    ));
+    info!(node.id = %proxy.node_id, admin.address = %admin_addr, xds.address = %id.xds_address, "mesh-proxy native engine started");
+    tokio::select! {
+        () = stop => {}
+        _ = shutdown_rx.wait_for(|v| *v) => info!("quitquitquit: stopping"),
+    }
+    // Stop: the ADS client ends and drops the listeners (no new connections), requests in
+    // flight get up to DRAIN to finish, then the admin servers stop.
+    let _ = proxy.shutdown.send(true);
+    let ads_abort = ads_task.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(2), ads_task)
+        .await
+        .is_err()
+    {
+        ads_abort.abort();
+    }
+    let deadline = std::time::Instant::now() + DRAIN;
+    while proxy
+        .metrics
+        .downstream_rq_active
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    admin_task.abort();
+    health_task.abort();
+    Ok(())
+}
+
+impl Proxy {
+    /// Records a level set through the admin API.
+    pub fn note_log_level(&self, level: &str) {
+        if let Ok(mut l) = self.log_level.lock() {
+            level.clone_into(&mut l);
+        }
+    }
+}
