@@ -277,7 +277,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'O
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane: mesh-proxy\'s own (needs nothing else installed) or Envoy' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
 native\t'mesh-proxy\'s own data plane'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l duration -d 'Stop after this long once the mesh is up (`30s`, `2m`, `500ms`) instead of waiting for Ctrl-C' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Write the generated config and the logs here, and keep them (default: a temporary directory, removed at exit)' -r -F

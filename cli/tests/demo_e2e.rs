@@ -77,15 +77,9 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> i32 {
     }
 }
 
-/// The sidecar engine the demo tests run: `MESH_E2E_DEMO_ENGINE` (`envoy`, the default, or
-/// `native` once mesh-proxy's own data plane is built).
-fn engine() -> String {
-    std::env::var("MESH_E2E_DEMO_ENGINE").unwrap_or_else(|_| "envoy".to_owned())
-}
-
-fn check_output(stdout: &str, stderr: &str, requests: usize) {
+fn check_output(engine: &str, stdout: &str, stderr: &str, requests: usize) {
     let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    let found = if engine() == "envoy" {
+    let found = if engine == "envoy" {
         "✔ Found meshd, mesh-proxy and Envoy"
     } else {
         "✔ Found meshd and mesh-proxy"
@@ -117,9 +111,12 @@ fn check_output(stdout: &str, stderr: &str, requests: usize) {
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("no proxy-status row for {name}:\n{all}"));
         assert_eq!(row.matches("SYNCED (").count(), 4, "{row}");
-        if engine() == "envoy" {
-            assert!(row.contains("envoy 1.40"), "{row}");
-        }
+        let version = if engine == "envoy" {
+            "envoy 1.40"
+        } else {
+            "mesh-proxy "
+        };
+        assert!(row.contains(version), "{row}");
     }
     for next in [
         "meshctl proxy-status",
@@ -141,10 +138,18 @@ fn assert_nothing_left(prefix: &str, dir: &str) {
     }
 }
 
-/// `meshctl demo` with `MESH_BIN_DIR` set to `bins` and no Envoy anywhere.
+/// `meshctl demo --engine envoy` with `MESH_BIN_DIR` set to `bins` and no Envoy anywhere.
 fn demo_without_envoy(bins: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
-        .args(["demo", "--duration", "1s", "--ip-prefix", "127.0.69"])
+        .args([
+            "demo",
+            "--engine",
+            "envoy",
+            "--duration",
+            "1s",
+            "--ip-prefix",
+            "127.0.69",
+        ])
         .env("MESH_BIN_DIR", bins)
         .env_remove("MESH_ENVOY_BIN")
         .env("PATH", "/nonexistent")
@@ -227,21 +232,43 @@ fn a_sidecar_that_dies_fails_the_demo_which_stops_meshd_and_keeps_the_logs() {
 }
 
 #[test]
-fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
+fn demo_with_envoy_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     let Some(envoy) = find_envoy().unwrap() else {
         return;
     };
+    demo_suite("envoy", Some(envoy), "127.0.67", "127.0.68");
+}
+
+#[test]
+fn demo_with_native_engine_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
+    demo_suite("native", None, "127.0.70", "127.0.71");
+}
+
+/// Commands are given an empty `MESH_ENVOY_BIN` and no Envoy on PATH for the native engine,
+/// so the run shows the demo needs nothing but this workspace's binaries.
+fn demo_command(engine: &str, envoy: &Option<PathBuf>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    cmd.args(["demo", "--engine", engine]);
+    match envoy {
+        Some(e) => {
+            cmd.env("MESH_ENVOY_BIN", e);
+        }
+        None => {
+            cmd.env_remove("MESH_ENVOY_BIN").env("PATH", "/nonexistent");
+        }
+    }
+    cmd
+}
+
+fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive: &str) {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
 
     // Headless, with --duration.
-    let prefix = "127.0.67";
-    let dir = tmp.join("demo-e2e-headless");
+    let prefix = headless;
+    let dir = tmp.join(format!("demo-e2e-headless-{engine}"));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+    let mut child = demo_command(engine, &envoy)
         .args([
-            "demo",
-            "--engine",
-            &engine(),
             "--duration",
             "1s",
             "--requests",
@@ -251,7 +278,6 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
             "--dir",
         ])
         .arg(&dir)
-        .env("MESH_ENVOY_BIN", &envoy)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -267,7 +293,7 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     let code = wait_bounded(&mut child, Duration::from_secs(150));
     let stderr = err_reader.join().unwrap();
     assert_eq!(code, 0, "--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    check_output(&stdout, &stderr, 10);
+    check_output(engine, &stdout, &stderr, 10);
     assert!(stderr.contains("running for 1s (--duration)"), "{stderr}");
     assert!(dir.join("pods.yaml").is_file() && dir.join("logs/meshd.log").is_file());
     // The config it suggests analyzing is clean.
@@ -288,18 +314,9 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     assert_nothing_left(prefix, &dir.to_string_lossy());
 
     // Interactive: SIGINT once the mesh is up, as Ctrl-C sends it.
-    let prefix = "127.0.68";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
-        .args([
-            "demo",
-            "--engine",
-            &engine(),
-            "--requests",
-            "4",
-            "--ip-prefix",
-            prefix,
-        ])
-        .env("MESH_ENVOY_BIN", &envoy)
+    let prefix = interactive;
+    let mut child = demo_command(engine, &envoy)
+        .args(["--requests", "4", "--ip-prefix", prefix])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -326,38 +343,18 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
     });
     let up = rx.recv_timeout(Duration::from_secs(150));
     let temp_dir = std::env::temp_dir().join(format!("meshctl-demo-{pid}"));
-    if up.is_ok() {
+    // A failed check must still stop the demo (Ctrl-C below), or it would outlive the test.
+    let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if up.is_err() {
+            return;
+        }
         assert!(
             temp_dir.join("pods.yaml").is_file(),
             "the demo's temporary config dir"
         );
         // The commands it suggests work against it.
         let cp = format!("http://{prefix}.1:15014");
-        let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
-            .args([
-                "proxy-config",
-                "cluster",
-                "productpage-v1.bookinfo",
-                "--controlplane",
-                &cp,
-            ])
-            .output()
-            .unwrap();
-        let table = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{table}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for subset in ["v1", "v2", "v3"] {
-            assert!(
-                table
-                    .lines()
-                    .any(|l| l.starts_with("reviews.bookinfo.svc.cluster.local")
-                        && l.split_whitespace().nth(2) == Some(subset)),
-                "reviews subset {subset} missing:\n{table}"
-            );
-        }
+        check_proxy_config(prefix, &cp);
         let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
             .args(["proxy-status", "reviews-v2.bookinfo", "--controlplane", &cp])
             .output()
@@ -390,20 +387,130 @@ fn demo_runs_headless_and_on_ctrl_c_and_leaves_nothing_behind() {
             child.try_wait().unwrap().is_none(),
             "the demo ended without Ctrl-C"
         );
-    }
+    }));
     Command::new("kill")
         .args(["-s", "INT", &pid.to_string()])
         .status()
         .unwrap();
     let code = wait_bounded(&mut child, Duration::from_secs(30));
+    if let Err(panic) = checks {
+        std::panic::resume_unwind(panic);
+    }
     let stdout = out_reader.join().unwrap();
     let stderr = err_reader.join().unwrap();
     assert!(up.is_ok(), "the mesh never came up:\n{stdout}\n{stderr}");
     assert_eq!(code, 0, "--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    check_output(&stdout, &stderr, 4);
+    check_output(engine, &stdout, &stderr, 4);
     assert!(
         !temp_dir.exists(),
         "the temporary config dir is removed at exit"
     );
     assert_nothing_left(prefix, &temp_dir.to_string_lossy());
+}
+
+/// `meshctl proxy-config SUB productpage-v1.bookinfo --controlplane CP ARGS`: stdout, after
+/// asserting success.
+fn pc(cp: &str, sub: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args([
+            "proxy-config",
+            sub,
+            "productpage-v1.bookinfo",
+            "--controlplane",
+            cp,
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "proxy-config {sub} {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Every proxy-config subcommand against productpage's sidecar, by workload name: the
+/// clusters, listeners, routes and endpoints bookinfo's config implies.
+fn check_proxy_config(prefix: &str, cp: &str) {
+    let table = pc(cp, "cluster", &[]);
+    for subset in ["v1", "v2", "v3"] {
+        assert!(
+            table.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&"reviews.bookinfo.svc.cluster.local")
+                    && cols.get(2) == Some(&subset)
+                    && cols.last() == Some(&"reviews.bookinfo")
+            }),
+            "reviews subset {subset} (DestinationRule reviews.bookinfo) missing:\n{table}"
+        );
+    }
+    let listeners = pc(cp, "listener", &[]);
+    assert!(
+        listeners
+            .lines()
+            .any(|l| l.starts_with(&format!("{prefix}.11"))
+                && l.contains("15001")
+                && l.contains("Route: 15001")),
+        "{listeners}"
+    );
+    assert!(
+        listeners
+            .lines()
+            .any(|l| l.contains("9080") && l.contains("inbound|9080||")),
+        "{listeners}"
+    );
+    let routes = pc(cp, "route", &[]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.contains("reviews.bookinfo.svc.cluster.local:9080")
+                && l.trim_end().ends_with("reviews.bookinfo")),
+        "{routes}"
+    );
+    let endpoints = pc(
+        cp,
+        "endpoint",
+        &[
+            "--cluster",
+            "outbound|9080|v2|reviews.bookinfo.svc.cluster.local",
+        ],
+    );
+    assert!(
+        endpoints
+            .lines()
+            .any(|l| l.starts_with(&format!("{prefix}.14:9080")) && l.contains("HEALTHY")),
+        "reviews-v2 is the fourth workload:\n{endpoints}"
+    );
+    // No certificates are served yet (mTLS is not built): an empty table, not an error.
+    let secrets = pc(cp, "secret", &[]);
+    assert!(secrets.starts_with("RESOURCE NAME"), "{secrets}");
+    assert_eq!(secrets.lines().count(), 1, "{secrets}");
+    let bootstrap = pc(cp, "bootstrap", &[]);
+    assert!(
+        bootstrap.contains(&format!(
+            "sidecar~{prefix}.11~productpage-v1.bookinfo~bookinfo.svc.cluster.local"
+        )),
+        "{bootstrap}"
+    );
+    let levels = pc(cp, "log", &["--level", "debug"]);
+    assert!(levels.starts_with("active loggers:"), "{levels}");
+    assert!(
+        levels.lines().skip(1).all(|l| l.ends_with(": debug")),
+        "{levels}"
+    );
+    let levels = pc(cp, "log", &["--level", "info"]);
+    assert!(
+        levels.lines().skip(1).all(|l| l.ends_with(": info")),
+        "{levels}"
+    );
+    let all = pc(cp, "all", &[]);
+    for part in [
+        "outbound|9080|v2|reviews.bookinfo.svc.cluster.local",
+        "reviews.bookinfo.svc.cluster.local:9080",
+        "Route: 15001",
+    ] {
+        assert!(all.contains(part), "{part:?} missing from `all`:\n{all}");
+    }
 }

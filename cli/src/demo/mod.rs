@@ -81,8 +81,8 @@ impl Engine {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The sidecars' data plane.
-    #[arg(long, value_enum, default_value_t = Engine::Envoy)]
+    /// The sidecars' data plane: mesh-proxy's own (needs nothing else installed) or Envoy.
+    #[arg(long, value_enum, default_value_t = Engine::Native)]
     pub engine: Engine,
 
     /// Stop after this long once the mesh is up (`30s`, `2m`, `500ms`) instead of waiting

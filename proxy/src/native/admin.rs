@@ -289,6 +289,22 @@ pub fn config_dump(c: &Config, include_eds: bool) -> Result<Value, String> {
     Ok(dump)
 }
 
+/// Puts the proxy's bootstrap first in a config dump, as Envoy's `/config_dump` does.
+fn with_bootstrap(dump: &mut Value, bootstrap: &Value) {
+    if bootstrap.is_null() {
+        return;
+    }
+    if let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
+        configs.insert(
+            0,
+            json!({
+                "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+                "bootstrap": bootstrap,
+            }),
+        );
+    }
+}
+
 fn listeners_out(c: &Config, json_format: bool) -> Response<Full<Bytes>> {
     if json_format {
         let statuses: Vec<Value> = c
@@ -360,24 +376,34 @@ async fn admin(req: Request<Incoming>, p: Arc<Proxy>) -> Result<Response<Full<By
         (_, "/config_dump") => {
             let eds = query.split('&').any(|kv| kv == "include_eds" || kv.starts_with("include_eds="));
             match config_dump(&c, eds) {
-                Ok(v) => json_resp(&v),
+                Ok(mut v) => {
+                    with_bootstrap(&mut v, &p.bootstrap);
+                    json_resp(&v)
+                }
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             }
         }
         (_, "/logging") => {
-            let level = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("level="))
-                .map(str::to_owned);
-            match (req.method(), level) {
-                (&Method::POST, Some(l)) => match (p.set_log_level)(&l) {
-                    Ok(()) => {
-                        p.note_log_level(&l);
-                        text(StatusCode::OK, format!("active loggers:\n  all: {l}\n"))
+            // Envoy's forms: `level=L` sets every logger; `NAME=L` sets one. mesh-proxy has
+            // one logger, `all`, so a logger name other than `all` is refused by name.
+            let set = query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (!k.is_empty()).then(|| (k.to_owned(), v.to_owned()))
+            });
+            match (req.method(), set) {
+                (&Method::POST, Some((k, l))) if k == "level" || k == "all" => {
+                    match (p.set_log_level)(&l) {
+                        Ok(()) => {
+                            p.note_log_level(&l);
+                            text(StatusCode::OK, format!("active loggers:\n  all: {l}\n"))
+                        }
+                        Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
                     }
-                    Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-                },
-                (&Method::POST, None) => text(StatusCode::BAD_REQUEST, "usage: POST /logging?level=LEVEL\n".into()),
+                }
+                (&Method::POST, Some((k, _))) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("error: unknown logger name {k:?}: mesh-proxy has one logger, `all`\n"),
+                ),
                 _ => text(
                     StatusCode::OK,
                     format!("active loggers:\n  all: {}\n", p.log_level()),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as PbCluster;
-use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::config::core::v3::{Node, node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -74,6 +74,9 @@ pub fn node(opts: &BootstrapOptions) -> Node {
         cluster: b["node"]["cluster"].as_str().unwrap_or_default().to_owned(),
         metadata: Some(json_struct(&md)),
         user_agent_name: "mesh-proxy".to_owned(),
+        user_agent_version_type: Some(node::UserAgentVersionType::UserAgentVersion(
+            env!("CARGO_PKG_VERSION").to_owned(),
+        )),
         ..Default::default()
     }
 }

@@ -58,6 +58,10 @@ pub struct Proxy {
     pub shutdown: watch::Sender<bool>,
     pub set_log_level: LogLevelSetter,
     log_level: std::sync::Mutex<String>,
+    /// What `/config_dump` shows as the BootstrapConfigDump: the node, admin address and ADS
+    /// source this proxy started with, in the shape of the Envoy bootstrap `mesh-proxy
+    /// bootstrap` prints for the same workload (`Null` when embedded without one).
+    pub bootstrap: serde_json::Value,
 }
 
 impl Proxy {
@@ -80,6 +84,7 @@ impl Proxy {
             shutdown,
             set_log_level: Box::new(|_| Err("log levels are fixed here".to_owned())),
             log_level: std::sync::Mutex::new("info".to_owned()),
+            bootstrap: serde_json::Value::Null,
         });
         (proxy, rx)
     }
@@ -131,6 +136,7 @@ pub async fn run(
         shutdown,
         set_log_level: setter,
         log_level: std::sync::Mutex::new(level),
+        bootstrap: crate::bootstrap::bootstrap(id),
     });
     let admin_task = tokio::spawn(admin::serve(admin_l, proxy.clone(), admin::Server::Admin));
     let health_task = tokio::spawn(admin::serve(health_l, proxy.clone(), admin::Server::Health));
