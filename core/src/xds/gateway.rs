@@ -40,6 +40,7 @@ use crate::model::networking::{
     RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
 };
 
+use super::authz;
 use super::listener::{Routes, hcm, outbound_http_filters, tcp_proxy_weighted};
 use super::registry::parse_protocol;
 use super::route::{self as rt, RouteCtx};
@@ -185,7 +186,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                     filters: vec![hcm(
                         &format!("outbound_{name}"),
                         Routes::Rds(rc_name),
-                        outbound_http_filters(false),
+                        authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
                         false,
                     )],
                     ..Default::default()
@@ -218,7 +219,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                         filters: vec![hcm(
                             &format!("outbound_{name}"),
                             Routes::Rds(rc_name),
-                            outbound_http_filters(false),
+                            authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
                             false,
                         )],
                         ..Default::default()

@@ -66,6 +66,7 @@
 //! matches, `DNS_ROUND_ROBIN` (served as `DNS`), Kubernetes EndpointSlices (endpoints come
 //! from Pods and WorkloadEntries).
 
+mod authz;
 mod cluster;
 mod gateway;
 pub mod json;
@@ -89,8 +90,9 @@ use crate::analysis::{MeshConfig, Store};
 use crate::model::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
-use crate::model::security::PeerAuthentication;
+use crate::model::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::resource::Resource;
+pub use authz::{PAYLOAD_KEY as JWT_PAYLOAD_KEY, policy_name as authz_policy_name};
 pub use registry::Registry;
 
 /// The port of the outbound listener (`virtualOutbound`).
@@ -257,6 +259,8 @@ pub struct Snapshot {
     pub service_entries: Vec<Typed<ServiceEntry>>,
     pub workload_entries: Vec<Typed<WorkloadEntry>>,
     pub peer_authentications: Vec<Typed<PeerAuthentication>>,
+    pub authorization_policies: Vec<Typed<AuthorizationPolicy>>,
+    pub request_authentications: Vec<Typed<RequestAuthentication>>,
 }
 
 impl Snapshot {
@@ -294,6 +298,7 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         ProxyKind::Sidecar => listener::sidecar(snapshot, proxy),
         ProxyKind::Gateway => gateway::generate(snapshot, proxy),
     };
+    authz::add_jwks_clusters(snapshot, proxy, &mut out);
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
     out.clusters.sort_by(|a, b| a.name.cmp(&b.name));
