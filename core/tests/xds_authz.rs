@@ -1,0 +1,262 @@
+//! AuthorizationPolicy and RequestAuthentication translation: which policies apply to which
+//! proxy, the filter order Istio uses, Istio's policy names, the TCP rules, and that Envoy
+//! accepts all of it (`envoy --mode validate`) in local mode, Kubernetes mode and on a
+//! gateway. Behaviour with real traffic is in the scenarios `testdata/scenarios/authz-*`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod xds_support;
+
+use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener, filter};
+use envoy_types::pb::envoy::config::rbac::v3::{Rbac, rbac};
+use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtAuthentication;
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, http_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
+use mesh_core::xds::{ProxyConfig, ProxyKind, Snapshot, generate};
+use prost::Message;
+use xds_support::*;
+
+const FIXTURE: &[&str] = &["core/tests/xds/authz"];
+
+fn typed(f: &Filter) -> &[u8] {
+    match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(a)) => &a.value,
+        _ => panic!("filter {} has no typed config", f.name),
+    }
+}
+
+fn http_typed(f: &HttpFilter) -> &[u8] {
+    match &f.config_type {
+        Some(http_filter::ConfigType::TypedConfig(a)) => &a.value,
+        _ => panic!("filter {} has no typed config", f.name),
+    }
+}
+
+fn listener<'a>(cfg: &'a ProxyConfig, name: &str) -> &'a Listener {
+    cfg.listeners
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no listener {name}"))
+}
+
+fn hcm(l: &Listener) -> HttpConnectionManager {
+    let f = l.filter_chains[0]
+        .filters
+        .iter()
+        .find(|f| f.name == "envoy.filters.network.http_connection_manager")
+        .expect("hcm");
+    HttpConnectionManager::decode(typed(f)).unwrap()
+}
+
+fn http_rbac(f: &HttpFilter) -> Rbac {
+    HttpRbac::decode(http_typed(f)).unwrap().rules.unwrap()
+}
+
+fn names(r: &Rbac) -> Vec<String> {
+    let mut v: Vec<String> = r.policies.keys().cloned().collect();
+    v.sort();
+    v
+}
+
+fn setup() -> Snapshot {
+    snapshot(FIXTURE)
+}
+
+#[test]
+fn inbound_http_filters_in_istios_order_with_istios_names() {
+    let snap = setup();
+    let p = proxy(&snap, ProxyKind::Sidecar, "shop", "catalog-local");
+    let cfg = generate(&snap, &p);
+    let m = hcm(listener(&cfg, "127.79.0.21_9080"));
+    let order: Vec<&str> = m.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "envoy.filters.http.jwt_authn",
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.router"
+        ]
+    );
+    let deny = http_rbac(&m.http_filters[1]);
+    assert_eq!(deny.action, rbac::Action::Deny as i32);
+    assert_eq!(
+        names(&deny),
+        [
+            "ns[istio-system]-policy[mesh-deny]-rule[0]",
+            "ns[shop]-policy[catalog-deny]-rule[0]"
+        ]
+    );
+    let allow = http_rbac(&m.http_filters[2]);
+    assert_eq!(allow.action, rbac::Action::Allow as i32);
+    assert_eq!(
+        names(&allow),
+        [
+            "ns[shop]-policy[catalog-allow]-rule[0]",
+            "ns[shop]-policy[catalog-allow]-rule[1]",
+            "ns[shop]-policy[catalog-allow]-rule[2]"
+        ]
+    );
+    let audit = http_rbac(&m.http_filters[3]);
+    assert_eq!(audit.action, rbac::Action::Log as i32);
+    assert_eq!(audit.policies.len(), 2);
+
+    let jwt = JwtAuthentication::decode(http_typed(&m.http_filters[0])).unwrap();
+    let mut providers: Vec<_> = jwt.providers.keys().cloned().collect();
+    providers.sort();
+    assert_eq!(providers, ["origins-0", "origins-1"]);
+    let p0 = &jwt.providers["origins-0"];
+    assert_eq!(p0.issuer, "issuer.example");
+    assert!(p0.forward);
+    assert_eq!(p0.forward_payload_header, "x-payload");
+    assert_eq!(p0.from_headers[0].value_prefix, "Bearer ");
+    assert_eq!(p0.payload_in_metadata, mesh_core::xds::JWT_PAYLOAD_KEY);
+    // A missing token passes (allow_missing); a bad one fails.
+    let rule = format!("{:?}", jwt.rules[0]);
+    assert!(rule.contains("AllowMissing"), "{rule}");
+}
+
+#[test]
+fn tcp_ports_get_network_rbac_with_http_rules_dropped_or_narrowed() {
+    let snap = setup();
+    let p = proxy(&snap, ProxyKind::Sidecar, "shop", "catalog-local");
+    let cfg = generate(&snap, &p);
+    let l = listener(&cfg, "127.79.0.21_5432");
+    let filters = &l.filter_chains[0].filters;
+    let order: Vec<&str> = filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "envoy.filters.network.rbac",
+            "envoy.filters.network.rbac",
+            "envoy.filters.network.rbac",
+            "envoy.filters.network.tcp_proxy"
+        ]
+    );
+    let rules: Vec<Rbac> = filters[..3]
+        .iter()
+        .map(|f| {
+            let n = NetworkRbac::decode(typed(f)).unwrap();
+            assert_eq!(n.stat_prefix, "tcp.");
+            n.rules.unwrap()
+        })
+        .collect();
+    // DENY keeps its rules, HTTP-only conditions taken out: mesh-deny (only a header)
+    // denies every TCP connection, as Istio's does; catalog-deny keeps notNamespaces.
+    assert_eq!(rules[0].action, rbac::Action::Deny as i32);
+    let mesh_deny = &rules[0].policies["ns[istio-system]-policy[mesh-deny]-rule[0]"];
+    assert_eq!(
+        format!("{:?}", mesh_deny.principals),
+        "[Principal { identifier: Some(Any(true)) }]"
+    );
+    let catalog_deny = format!(
+        "{:?}",
+        rules[0].policies["ns[shop]-policy[catalog-deny]-rule[0]"]
+    );
+    assert!(catalog_deny.contains("/ns/shop/"), "{catalog_deny}");
+    assert!(!catalog_deny.contains(":method"), "{catalog_deny}");
+    // ALLOW drops rules with HTTP fields: rule 0 goes, the port rule and allow-all stay.
+    assert_eq!(
+        names(&rules[1]),
+        [
+            "ns[shop]-policy[catalog-allow]-rule[1]",
+            "ns[shop]-policy[catalog-allow]-rule[2]"
+        ]
+    );
+    // AUDIT likewise: the path rule goes.
+    assert_eq!(names(&rules[2]), ["ns[shop]-policy[catalog-audit]-rule[1]"]);
+}
+
+#[test]
+fn which_policies_apply() {
+    let snap = setup();
+    // other/plain: the root namespace's DENY and its own allow-nothing (an ALLOW filter
+    // with no policies denies everything); none of shop's.
+    let p = proxy(&snap, ProxyKind::Sidecar, "other", "plain");
+    let cfg = generate(&snap, &p);
+    let m = hcm(listener(&cfg, "127.79.0.30_8000"));
+    let order: Vec<&str> = m.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(
+        names(&http_rbac(&m.http_filters[0])),
+        ["ns[istio-system]-policy[mesh-deny]-rule[0]"]
+    );
+    let allow = http_rbac(&m.http_filters[1]);
+    assert_eq!(allow.action, rbac::Action::Allow as i32);
+    assert!(allow.policies.is_empty());
+
+    // CUSTOM is listed as not applied and never reaches a proxy.
+    assert!(
+        snap.rejected
+            .iter()
+            .any(|r| r.object == "AuthorizationPolicy shop/ext" && r.reason.contains("CUSTOM")),
+        "{:?}",
+        snap.rejected
+    );
+}
+
+#[test]
+fn gateways_get_the_policies_that_select_them() {
+    let snap = setup();
+    let p = proxy(&snap, ProxyKind::Gateway, "istio-system", "ingressgateway");
+    let cfg = generate(&snap, &p);
+    let m = hcm(listener(&cfg, "127.79.0.5_8080"));
+    let order: Vec<&str> = m.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        order[..2],
+        ["envoy.filters.http.rbac", "envoy.filters.http.rbac"]
+    );
+    assert_eq!(
+        names(&http_rbac(&m.http_filters[1])),
+        ["ns[istio-system]-policy[gateway-allow]-rule[0]"]
+    );
+    assert_eq!(order.last(), Some(&"envoy.filters.http.router"));
+}
+
+#[test]
+fn jwks_uri_gets_a_cluster() {
+    let snap = setup();
+    let p = proxy(&snap, ProxyKind::Sidecar, "shop", "catalog-local");
+    let cfg = generate(&snap, &p);
+    let c = cfg
+        .clusters
+        .iter()
+        .find(|c| c.name == "outbound|8443||localhost")
+        .expect("jwks cluster");
+    assert!(c.load_assignment.is_some());
+}
+
+#[test]
+fn envoy_accepts_authorization_config() {
+    let Some(envoy) = envoy_bin() else { return };
+    let snap = setup();
+    let mut failures = Vec::new();
+    for (kind, ns, name) in [
+        (ProxyKind::Sidecar, "shop", "catalog-local"),
+        (ProxyKind::Sidecar, "shop", "catalog-kube"),
+        (ProxyKind::Sidecar, "other", "plain"),
+        (ProxyKind::Gateway, "istio-system", "ingressgateway"),
+    ] {
+        let p = proxy(&snap, kind, ns, name);
+        let cfg = generate(&snap, &p);
+        if let Err(e) = envoy_validate(&envoy, &cfg, &p.id) {
+            failures.push(format!("{}:\n{e}", p.id));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "Envoy rejected:\n{}",
+        failures.join("\n\n")
+    );
+}
