@@ -57,14 +57,27 @@
 //! which the capture rules of `mesh-proxy init` exempt, so the connection does not loop back
 //! into 15006).
 //!
+//! # Authorization
+//!
+//! AuthorizationPolicies and RequestAuthentications that select a proxy (root namespace,
+//! its namespace, `selector`) become, on each inbound HTTP filter chain and on a gateway's
+//! HTTP listeners, `envoy.filters.http.jwt_authn` then `envoy.filters.http.rbac` DENY,
+//! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains
+//! `envoy.filters.network.rbac`; see `authz.rs` for Istio's rules and the attribute
+//! mapping. In local mode mesh-proxy's bootstrap makes Envoy connect from the workload's
+//! own loopback address, so `ipBlocks` and `source.ip` see which workload called.
+//!
 //! # What is not translated (yet)
 //!
 //! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
-//! between sidecars is plaintext), AuthorizationPolicy, RequestAuthentication, EnvoyFilter
-//! (reported as not applied), Gateway servers using `credentialName` (reported), locality
-//! load balancing, delegate VirtualServices, exponential fault delays, JWT-claim header
-//! matches, `DNS_ROUND_ROBIN` (served as `DNS`), Kubernetes EndpointSlices (endpoints come
-//! from Pods and WorkloadEntries).
+//! between sidecars is plaintext, so `principals`, `namespaces` and `source.principal`
+//! conditions are translated, to the peer certificate's URI SAN, but never match yet),
+//! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
+//! by `targetRef` (reported), Istio's path templates (`{*}`, `{**}`) in policy paths,
+//! EnvoyFilter (reported as not applied), Gateway servers using `credentialName`
+//! (reported), locality load balancing, delegate VirtualServices, exponential fault
+//! delays, JWT-claim header matches in routes, `DNS_ROUND_ROBIN` (served as `DNS`),
+//! Kubernetes EndpointSlices (endpoints come from Pods and WorkloadEntries).
 
 mod authz;
 mod cluster;
