@@ -105,6 +105,27 @@ fn inbound_http_filters_in_istios_order_with_istios_names() {
     assert_eq!(audit.action, rbac::Action::Log as i32);
     assert_eq!(audit.policies.len(), 2);
 
+    // requestPrincipals ISS/SUB: the verified payload's iss and sub (Istio's metadata
+    // matchers on envoy.filters.http.jwt_authn / payload).
+    let rule0 = format!(
+        "{:?}",
+        allow.policies["ns[shop]-policy[catalog-allow]-rule[0]"]
+    );
+    for needle in [
+        "envoy.filters.http.jwt_authn",
+        "Key(\"payload\")",
+        "Key(\"iss\")",
+        "Exact(\"issuer.example\")",
+        "Exact(\"alice\")",
+        "Key(\"realm\")",
+        "Key(\"role\")",
+        "spiffe://cluster.local/ns/shop/sa/client",
+        ".*/ns/kube-.*/.*",
+        "(?i)catalog\\\\.shop\\\\.svc\\\\.cluster\\\\.local(:[0-9]+)?",
+    ] {
+        assert!(rule0.contains(needle), "{needle} not in {rule0}");
+    }
+
     let jwt = JwtAuthentication::decode(http_typed(&m.http_filters[0])).unwrap();
     let mut providers: Vec<_> = jwt.providers.keys().cloned().collect();
     providers.sort();
@@ -167,8 +188,20 @@ fn tcp_ports_get_network_rbac_with_http_rules_dropped_or_narrowed() {
             "ns[shop]-policy[catalog-allow]-rule[2]"
         ]
     );
-    // AUDIT likewise: the path rule goes.
-    assert_eq!(names(&rules[2]), ["ns[shop]-policy[catalog-audit]-rule[1]"]);
+    // AUDIT widens like DENY: the path rule stays, without its path (it logs every
+    // connection).
+    assert_eq!(
+        names(&rules[2]),
+        [
+            "ns[shop]-policy[catalog-audit]-rule[0]",
+            "ns[shop]-policy[catalog-audit]-rule[1]"
+        ]
+    );
+    let audit0 = format!(
+        "{:?}",
+        rules[2].policies["ns[shop]-policy[catalog-audit]-rule[0]"].permissions
+    );
+    assert_eq!(audit0, "[Permission { rule: Some(Any(true)) }]");
 }
 
 #[test]

@@ -11,8 +11,9 @@
 //!   ALLOW, then one with LOG (AUDIT). CUSTOM policies need an external authorizer and are
 //!   skipped (the snapshot lists them as not applied);
 //! - the network filters for TCP ports (`envoy.filters.network.rbac`), where rules that use
-//!   HTTP-only fields are dropped from ALLOW and AUDIT policies and keep only their TCP
-//!   fields in DENY policies (so a DENY is never weakened on TCP);
+//!   HTTP-only fields are dropped from ALLOW policies and keep only their TCP fields in DENY
+//!   and AUDIT policies (so a DENY is never weakened on TCP: one with only HTTP fields
+//!   denies every connection, which `meshctl analyze` warns about as Istio does);
 //! - the clusters a `jwksUri` needs.
 //!
 //! Envoy policy names are Istio's, `ns[NS]-policy[NAME]-rule[N]`, so RBAC stats and config
@@ -53,8 +54,8 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 use envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::{
     JwtAuthentication, JwtClaimToHeader, JwtHeader, JwtProvider, JwtRequirement,
-    JwtRequirementOrList, RemoteJwks, RequirementRule, jwt_provider, jwt_requirement,
-    requirement_rule,
+    JwtRequirementAndList, JwtRequirementOrList, RemoteJwks, RequirementRule, jwt_provider,
+    jwt_requirement, requirement_rule,
 };
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -285,7 +286,8 @@ fn source_has_http(s: &Source) -> bool {
 }
 
 /// One rule's Envoy policy, or `None` when the rule is dropped (HTTP-only fields in an
-/// ALLOW or AUDIT rule on a TCP port).
+/// ALLOW rule on a TCP port: a smaller ALLOW). DENY and AUDIT rules lose only their
+/// HTTP-only fields on TCP (a wider DENY or AUDIT), as Istio does.
 fn rule_policy(
     rule: &Rule,
     namespace: &str,
@@ -307,7 +309,7 @@ fn rule_policy(
     let uses_http = sources.iter().any(source_has_http)
         || operations.iter().any(op_has_http)
         || rule.when.iter().any(|c| http_only_key(&c.key));
-    if tcp && uses_http && action != AuthorizationAction::Deny {
+    if tcp && uses_http && action == AuthorizationAction::Allow {
         return None;
     }
     let when_principals: Vec<Principal> = rule
@@ -329,7 +331,7 @@ fn rule_policy(
         sources
             .iter()
             .map(|s| {
-                let mut ids = source_principals(s, tcp);
+                let mut ids = source_principals(s, namespace, tcp);
                 ids.extend(when_principals.iter().cloned());
                 and_ids(ids)
             })
@@ -397,7 +399,7 @@ fn push_ids(
     }
 }
 
-fn source_principals(s: &Source, tcp: bool) -> Vec<Principal> {
+fn source_principals(s: &Source, namespace: &str, tcp: bool) -> Vec<Principal> {
     let mut out = Vec::new();
     push_ids(
         &mut out,
@@ -423,7 +425,7 @@ fn source_principals(s: &Source, tcp: bool) -> Vec<Principal> {
         &mut out,
         s.service_accounts.as_ref(),
         s.not_service_accounts.as_ref(),
-        |v| Some(peer_service_account(v)),
+        |v| Some(peer_service_account(v, namespace)),
     );
     push_ids(
         &mut out,
@@ -453,30 +455,21 @@ fn peer_principal(v: &str) -> Principal {
     authenticated(istio_string(v, "spiffe://"))
 }
 
-/// A source namespace: `.*/ns/NS/.*` on the URI SAN.
+/// A source namespace: `.*/ns/NS/.*` on the URI SAN, `*` standing for `.*`.
 fn peer_namespace(v: &str) -> Principal {
-    let re = if v == "*" {
-        ".*/ns/[^/]+/.*".to_owned()
-    } else if let Some(p) = v.strip_suffix('*') {
-        format!(".*/ns/{}[^/]*/.*", regex_escape(p))
-    } else if let Some(s) = v.strip_prefix('*') {
-        format!(".*/ns/[^/]*{}/.*", regex_escape(s))
-    } else {
-        format!(".*/ns/{}/.*", regex_escape(v))
-    };
-    authenticated(regex_matcher(&re))
+    let ns: Vec<String> = v.split('*').map(regex_escape).collect();
+    authenticated(regex_matcher(&format!(".*/ns/{}/.*", ns.join(".*"))))
 }
 
-/// A service account `NS/SA`: the URI SAN ends with `/ns/NS/sa/SA`.
-fn peer_service_account(v: &str) -> Principal {
-    let suffix = match v.split_once('/') {
-        Some((ns, sa)) => format!("/ns/{ns}/sa/{sa}"),
-        None => format!("/sa/{v}"),
-    };
-    authenticated(StringMatcher {
-        match_pattern: Some(string_matcher::MatchPattern::Suffix(suffix)),
-        ignore_case: false,
-    })
+/// A service account `NS/SA`, or `SA` in the policy's namespace, on the URI SAN
+/// (`spiffe://TD/ns/NS/sa/SA`, other segments allowed around them).
+fn peer_service_account(v: &str, namespace: &str) -> Principal {
+    let (ns, sa) = v.split_once('/').unwrap_or((namespace, v));
+    authenticated(regex_matcher(&format!(
+        "spiffe://.+/ns/{}/(.+/|)sa/{}(/.+)?",
+        regex_escape(ns),
+        regex_escape(sa)
+    )))
 }
 
 fn jwt_metadata(path: &[&str], value: value_matcher::MatchPattern) -> MetadataMatcher {
@@ -502,10 +495,6 @@ fn jwt_id(path: &[&str], value: value_matcher::MatchPattern) -> Principal {
     }))
 }
 
-fn present() -> value_matcher::MatchPattern {
-    value_matcher::MatchPattern::PresentMatch(true)
-}
-
 fn string_value(m: StringMatcher) -> value_matcher::MatchPattern {
     value_matcher::MatchPattern::StringMatch(m)
 }
@@ -521,41 +510,55 @@ fn exact(s: &str) -> StringMatcher {
     plain(string_matcher::MatchPattern::Exact(s.to_owned()))
 }
 
-/// A request principal `ISS/SUB`: the verified token's `iss` and `sub` claims. `*` means
-/// any verified token; `ISS/*` any subject of an issuer; `*/SUB` a subject of any issuer.
+/// A request principal `ISS/SUB` (split at the last `/`, as issuers may be URLs): the
+/// verified token's `iss` and `sub` claims, with Istio's wildcards: `*` is any verified
+/// token, `ISS/*` any subject of an issuer, `*/SUB` or `*SUFFIX` a subject of any issuer,
+/// `PREFIX*` (no `/`) issuers by prefix.
 fn request_principal(v: &str) -> Principal {
-    if v == "*" {
-        return jwt_id(&["iss"], present());
-    }
-    if let Some(p) = v.strip_suffix('*') {
-        return match p.strip_suffix('/') {
-            Some(iss) if !iss.contains('*') => and_ids(vec![
-                jwt_id(&["iss"], string_value(exact(iss))),
-                jwt_id(&["sub"], present()),
-            ]),
-            _ => jwt_id(
-                &["iss"],
-                string_value(plain(string_matcher::MatchPattern::Prefix(p.to_owned()))),
+    let any = || regex_matcher(".+");
+    let (iss, sub) = match v.rfind('/') {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    let (m_iss, m_sub) = if v == "*" {
+        (any(), any())
+    } else if let Some(rest) = v.strip_prefix('*') {
+        match sub {
+            Some(sub) if iss == "*" => (any(), exact(sub)),
+            Some(sub) => (
+                plain(string_matcher::MatchPattern::Suffix(
+                    iss.trim_start_matches('*').to_owned(),
+                )),
+                exact(sub),
             ),
-        };
-    }
-    if let Some(s) = v.strip_prefix('*') {
-        return match s.strip_prefix('/') {
-            Some(sub) => jwt_id(&["sub"], string_value(exact(sub))),
-            None => jwt_id(
-                &["sub"],
-                string_value(plain(string_matcher::MatchPattern::Suffix(s.to_owned()))),
+            None => (
+                any(),
+                plain(string_matcher::MatchPattern::Suffix(rest.to_owned())),
             ),
-        };
-    }
-    match v.rsplit_once('/') {
-        Some((iss, sub)) => and_ids(vec![
-            jwt_id(&["iss"], string_value(exact(iss))),
-            jwt_id(&["sub"], string_value(exact(sub))),
-        ]),
-        // Not ISS/SUB: nothing can match it.
-        None => not_id(id(principal::Identifier::Any(true))),
-    }
+        }
+    } else if let Some(rest) = v.strip_suffix('*') {
+        match sub {
+            Some("*") => (exact(iss), any()),
+            Some(sub) => (
+                exact(iss),
+                plain(string_matcher::MatchPattern::Prefix(
+                    sub.trim_end_matches('*').to_owned(),
+                )),
+            ),
+            None => (
+                plain(string_matcher::MatchPattern::Prefix(rest.to_owned())),
+                any(),
+            ),
+        }
+    } else {
+        (exact(iss), exact(sub.unwrap_or("")))
+    };
+    id(principal::Identifier::AndIds(principal::Set {
+        ids: vec![
+            jwt_id(&["iss"], string_value(m_iss)),
+            jwt_id(&["sub"], string_value(m_sub)),
+        ],
+    }))
 }
 
 /// A claim equal to `v` (Istio's wildcards): a string claim, or a list claim holding it.
@@ -595,13 +598,15 @@ fn header_key(key: &str) -> Option<&str> {
 type OneId = Box<dyn Fn(&str) -> Option<Principal>>;
 
 fn condition_principal(c: &Condition, namespace: &str) -> Option<Principal> {
-    let _ = namespace;
     let one: OneId = match c.key.as_str() {
         "source.ip" => Box::new(|v| cidr(v).map(|c| id(principal::Identifier::DirectRemoteIp(c)))),
         "remote.ip" => Box::new(|v| cidr(v).map(|c| id(principal::Identifier::RemoteIp(c)))),
         "source.namespace" => Box::new(|v| Some(peer_namespace(v))),
         "source.principal" => Box::new(|v| Some(peer_principal(v))),
-        "source.serviceAccount" => Box::new(|v| Some(peer_service_account(v))),
+        "source.serviceAccount" => {
+            let ns = namespace.to_owned();
+            Box::new(move |v| Some(peer_service_account(v, &ns)))
+        }
         "request.auth.principal" => Box::new(|v| Some(request_principal(v))),
         "request.auth.audiences" => Box::new(|v| Some(claim_value(&["aud"], v))),
         "request.auth.presenter" => Box::new(|v| Some(claim_value(&["azp"], v))),
@@ -814,22 +819,44 @@ fn provider_name(i: usize) -> String {
     format!("origins-{i}")
 }
 
+/// The JWT rules of every RequestAuthentication that applies, sorted by issuer (stable),
+/// as Istio orders them.
 fn jwt_rules<'a>(snap: &'a Snapshot, proxy: &ProxyInfo) -> Vec<&'a JwtRule> {
-    request_authentications(snap, proxy)
+    let mut rules: Vec<&JwtRule> = request_authentications(snap, proxy)
         .into_iter()
         .flat_map(|ra| ra.spec.jwt_rules.iter())
-        .collect()
+        .collect();
+    rules.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+    rules
 }
 
-/// The jwt_authn filter: every rule's issuer is a provider; a request passes with no
-/// token, or with a token one provider verifies; a token none verifies gets 401.
+fn provider_requirement(name: &str) -> JwtRequirement {
+    JwtRequirement {
+        requires_type: Some(jwt_requirement::RequiresType::ProviderName(name.to_owned())),
+    }
+}
+
+fn any_of(requirements: Vec<JwtRequirement>) -> JwtRequirement {
+    JwtRequirement {
+        requires_type: Some(jwt_requirement::RequiresType::RequiresAny(
+            JwtRequirementOrList { requirements },
+        )),
+    }
+}
+
+/// The jwt_authn filter: every rule is a provider (`origins-N`); a request passes with no
+/// token, or with tokens the providers verify; a token that fails verification gets 401.
+/// With one provider the requirement is `any{P, allow_missing}`; with several, Istio's
+/// `any{P1, .., Pn, all{any{P1, allow_missing}, .., any{Pn, allow_missing}}}` (each token
+/// present must verify; the plain alternatives cover providers reading the same header).
 fn jwt_authn(snap: &Snapshot, proxy: &ProxyInfo) -> Option<JwtAuthentication> {
     let rules = jwt_rules(snap, proxy);
     if rules.is_empty() {
         return None;
     }
     let mut providers = HashMap::new();
-    let mut requirements = Vec::new();
+    let mut each = Vec::new();
+    let mut alternatives = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let Some(source) = jwks_source(r) else {
             continue;
@@ -853,6 +880,9 @@ fn jwt_authn(snap: &Snapshot, proxy: &ProxyInfo) -> Option<JwtAuthentication> {
                 from_cookies: r.from_cookies.clone(),
                 forward_payload_header: r.output_payload_to_header.clone(),
                 payload_in_metadata: PAYLOAD_KEY.to_owned(),
+                normalize_payload_in_metadata: Some(jwt_provider::NormalizePayload {
+                    space_delimited_claims: vec!["permission".to_owned(), "scope".to_owned()],
+                }),
                 claim_to_headers: r
                     .output_claim_to_headers
                     .iter()
@@ -866,15 +896,29 @@ fn jwt_authn(snap: &Snapshot, proxy: &ProxyInfo) -> Option<JwtAuthentication> {
                 ..Default::default()
             },
         );
-        requirements.push(JwtRequirement {
-            requires_type: Some(jwt_requirement::RequiresType::ProviderName(name)),
-        });
+        each.push(any_of(vec![
+            provider_requirement(&name),
+            JwtRequirement {
+                requires_type: Some(jwt_requirement::RequiresType::AllowMissing(
+                    Default::default(),
+                )),
+            },
+        ]));
+        alternatives.push(provider_requirement(&name));
     }
-    requirements.push(JwtRequirement {
-        requires_type: Some(jwt_requirement::RequiresType::AllowMissing(
-            Default::default(),
-        )),
-    });
+    if each.is_empty() {
+        return None;
+    }
+    let requirement = if each.len() == 1 {
+        each.remove(0)
+    } else {
+        alternatives.push(JwtRequirement {
+            requires_type: Some(jwt_requirement::RequiresType::RequiresAll(
+                JwtRequirementAndList { requirements: each },
+            )),
+        });
+        any_of(alternatives)
+    };
     Some(JwtAuthentication {
         providers,
         rules: vec![RequirementRule {
@@ -882,13 +926,7 @@ fn jwt_authn(snap: &Snapshot, proxy: &ProxyInfo) -> Option<JwtAuthentication> {
                 path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
                 ..Default::default()
             }),
-            requirement_type: Some(requirement_rule::RequirementType::Requires(
-                JwtRequirement {
-                    requires_type: Some(jwt_requirement::RequiresType::RequiresAny(
-                        JwtRequirementOrList { requirements },
-                    )),
-                },
-            )),
+            requirement_type: Some(requirement_rule::RequirementType::Requires(requirement)),
         }],
         bypass_cors_preflight: true,
         ..Default::default()
