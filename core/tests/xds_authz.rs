@@ -255,6 +255,28 @@ fn gateways_get_the_policies_that_select_them() {
         ["ns[istio-system]-policy[gateway-allow]-rule[0]"]
     );
     assert_eq!(order.last(), Some(&"envoy.filters.http.router"));
+    // A TCP server: network RBAC before the TCP proxy. gateway-allow names hosts (HTTP
+    // only), so its ALLOW keeps no rule there and refuses every connection.
+    let l = listener(&cfg, "127.79.0.5_5433");
+    let names: Vec<&str> = l.filter_chains[0]
+        .filters
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.network.rbac",
+            "envoy.filters.network.rbac",
+            "envoy.filters.network.tcp_proxy"
+        ]
+    );
+    let allow = NetworkRbac::decode(typed(&l.filter_chains[0].filters[1]))
+        .unwrap()
+        .rules
+        .unwrap();
+    assert_eq!(allow.action, rbac::Action::Allow as i32);
+    assert!(allow.policies.is_empty());
 }
 
 #[test]

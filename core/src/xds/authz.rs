@@ -10,7 +10,8 @@
 //!   (RequestAuthentication), then `envoy.filters.http.rbac` with action DENY, then one with
 //!   ALLOW, then one with LOG (AUDIT). CUSTOM policies need an external authorizer and are
 //!   skipped (the snapshot lists them as not applied);
-//! - the network filters for TCP ports (`envoy.filters.network.rbac`), where rules that use
+//! - the network filters for TCP ports (`envoy.filters.network.rbac`, sidecar inbound and
+//!   gateway TCP and TLS-passthrough servers), where rules that use
 //!   HTTP-only fields are dropped from ALLOW policies and keep only their TCP fields in DENY
 //!   and AUDIT policies (so a DENY is never weakened on TCP: one with only HTTP fields
 //!   denies every connection, which `meshctl analyze` warns about as Istio does);
@@ -210,6 +211,13 @@ pub(super) fn with_http_filters(
 ) -> Vec<HttpFilter> {
     let mut out = http_filters(snap, proxy);
     out.extend(filters);
+    out
+}
+
+/// The authorization filters followed by `last` (a TCP proxy).
+pub(super) fn with_tcp_filters(snap: &Snapshot, proxy: &ProxyInfo, last: Filter) -> Vec<Filter> {
+    let mut out = tcp_filters(snap, proxy);
+    out.push(last);
     out
 }
 

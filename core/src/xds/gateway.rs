@@ -240,7 +240,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                     });
                     listener.filter_chains.push(FilterChain {
                         transport_socket: tls.map(downstream_tls),
-                        filters: vec![f],
+                        filters: authz::with_tcp_filters(snap, proxy, f),
                         ..Default::default()
                     });
                 }
@@ -523,13 +523,17 @@ fn passthrough_chains(scope: &Scope<'_>, servers: &[GwServer<'_>], port: u16) ->
                     server_names: snis.clone(),
                     ..Default::default()
                 }),
-                filters: vec![tcp_proxy_to(
-                    scope,
-                    vs.namespace(),
-                    &rule.route,
-                    port,
-                    &format!("outbound|{port}||{}", snis[0]),
-                )],
+                filters: authz::with_tcp_filters(
+                    scope.snap,
+                    scope.proxy,
+                    tcp_proxy_to(
+                        scope,
+                        vs.namespace(),
+                        &rule.route,
+                        port,
+                        &format!("outbound|{port}||{}", snis[0]),
+                    ),
+                ),
                 ..Default::default()
             });
         }

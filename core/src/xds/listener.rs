@@ -545,12 +545,11 @@ fn inbound_filters(scope: &Scope<'_>, p: &InboundPort, stat_prefix: &str) -> Vec
             false,
         )]
     } else {
-        let mut filters = authz::tcp_filters(scope.snap, scope.proxy);
-        filters.push(tcp_proxy_filter(
-            stat_prefix,
-            &cluster_name::inbound(p.port),
-        ));
-        filters
+        authz::with_tcp_filters(
+            scope.snap,
+            scope.proxy,
+            tcp_proxy_filter(stat_prefix, &cluster_name::inbound(p.port)),
+        )
     }
 }
 

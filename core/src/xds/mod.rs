@@ -62,8 +62,8 @@
 //! AuthorizationPolicies and RequestAuthentications that select a proxy (root namespace,
 //! its namespace, `selector`) become, on each inbound HTTP filter chain and on a gateway's
 //! HTTP listeners, `envoy.filters.http.jwt_authn` then `envoy.filters.http.rbac` DENY,
-//! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains
-//! `envoy.filters.network.rbac`; see `authz.rs` for Istio's rules and the attribute
+//! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains and a
+//! gateway's TCP and TLS-passthrough chains `envoy.filters.network.rbac`; see `authz.rs` for Istio's rules and the attribute
 //! mapping. In local mode mesh-proxy's bootstrap makes Envoy connect from the workload's
 //! own loopback address, so `ipBlocks` and `source.ip` see which workload called.
 //!
