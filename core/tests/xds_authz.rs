@@ -121,6 +121,8 @@ fn inbound_http_filters_in_istios_order_with_istios_names() {
         "Key(\"role\")",
         "spiffe://cluster.local/ns/shop/sa/client",
         ".*/ns/kube-.*/.*",
+        "UriTemplate(",
+        "envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig",
         "(?i)catalog\\\\.shop\\\\.svc\\\\.cluster\\\\.local(:[0-9]+)?",
     ] {
         assert!(rule0.contains(needle), "{needle} not in {rule0}");

@@ -32,7 +32,8 @@
 //!   jwt_authn writes into the dynamic metadata of `envoy.filters.http.jwt_authn` under
 //!   [`PAYLOAD_KEY`].
 //! - `hosts` (`:authority`, case-insensitive, any port), `methods` (`:method`), `paths`
-//!   (the path without query), `ports` / `destination.port`, `destination.ip`,
+//!   (the path without query; `{*}` and `{**}` templates through Envoy's URI template
+//!   matcher), `ports` / `destination.port`, `destination.ip`,
 //!   `connection.sni`, `request.headers[NAME]`.
 //! - Values use Istio's wildcard forms: `*` (present), `PREFIX*`, `*SUFFIX`, else exact.
 
@@ -40,7 +41,8 @@ use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    CidrRange, DataSource, HttpUri, TransportSocket, data_source, http_uri, transport_socket,
+    CidrRange, DataSource, HttpUri, TransportSocket, TypedExtensionConfig, data_source, http_uri,
+    transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -63,6 +65,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpFilter, http_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
+use envoy_types::pb::envoy::extensions::path::r#match::uri_template::v3::UriTemplateMatchConfig;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     ListMatcher, MetadataMatcher, PathMatcher, StringMatcher, ValueMatcher, list_matcher,
@@ -703,9 +706,7 @@ fn operation_permissions(op: &Operation, tcp: bool) -> Vec<Permission> {
             |v| Some(rule(permission::Rule::Header(header(":method", v)))),
         );
         push_rules(&mut out, op.paths.as_ref(), op.not_paths.as_ref(), |v| {
-            Some(rule(permission::Rule::UrlPath(PathMatcher {
-                rule: Some(path_matcher::Rule::Path(istio_string(v, ""))),
-            })))
+            Some(path_rule(v))
         });
     }
     push_rules(
@@ -715,6 +716,23 @@ fn operation_permissions(op: &Operation, tcp: bool) -> Vec<Permission> {
         port_rule,
     );
     out
+}
+
+/// A path: Istio's templates (`/a/{*}/b`, `/a/{**}`) as Envoy's URI template matcher
+/// (`*` one segment, `**` any number), else Istio's value forms on the path without query.
+fn path_rule(v: &str) -> Permission {
+    if v.contains("{*}") || v.contains("{**}") {
+        let template = v.replace("{**}", "**").replace("{*}", "*");
+        return rule(permission::Rule::UriTemplate(TypedExtensionConfig {
+            name: "uri-template".to_owned(),
+            typed_config: Some(proto::any(&UriTemplateMatchConfig {
+                path_template: template,
+            })),
+        }));
+    }
+    rule(permission::Rule::UrlPath(PathMatcher {
+        rule: Some(path_matcher::Rule::Path(istio_string(v, ""))),
+    }))
 }
 
 fn condition_permission(c: &Condition) -> Option<Permission> {

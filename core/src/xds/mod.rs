@@ -73,8 +73,8 @@
 //! between sidecars is plaintext, so `principals`, `namespaces` and `source.principal`
 //! conditions are translated, to the peer certificate's URI SAN, but never match yet),
 //! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
-//! by `targetRef` (reported), Istio's path templates (`{*}`, `{**}`) in policy paths,
-//! EnvoyFilter (reported as not applied), Gateway servers using `credentialName`
+//! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys, dry-run
+//! policies (`istio.io/dry-run`), EnvoyFilter (reported as not applied), Gateway servers using `credentialName`
 //! (reported), locality load balancing, delegate VirtualServices, exponential fault
 //! delays, JWT-claim header matches in routes, `DNS_ROUND_ROBIN` (served as `DNS`),
 //! Kubernetes EndpointSlices (endpoints come from Pods and WorkloadEntries).
