@@ -283,6 +283,25 @@ fn permission_key(key: &str) -> bool {
     )
 }
 
+/// Whether meshd translates a `when` key.
+fn known_key(key: &str) -> bool {
+    matches!(
+        key,
+        "source.ip"
+            | "remote.ip"
+            | "source.namespace"
+            | "source.principal"
+            | "source.serviceAccount"
+            | "request.auth.principal"
+            | "request.auth.audiences"
+            | "request.auth.presenter"
+            | "destination.ip"
+            | "destination.port"
+            | "connection.sni"
+    ) || header_key(key).is_some()
+        || claim_path(key).is_some()
+}
+
 fn op_has_http(op: &Operation) -> bool {
     op.hosts.is_some()
         || op.not_hosts.is_some()
@@ -321,6 +340,11 @@ fn rule_policy(
         || operations.iter().any(op_has_http)
         || rule.when.iter().any(|c| http_only_key(&c.key));
     if tcp && uses_http && action == AuthorizationAction::Allow {
+        return None;
+    }
+    // A condition meshd cannot translate must not widen an ALLOW: the rule is dropped (a
+    // DENY or AUDIT rule goes on without it, which widens it instead).
+    if action == AuthorizationAction::Allow && rule.when.iter().any(|c| !known_key(&c.key)) {
         return None;
     }
     let when_principals: Vec<Principal> = rule
