@@ -228,6 +228,13 @@ fn which_policies_apply() {
         names(&http_rbac(&m.http_filters[0])),
         ["ns[istio-system]-policy[mesh-deny]-rule[0]"]
     );
+    // The dry-run DENY is in the DENY filter's shadow rules, with Istio's stat prefix.
+    let deny = HttpRbac::decode(http_typed(&m.http_filters[0])).unwrap();
+    assert_eq!(deny.shadow_rules_stat_prefix, "istio_dry_run_deny_");
+    assert_eq!(
+        names(deny.shadow_rules.as_ref().unwrap()),
+        ["ns[other]-policy[trial-deny]-rule[0]"]
+    );
     let allow = http_rbac(&m.http_filters[1]);
     assert_eq!(allow.action, rbac::Action::Allow as i32);
     assert!(allow.policies.is_empty());

@@ -6,6 +6,8 @@
 //!   namespace whose `selector` is absent or matches the workload's labels (policies with a
 //!   `targetRef` select waypoints and Gateway API gateways, which meshd does not serve, and
 //!   are left out);
+//! - policies annotated `istio.io/dry-run: "true"` go into the RBAC filters' shadow rules
+//!   (stats `istio_dry_run_allow_` / `istio_dry_run_deny_`), not enforced;
 //! - the HTTP filters that enforce them, in Istio's order: `envoy.filters.http.jwt_authn`
 //!   (RequestAuthentication), then `envoy.filters.http.rbac` with action DENY, then one with
 //!   ALLOW, then one with LOG (AUDIT). CUSTOM policies need an external authorizer and are
@@ -164,16 +166,14 @@ pub(super) fn http_filters(snap: &Snapshot, proxy: &ProxyInfo) -> Vec<HttpFilter
         out.push(typed_http_filter(JWT_AUTHN, &jwt));
     }
     let policies = policies(snap, proxy);
-    for action in [
-        AuthorizationAction::Deny,
-        AuthorizationAction::Allow,
-        AuthorizationAction::Audit,
-    ] {
-        if let Some(rules) = rbac_rules(&policies, action, false) {
+    for action in ACTIONS {
+        if let Some((rules, shadow_rules)) = action_rules(&policies, action, false) {
             out.push(typed_http_filter(
                 HTTP_RBAC,
                 &HttpRbac {
-                    rules: Some(rules),
+                    rules,
+                    shadow_rules_stat_prefix: shadow_prefix(&shadow_rules),
+                    shadow_rules,
                     ..Default::default()
                 },
             ));
@@ -186,15 +186,13 @@ pub(super) fn http_filters(snap: &Snapshot, proxy: &ProxyInfo) -> Vec<HttpFilter
 pub(super) fn tcp_filters(snap: &Snapshot, proxy: &ProxyInfo) -> Vec<Filter> {
     let policies = policies(snap, proxy);
     let mut out = Vec::new();
-    for action in [
-        AuthorizationAction::Deny,
-        AuthorizationAction::Allow,
-        AuthorizationAction::Audit,
-    ] {
-        if let Some(rules) = rbac_rules(&policies, action, true) {
+    for action in ACTIONS {
+        if let Some((rules, shadow_rules)) = action_rules(&policies, action, true) {
             let m = NetworkRbac {
-                rules: Some(rules),
+                rules,
                 stat_prefix: "tcp.".to_owned(),
+                shadow_rules_stat_prefix: shadow_prefix(&shadow_rules),
+                shadow_rules,
                 ..Default::default()
             };
             out.push(Filter {
@@ -229,6 +227,50 @@ fn typed_http_filter<M: prost::Message + prost::Name>(name: &str, m: &M) -> Http
         name: name.to_owned(),
         config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(m))),
         ..Default::default()
+    }
+}
+
+/// The enforced actions, in Istio's order (CUSTOM is not served).
+const ACTIONS: [AuthorizationAction; 3] = [
+    AuthorizationAction::Deny,
+    AuthorizationAction::Allow,
+    AuthorizationAction::Audit,
+];
+
+/// The annotation that makes a policy a dry run: evaluated and counted in Envoy's
+/// `istio_dry_run_{allow,deny}_` stats, never enforced.
+pub const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
+
+fn dry_run(p: &Typed<AuthorizationPolicy>) -> bool {
+    p.resource
+        .annotations
+        .get(DRY_RUN_ANNOTATION)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// One action's enforced rules and shadow (dry-run) rules; `None` when neither applies.
+/// AUDIT policies only log, so a dry-run AUDIT has nothing to shadow and is left out.
+fn action_rules(
+    policies: &[&Typed<AuthorizationPolicy>],
+    action: AuthorizationAction,
+    tcp: bool,
+) -> Option<(Option<RbacRules>, Option<RbacRules>)> {
+    let (dry, enforced): (Vec<_>, Vec<_>) = policies.iter().copied().partition(|p| dry_run(p));
+    let rules = rbac_rules(&enforced, action, tcp);
+    let shadow = if action == AuthorizationAction::Audit {
+        None
+    } else {
+        rbac_rules(&dry, action, tcp)
+    };
+    (rules.is_some() || shadow.is_some()).then_some((rules, shadow))
+}
+
+/// Istio's stat prefix of shadow rules.
+fn shadow_prefix(shadow: &Option<RbacRules>) -> String {
+    match shadow {
+        Some(r) if r.action == rbac::Action::Deny as i32 => "istio_dry_run_deny_".to_owned(),
+        Some(_) => "istio_dry_run_allow_".to_owned(),
+        None => String::new(),
     }
 }
 

@@ -74,8 +74,7 @@
 //! conditions are translated, to the peer certificate's URI SAN, but never match yet),
 //! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
 //! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
-//! rule using one is dropped, a DENY rule ignores it), dry-run policies
-//! (`istio.io/dry-run`), EnvoyFilter (reported as not applied), Gateway servers using
+//! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using
 //! `credentialName` (reported), locality load balancing, delegate VirtualServices,
 //! exponential fault delays, JWT-claim header matches in routes, `DNS_ROUND_ROBIN` (served
 //! as `DNS`), Kubernetes EndpointSlices (endpoints come from Pods and WorkloadEntries).
