@@ -63,8 +63,9 @@
 //! its namespace, `selector`) become, on each inbound HTTP filter chain and on a gateway's
 //! HTTP listeners, `envoy.filters.http.jwt_authn` then `envoy.filters.http.rbac` DENY,
 //! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains and a
-//! gateway's TCP and TLS-passthrough chains `envoy.filters.network.rbac`; see `authz.rs` for Istio's rules and the attribute
-//! mapping. In local mode mesh-proxy's bootstrap makes Envoy connect from the workload's
+//! gateway's TCP and TLS-passthrough chains `envoy.filters.network.rbac`; dry-run
+//! policies (`istio.io/dry-run: "true"`) become shadow rules. See `authz.rs` for Istio's
+//! rules and the attribute mapping. In local mode mesh-proxy's bootstrap makes Envoy connect from the workload's
 //! own loopback address, so `ipBlocks` and `source.ip` see which workload called.
 //!
 //! # What is not translated (yet)
