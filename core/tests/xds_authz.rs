@@ -300,6 +300,16 @@ fn jwks_uri_gets_a_cluster() {
         .find(|c| c.name == "outbound|8443||localhost")
         .expect("jwks cluster");
     assert!(c.load_assignment.is_some());
+    // Local mode: a loopback cluster keeps the bootstrap's bind to the workload address;
+    // the passthrough, which may leave the machine, binds to the unspecified address.
+    assert!(c.upstream_bind_config.is_none());
+    let pass = cfg
+        .clusters
+        .iter()
+        .find(|c| c.name == "PassthroughCluster")
+        .expect("passthrough");
+    let bind = pass.upstream_bind_config.as_ref().expect("bind");
+    assert_eq!(bind.source_address.as_ref().unwrap().address, "0.0.0.0");
 }
 
 #[test]

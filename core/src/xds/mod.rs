@@ -65,8 +65,11 @@
 //! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains and a
 //! gateway's TCP and TLS-passthrough chains `envoy.filters.network.rbac`; dry-run
 //! policies (`istio.io/dry-run: "true"`) become shadow rules. See `authz.rs` for Istio's
-//! rules and the attribute mapping. In local mode mesh-proxy's bootstrap makes Envoy connect from the workload's
-//! own loopback address, so `ipBlocks` and `source.ip` see which workload called.
+//! rules and the attribute mapping. In local mode mesh-proxy's bootstrap makes Envoy
+//! connect from the workload's own loopback address, so `ipBlocks` and `source.ip` see
+//! which workload called; clusters that may leave the machine (the passthrough, DNS names
+//! other than `localhost`, non-loopback endpoints) bind to the unspecified address instead
+//! (`local_bind.rs`).
 //!
 //! # What is not translated (yet)
 //!
@@ -85,6 +88,7 @@ mod cluster;
 mod gateway;
 pub mod json;
 mod listener;
+mod local_bind;
 mod proto;
 pub mod registry;
 mod route;
@@ -313,6 +317,9 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         ProxyKind::Gateway => gateway::generate(snapshot, proxy),
     };
     authz::add_jwks_clusters(snapshot, proxy, &mut out);
+    if proxy.local_mode {
+        local_bind::unbind_off_host_clusters(&mut out);
+    }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
     out.clusters.sort_by(|a, b| a.name.cmp(&b.name));
