@@ -45,6 +45,9 @@ const SCENARIOS: &[&str] = &[
     "registry-only",
     "header-manipulation",
     "retry-on-503",
+    // RBAC (HTTP), jwt_authn with inline JWKS, and a jwksUri cluster.
+    "authz-jwt",
+    "authz-jwks-uri",
 ];
 
 const TIMEOUT: Duration = Duration::from_secs(30);
