@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod args;
 pub mod describe;
 pub mod describe_model;
+pub mod diff;
 pub mod inject;
 pub mod output;
 pub mod proxy_config;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::ProxyConfig(p) => proxy_config::run(&p),
         Command::Describe(d) => describe::run(&d),
         Command::KubeInject(k) => inject::run(&k),
+        Command::Diff(d) => diff::run(&d),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
