@@ -7,9 +7,13 @@
 //! the same ([`GenerateKey`]) share one translation. The translation is a plain function
 //! ([`Translate`]) so that a per-key cache of outbound config can take its place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use mesh_core::analysis::{self, MeshConfig, Message, Store};
 use mesh_core::xds::{self, ProxyConfig, ProxyInfo, ProxyKind, Rejected, Snapshot};
 use serde::Serialize;
@@ -200,6 +204,7 @@ fn proxy_diffs(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                let mut memo = Memos::new();
                 loop {
                     let g = {
                         let Ok(mut n) = next.lock() else { return };
@@ -218,6 +223,7 @@ fn proxy_diffs(
                     let diff = compare_configs(
                         cb.as_ref().unwrap_or(&empty),
                         ca.as_ref().unwrap_or(&empty),
+                        &mut memo,
                     );
                     drop((cb, ca));
                     let Ok(mut out) = results.lock() else { return };
@@ -261,31 +267,88 @@ struct ConfigDiff {
     endpoints: TypeDiff,
 }
 
-fn compare_configs(before: &ProxyConfig, after: &ProxyConfig) -> Option<ConfigDiff> {
+/// Unified diffs already rendered, by resource name: proxies that see the same change to a
+/// resource (most of them, in a mesh without Sidecar scoping) share its rendering, which
+/// costs far more than comparing the messages. One per thread.
+struct Memo<M> {
+    seen: HashMap<String, Vec<(M, M, String)>>,
+}
+
+/// How many distinct changes of one resource a memo keeps.
+const MEMO_PER_NAME: usize = 16;
+
+impl<M: PartialEq + Clone> Memo<M> {
+    fn new() -> Self {
+        Memo {
+            seen: HashMap::new(),
+        }
+    }
+
+    fn diff(&mut self, name: &str, old: &M, new: &M, render: fn(&M) -> String) -> String {
+        let entries = self.seen.entry(name.to_owned()).or_default();
+        if let Some((_, _, d)) = entries.iter().find(|(o, n, _)| o == old && n == new) {
+            return d.clone();
+        }
+        let d = unified(&render(old), &render(new));
+        if entries.len() < MEMO_PER_NAME {
+            entries.push((old.clone(), new.clone(), d.clone()));
+        }
+        d
+    }
+}
+
+/// One thread's memos.
+struct Memos {
+    clusters: Memo<Cluster>,
+    listeners: Memo<Listener>,
+    routes: Memo<RouteConfiguration>,
+    endpoints: Memo<ClusterLoadAssignment>,
+}
+
+impl Memos {
+    fn new() -> Self {
+        Memos {
+            clusters: Memo::new(),
+            listeners: Memo::new(),
+            routes: Memo::new(),
+            endpoints: Memo::new(),
+        }
+    }
+}
+
+fn compare_configs(
+    before: &ProxyConfig,
+    after: &ProxyConfig,
+    memo: &mut Memos,
+) -> Option<ConfigDiff> {
     let d = ConfigDiff {
         clusters: compare_list(
             &before.clusters,
             &after.clusters,
             |c| &c.name,
             |c| render_json(xds::json::to_value(c)),
+            &mut memo.clusters,
         ),
         listeners: compare_list(
             &before.listeners,
             &after.listeners,
             |l| &l.name,
             |l| render_json(xds::json::to_value(l)),
+            &mut memo.listeners,
         ),
         routes: compare_list(
             &before.routes,
             &after.routes,
             |r| &r.name,
             |r| render_json(xds::json::to_value(r)),
+            &mut memo.routes,
         ),
         endpoints: compare_list(
             &before.endpoints,
             &after.endpoints,
             |e| &e.cluster_name,
             |e| render_json(xds::json::to_value(e)),
+            &mut memo.endpoints,
         ),
     };
     if d.clusters.is_empty()
@@ -300,11 +363,12 @@ fn compare_configs(before: &ProxyConfig, after: &ProxyConfig) -> Option<ConfigDi
 }
 
 /// Compares two lists of resources by name (typed equality; maps inside compare as maps).
-fn compare_list<M: PartialEq>(
+fn compare_list<M: PartialEq + Clone>(
     before: &[M],
     after: &[M],
     name: fn(&M) -> &String,
     render: fn(&M) -> String,
+    memo: &mut Memo<M>,
 ) -> TypeDiff {
     let b: BTreeMap<&String, &M> = before.iter().map(|m| (name(m), m)).collect();
     let a: BTreeMap<&String, &M> = after.iter().map(|m| (name(m), m)).collect();
@@ -314,7 +378,7 @@ fn compare_list<M: PartialEq>(
             None => out.removed.push((*n).clone()),
             Some(new) if *new != *old => out.changed.push(ChangedResource {
                 name: (*n).clone(),
-                diff: unified(&render(old), &render(new)),
+                diff: memo.diff(n, old, new, render),
             }),
             Some(_) => {}
         }
