@@ -76,13 +76,13 @@ fn default_meshctl() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("meshctl"))
 }
 
-/// A distinct loopback address per workload, in 127.40.0.0/14.
+/// A distinct loopback address per workload, from 127.40.0.1 (250 per /24).
 fn address(n: usize) -> String {
     format!(
         "127.{}.{}.{}",
-        40 + n / 65_536,
-        (n / 256) % 256,
-        n % 256 + 1
+        40 + n / 62_500,
+        (n / 250) % 250,
+        n % 250 + 1
     )
 }
 
@@ -176,6 +176,7 @@ fn main() -> ExitCode {
             .stdin(Stdio::null())
             .output();
         let elapsed = started.elapsed();
+        eprintln!("(meshctl diff took {:.3} s)", elapsed.as_secs_f64());
         let out = match out {
             Ok(o) if o.status.success() => o,
             Ok(o) => {

@@ -42,6 +42,7 @@ fn json(change: &str, extra: &[&str]) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+const GATEWAY: &str = "router~127.30.1.5~ingress.istio-system~istio-system.svc.cluster.local";
 const CLIENT: &str = "sidecar~127.30.1.10~client.frontend~frontend.svc.cluster.local";
 const CLIENT_OTHER: &str = "sidecar~127.30.1.11~client-other.other~other.svc.cluster.local";
 const REVIEWS: &str = "sidecar~127.30.1.21~reviews-v1.shop~shop.svc.cluster.local";
@@ -68,9 +69,10 @@ fn names(v: &Value) -> Vec<&str> {
 #[test]
 fn weight_shift_changes_one_route_on_the_proxies_that_route_to_the_service() {
     let r = json("weight-shift.yaml", &[]);
-    // client's Sidecar scopes ratings away; lonely's imports only its namespace.
+    // client's Sidecar scopes ratings away; lonely's imports only its namespace; the
+    // ingress gateway serves only routes bound to its Gateway.
     assert_eq!(ids(&r), [CLIENT_OTHER, REVIEWS, RATINGS_V1, RATINGS_V2]);
-    assert_eq!(r["unchangedProxies"], 2);
+    assert_eq!(r["unchangedProxies"], 3);
     for p in r["proxies"].as_array().unwrap() {
         assert_eq!(p["status"], "changed");
         for t in ["clusters", "listeners", "endpoints"] {
@@ -113,13 +115,46 @@ fn weight_shift_changes_one_route_on_the_proxies_that_route_to_the_service() {
 }
 
 #[test]
+fn an_ingress_route_change_changes_only_the_gateway() {
+    let r = json("gateway-route.yaml", &[]);
+    assert_eq!(ids(&r), [GATEWAY]);
+    let p = &r["proxies"][0];
+    assert_eq!(p["kind"], "gateway");
+    assert_eq!(p["workload"], "ingress");
+    assert_eq!(names(&p["routes"]["changed"]), ["http.8080"]);
+    let diff = p["routes"]["changed"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-            \"prefix\": \"/reviews\""),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+            \"prefix\": \"/api/reviews\""),
+        "{diff}"
+    );
+    for t in ["clusters", "listeners", "endpoints"] {
+        assert!(p[t]["changed"].as_array().unwrap().is_empty());
+        assert!(p[t]["added"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(r["unchangedProxies"], 6);
+}
+
+#[test]
 fn a_new_subset_adds_its_cluster_and_eds_assignment() {
     let r = json("new-subset.yaml", &[]);
-    // Every proxy that sees reviews (client imports it), not lonely.
+    // Every proxy that sees reviews (client imports it; the gateway too), not lonely.
     assert_eq!(
         ids(&r),
-        [CLIENT, CLIENT_OTHER, REVIEWS, RATINGS_V1, RATINGS_V2]
+        [
+            GATEWAY,
+            CLIENT,
+            CLIENT_OTHER,
+            REVIEWS,
+            RATINGS_V1,
+            RATINGS_V2
+        ]
     );
+    assert_eq!(r["proxies"][0]["kind"], "gateway");
+    assert_eq!(r["unchangedProxies"], 1);
     let subset = "outbound|9080|v1|reviews.shop.svc.cluster.local";
     for p in r["proxies"].as_array().unwrap() {
         assert_eq!(names(&p["clusters"]["added"]), [subset], "{p}");
@@ -235,7 +270,7 @@ fn exit_code_says_whether_anything_would_change() {
     let o = meshctl(&["-f", &same, "--against", &base, "--exit-code"]);
     assert_eq!(o.status.code(), Some(0));
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.contains("6 proxies unchanged."), "{text}");
+    assert!(text.contains("7 proxies unchanged."), "{text}");
     assert!(text.contains("Nothing would change."), "{text}");
 }
 
@@ -252,7 +287,7 @@ fn text_output_lists_changes_per_proxy_without_colour_off_a_terminal() {
     assert!(!text.contains(CLIENT));
     assert!(text.contains("    ~ 15001\n"));
     assert!(text.contains("-                  \"weight\": 90"));
-    assert!(text.contains("2 proxies unchanged."));
+    assert!(text.contains("3 proxies unchanged."));
     let o = meshctl(&["-f", &shift, "--against", &base, "--color", "always"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("\x1b[32m+"));
 }
