@@ -373,3 +373,76 @@ pub fn mesh_config(resources: &[Resource]) -> MeshConfig {
     MeshConfig::from_configmap(resources, "istio-system")
         .unwrap_or_else(|| MeshConfig::from_json(serde_json::json!({})))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn load(text: &str) -> Vec<Resource> {
+        let loaded = source::load_bytes("t.yaml", text.as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.resources
+    }
+
+    const BASE: &str = "\
+apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x}\nspec: {ports: [{port: 80}]}\n---\n\
+apiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: x}\nspec: {ports: [{port: 80}]}\n";
+
+    #[test]
+    fn a_replaced_object_keeps_its_place_and_a_new_one_comes_last() {
+        let change = load(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: c, namespace: x}\nspec: {ports: [{port: 81}]}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x}\nspec: {ports: [{port: 82}]}\n",
+        );
+        let c = apply(load(BASE), change, &[]).unwrap();
+        let names: Vec<&str> = c.after.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(c.after[0].json["spec"]["ports"][0]["port"], 82);
+        assert_eq!(c.replaced, ["Service x/a"]);
+        assert_eq!(c.added, ["Service x/c"]);
+        assert!(c.removed.is_empty());
+        assert_eq!(c.before.len(), 2);
+    }
+
+    #[test]
+    fn an_identical_object_is_no_change() {
+        let c = apply(load(BASE), load(BASE), &[]).unwrap();
+        assert!(c.replaced.is_empty() && c.added.is_empty() && c.removed.is_empty());
+    }
+
+    #[test]
+    fn deletions_by_annotation_and_by_reference() {
+        let change = load(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x, annotations: {meshctl.dev/diff: delete}}\n",
+        );
+        let c = apply(load(BASE), change, &[]).unwrap();
+        assert_eq!(c.removed, ["Service x/a"]);
+        assert_eq!(c.after.len(), 1);
+        let r = ObjectRef::parse("service/x/b").unwrap();
+        let c = apply(load(BASE), Vec::new(), &[r]).unwrap();
+        assert_eq!(c.removed, ["Service x/b"]);
+        let missing = ObjectRef::parse("Service/y/b").unwrap();
+        assert!(apply(load(BASE), Vec::new(), &[missing]).is_err());
+        let change = load(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: z, namespace: x, annotations: {meshctl.dev/diff: delete}}\n",
+        );
+        assert!(apply(load(BASE), change, &[]).is_err());
+    }
+
+    #[test]
+    fn object_references() {
+        assert_eq!(
+            ObjectRef::parse("Namespace/shop").unwrap(),
+            ObjectRef {
+                kind: "Namespace".into(),
+                namespace: None,
+                name: "shop".into()
+            }
+        );
+        assert!(ObjectRef::parse("a/b/c/d").is_err());
+        assert!(ObjectRef::parse("VirtualService//x").is_err());
+        assert!(ObjectRef::parse("x").is_err());
+    }
+}
