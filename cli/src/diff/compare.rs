@@ -74,6 +74,13 @@ pub struct RejectedRecord {
     pub reason: String,
 }
 
+/// A proxy whose translation failed.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TranslationError {
+    pub id: String,
+    pub error: String,
+}
+
 /// Before/after lists: what the change introduces and what it fixes.
 #[derive(Debug, Serialize)]
 pub struct Delta<T> {
@@ -98,6 +105,9 @@ pub struct Report {
     pub proxies: Vec<ProxyDiff>,
     /// How many proxies were translated and would receive the same config.
     pub unchanged_proxies: usize,
+    /// Proxies whose translation failed (a bug in the translation, which meshd would hit
+    /// too).
+    pub translation_errors: Vec<TranslationError>,
     pub analysis: Delta<MessageRecord>,
     pub rejected: Delta<RejectedRecord>,
 }
@@ -159,9 +169,19 @@ pub fn diff_with(change: &Change, connected: &[String], translate: Translate) ->
         .map(|id| (id, before.proxies.get(id), after.proxies.get(id)))
         .collect();
     let results = proxy_diffs(&before.snapshot, &after.snapshot, &jobs, translate);
-    let total = results.len();
-    let proxies: Vec<ProxyDiff> = results.into_iter().flatten().collect();
-    let unchanged_proxies = total - proxies.len();
+    let mut proxies = Vec::new();
+    let mut unchanged_proxies = 0;
+    let mut translation_errors = Vec::new();
+    for (outcome, (id, _, _)) in results.into_iter().zip(&jobs) {
+        match outcome {
+            Outcome::Unchanged => unchanged_proxies += 1,
+            Outcome::Changed(d) => proxies.push(*d),
+            Outcome::Failed(error) => translation_errors.push(TranslationError {
+                id: (*id).clone(),
+                error,
+            }),
+        }
+    }
 
     Report {
         objects: ObjectChanges {
@@ -171,6 +191,7 @@ pub fn diff_with(change: &Change, connected: &[String], translate: Translate) ->
         },
         proxies,
         unchanged_proxies,
+        translation_errors,
         analysis: message_delta(&before.messages, &after.messages),
         rejected: rejected_delta(&before.snapshot.rejected, &after.snapshot.rejected),
     }
@@ -178,13 +199,13 @@ pub fn diff_with(change: &Change, connected: &[String], translate: Translate) ->
 
 type Job<'a> = (&'a String, Option<&'a ProxyInfo>, Option<&'a ProxyInfo>);
 
-/// Translates and compares every proxy, on all cores; `None` for a proxy with no change.
+/// Translates and compares every proxy, on all cores.
 fn proxy_diffs(
     before: &Snapshot,
     after: &Snapshot,
     jobs: &[Job<'_>],
     translate: Translate,
-) -> Vec<Option<ProxyDiff>> {
+) -> Vec<Outcome> {
     // Proxies with the same translation inputs share one translation: group them.
     let mut groups: BTreeMap<(Option<GenerateKey>, Option<GenerateKey>), Vec<usize>> =
         BTreeMap::new();
@@ -200,7 +221,7 @@ fn proxy_diffs(
         .unwrap_or(1)
         .clamp(1, 16);
     let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<ProxyDiff>>> = Mutex::new(vec![None; jobs.len()]);
+    let results: Mutex<Vec<Outcome>> = Mutex::new(vec![Outcome::Unchanged; jobs.len()]);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -218,8 +239,23 @@ fn proxy_diffs(
                     };
                     let (_, b, a) = jobs[first];
                     let empty = ProxyConfig::default();
-                    let cb = b.map(|p| translate(before, p));
-                    let ca = a.map(|p| translate(after, p));
+                    let translated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (
+                            b.map(|p| translate(before, p)),
+                            a.map(|p| translate(after, p)),
+                        )
+                    }));
+                    let (cb, ca) = match translated {
+                        Ok(c) => c,
+                        Err(panic) => {
+                            let error = panic_message(panic.as_ref());
+                            let Ok(mut out) = results.lock() else { return };
+                            for &i in members {
+                                out[i] = Outcome::Failed(error.clone());
+                            }
+                            continue;
+                        }
+                    };
                     let diff = compare_configs(
                         cb.as_ref().unwrap_or(&empty),
                         ca.as_ref().unwrap_or(&empty),
@@ -229,7 +265,11 @@ fn proxy_diffs(
                     let Ok(mut out) = results.lock() else { return };
                     for &i in members {
                         let (id, b, a) = jobs[i];
-                        out[i] = diff.as_ref().map(|d| {
+                        let Some(d) = &diff else {
+                            out[i] = Outcome::Unchanged;
+                            continue;
+                        };
+                        out[i] = Outcome::Changed(Box::new({
                             let info = a.or(b);
                             ProxyDiff {
                                 id: id.clone(),
@@ -249,13 +289,29 @@ fn proxy_diffs(
                                 routes: d.routes.clone(),
                                 endpoints: d.endpoints.clone(),
                             }
-                        });
+                        }));
                     }
                 }
             });
         }
     });
-    results.into_inner().unwrap_or_default()
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What became of one proxy.
+#[derive(Clone, Debug)]
+enum Outcome {
+    Unchanged,
+    Changed(Box<ProxyDiff>),
+    /// The translation panicked (a bug): the message.
+    Failed(String),
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "the translation panicked".to_owned())
 }
 
 /// The per-type differences of two configs, `None` when they are the same.
@@ -472,5 +528,81 @@ fn rejected_delta(before: &[Rejected], after: &[Rejected]) -> Delta<RejectedReco
             .filter(|r| !ak.contains(&(&*r.object, &*r.reason)))
             .map(rec)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    const MESH: &str = "\
+apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x}\nspec: {selector: {app: a}, ports: [{name: http, port: 80}]}\n---\n\
+apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a1, namespace: x, labels: {app: a}}\nspec: {address: 127.31.0.1}\n---\n\
+apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, namespace: x, labels: {app: a}}\nspec: {address: 127.31.0.2}\n";
+
+    fn change(extra: &str) -> Change {
+        let base = mesh_core::source::load_bytes("base.yaml", MESH.as_bytes()).resources;
+        let new = mesh_core::source::load_bytes("new.yaml", extra.as_bytes()).resources;
+        super::super::apply(base, new, &[]).unwrap()
+    }
+
+    fn panicking(_: &Snapshot, p: &ProxyInfo) -> ProxyConfig {
+        if p.workload == "a2" {
+            panic!("boom");
+        }
+        xds::generate(&Snapshot::default(), p)
+    }
+
+    #[test]
+    fn a_translation_that_panics_is_reported_not_propagated() {
+        let report = diff_with(&change(""), &[], panicking);
+        assert_eq!(report.translation_errors.len(), 1);
+        assert_eq!(
+            report.translation_errors[0].id,
+            "sidecar~127.31.0.2~a2.x~x.svc.cluster.local"
+        );
+        assert_eq!(report.translation_errors[0].error, "boom");
+        assert_eq!(report.unchanged_proxies, 1);
+    }
+
+    #[test]
+    fn a_new_workload_is_an_added_proxy() {
+        let report = diff_with(
+            &change(
+                "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a3, namespace: x, labels: {app: a}}\nspec: {address: 127.31.0.3}\n",
+            ),
+            &[],
+            xds::generate,
+        );
+        let added: Vec<&ProxyDiff> = report
+            .proxies
+            .iter()
+            .filter(|p| p.status == "added")
+            .collect();
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].workload, "a3");
+        assert!(added[0].clusters.removed.is_empty());
+        assert!(!added[0].clusters.added.is_empty());
+        // The other two see a new endpoint of service a.
+        let changed: Vec<&str> = report
+            .proxies
+            .iter()
+            .filter(|p| p.status == "changed")
+            .map(|p| p.workload.as_str())
+            .collect();
+        assert_eq!(changed, ["a1", "a2"]);
+        for p in report.proxies.iter().filter(|p| p.status == "changed") {
+            assert_eq!(
+                p.endpoints
+                    .changed
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["outbound|80||a.x.svc.cluster.local"]
+            );
+            assert!(p.endpoints.changed[0].diff.contains("127.31.0.3"));
+        }
     }
 }

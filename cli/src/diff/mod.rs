@@ -164,6 +164,15 @@ pub fn run(args: &DiffArgs) -> u8 {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
+    if !report.translation_errors.is_empty() {
+        for e in &report.translation_errors {
+            eprintln!(
+                "Error: translating the config of {} failed: {}",
+                e.id, e.error
+            );
+        }
+        return exit::BAD_INPUT;
+    }
     if args.exit_code && report.changed() {
         CHANGED
     } else {

@@ -4,7 +4,7 @@
 //! JSON shape (stable; fields are only ever added):
 //! `{changed, objects: {added, changed, removed}, proxies: [{id, kind, namespace, workload,
 //! status, clusters|listeners|routes|endpoints: {added: [NAME], removed: [NAME], changed:
-//! [{name, diff}]}}], unchangedProxies, analysis: {introduced, fixed}, rejected:
+//! [{name, diff}]}}], unchangedProxies, translationErrors: [{id, error}], analysis: {introduced, fixed}, rejected:
 //! {introduced, fixed}}`, where analyzer messages have analyze's `-o json` shape and
 //! refused objects are `{object, origin, reason}`.
 
