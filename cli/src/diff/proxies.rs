@@ -153,3 +153,58 @@ impl GenerateKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use mesh_core::analysis::MeshConfig;
+
+    const MESH: &str = "\
+apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {serviceAccountName: web-sa, containers: [{name: web, image: web}]}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: job, namespace: shop, labels: {app: job}, annotations: {sidecar.istio.io/inject: \"false\"}}\nspec: {containers: [{name: job, image: job}]}\nstatus: {podIP: 10.0.0.9}\n---\n\
+apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop, labels: {app: api}}\nspec: {containers: [{name: api, image: api}]}\nstatus: {podIP: 10.0.0.7}\n---\n\
+apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: gw, namespace: edge, labels: {istio: ingressgateway}}\nspec: {address: 127.31.1.5}\n---\n\
+apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: db, namespace: shop}\nspec: {address: db.example.com}\n---\n\
+apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: web, namespace: edge}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]\n";
+
+    fn proxies(connected: &[String]) -> BTreeMap<String, ProxyInfo> {
+        let resources = mesh_core::source::load_bytes("m.yaml", MESH.as_bytes()).resources;
+        let mut store = Store::new(resources);
+        let snapshot = Snapshot::build(&store, &MeshConfig::from_json(serde_json::json!({})));
+        store.add_template_pods();
+        defined(&snapshot, &store, connected)
+    }
+
+    #[test]
+    fn every_workload_with_a_proxy_and_how_meshd_would_see_it() {
+        let p = proxies(&[]);
+        let ids: Vec<&str> = p.keys().map(String::as_str).collect();
+        assert_eq!(
+            ids,
+            [
+                "router~127.31.1.5~gw.edge~edge.svc.cluster.local",
+                "sidecar~0.0.0.0~web-*.shop~shop.svc.cluster.local",
+                "sidecar~10.0.0.7~api.shop~shop.svc.cluster.local",
+            ]
+        );
+        let gw = &p["router~127.31.1.5~gw.edge~edge.svc.cluster.local"];
+        assert_eq!(gw.kind, ProxyKind::Gateway);
+        assert!(gw.local_mode);
+        let web = &p["sidecar~0.0.0.0~web-*.shop~shop.svc.cluster.local"];
+        assert!(!web.local_mode);
+        assert_eq!(web.service_account, "web-sa");
+        assert_eq!(web.labels["app"], "web");
+        assert!(!p["sidecar~10.0.0.7~api.shop~shop.svc.cluster.local"].local_mode);
+    }
+
+    #[test]
+    fn connected_proxies_are_added_by_node_id() {
+        let extra = "sidecar~127.31.1.9~tool.ops~ops.svc.cluster.local".to_owned();
+        let p = proxies(&[extra.clone(), "garbage".to_owned()]);
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[&extra].namespace, "ops");
+        assert!(p[&extra].local_mode);
+    }
+}
