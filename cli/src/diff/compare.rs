@@ -419,7 +419,7 @@ fn compare_configs(
 }
 
 /// Compares two lists of resources by name (typed equality; maps inside compare as maps).
-fn compare_list<M: PartialEq + Clone>(
+fn compare_list<M: PartialEq + Clone + Reduce>(
     before: &[M],
     after: &[M],
     name: fn(&M) -> &String,
@@ -432,10 +432,16 @@ fn compare_list<M: PartialEq + Clone>(
     for (n, old) in &b {
         match a.get(n) {
             None => out.removed.push((*n).clone()),
-            Some(new) if *new != *old => out.changed.push(ChangedResource {
-                name: (*n).clone(),
-                diff: memo.diff(n, old, new, render),
-            }),
+            Some(new) if *new != *old => {
+                let diff = match M::reduce(old, new) {
+                    Some((o, n2)) => memo.diff(n, &o, &n2, render),
+                    None => memo.diff(n, old, new, render),
+                };
+                out.changed.push(ChangedResource {
+                    name: (*n).clone(),
+                    diff,
+                });
+            }
             Some(_) => {}
         }
     }
@@ -445,6 +451,46 @@ fn compare_list<M: PartialEq + Clone>(
         }
     }
     out
+}
+
+/// Leaving out of a changed resource's rendering the parts that did not change, where a
+/// resource has many independent parts: a route configuration's virtual hosts (one per
+/// service in a large mesh). The rest of the resource is kept whole.
+trait Reduce: Sized {
+    /// Copies of `old` and `new` without their equal parts, or `None` to render them whole.
+    fn reduce(_old: &Self, _new: &Self) -> Option<(Self, Self)> {
+        None
+    }
+}
+
+impl Reduce for Cluster {}
+impl Reduce for Listener {}
+impl Reduce for ClusterLoadAssignment {}
+
+impl Reduce for RouteConfiguration {
+    /// Keeps the virtual hosts that are added, removed or changed (by name).
+    fn reduce(old: &Self, new: &Self) -> Option<(Self, Self)> {
+        let by_name = |rc: &Self| -> HashMap<String, usize> {
+            rc.virtual_hosts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.name.clone(), i))
+                .collect()
+        };
+        let (ob, nb) = (by_name(old), by_name(new));
+        let same = |name: &str| -> bool {
+            match (ob.get(name), nb.get(name)) {
+                (Some(&i), Some(&j)) => old.virtual_hosts[i] == new.virtual_hosts[j],
+                _ => false,
+            }
+        };
+        let keep = |rc: &Self| -> Self {
+            let mut out = rc.clone();
+            out.virtual_hosts.retain(|v| !same(&v.name));
+            out
+        };
+        Some((keep(old), keep(new)))
+    }
 }
 
 /// A resource as Envoy's JSON, pretty-printed with keys sorted (prost keeps maps in
