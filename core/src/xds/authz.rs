@@ -80,7 +80,8 @@ use crate::model::security::{
     Rule, Source,
 };
 
-use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster_name, proto};
+use super::{ProxyConfig, ProxyInfo, Snapshot, Typed, cluster_name, proto, wire};
+use envoy_types::pb::google::protobuf::Any;
 
 /// The HTTP RBAC filter's name (one per action, as Istio does).
 pub(super) const HTTP_RBAC: &str = "envoy.filters.http.rbac";
@@ -163,19 +164,19 @@ pub fn policy_name(namespace: &str, name: &str, rule: usize) -> String {
 pub(super) fn http_filters(snap: &Snapshot, proxy: &ProxyInfo) -> Vec<HttpFilter> {
     let mut out = Vec::new();
     if let Some(jwt) = jwt_authn(snap, proxy) {
-        out.push(typed_http_filter(JWT_AUTHN, &jwt));
+        out.push(typed_http_filter(JWT_AUTHN, wire::jwt_authn_any(&jwt)));
     }
     let policies = policies(snap, proxy);
     for action in ACTIONS {
         if let Some((rules, shadow_rules)) = action_rules(&policies, action, false) {
             out.push(typed_http_filter(
                 HTTP_RBAC,
-                &HttpRbac {
+                wire::http_rbac_any(&HttpRbac {
                     rules,
                     shadow_rules_stat_prefix: shadow_prefix(&shadow_rules),
                     shadow_rules,
                     ..Default::default()
-                },
+                }),
             ));
         }
     }
@@ -197,7 +198,7 @@ pub(super) fn tcp_filters(snap: &Snapshot, proxy: &ProxyInfo) -> Vec<Filter> {
             };
             out.push(Filter {
                 name: NETWORK_RBAC.to_owned(),
-                config_type: Some(filter::ConfigType::TypedConfig(proto::any(&m))),
+                config_type: Some(filter::ConfigType::TypedConfig(wire::network_rbac_any(&m))),
             });
         }
     }
@@ -222,10 +223,12 @@ pub(super) fn with_tcp_filters(snap: &Snapshot, proxy: &ProxyInfo, last: Filter)
     out
 }
 
-fn typed_http_filter<M: prost::Message + prost::Name>(name: &str, m: &M) -> HttpFilter {
+/// An HTTP filter with its config (encoded by [`wire`], so its bytes are the same every
+/// time: these configs hold maps).
+fn typed_http_filter(name: &str, config: Any) -> HttpFilter {
     HttpFilter {
         name: name.to_owned(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(proto::any(m))),
+        config_type: Some(http_filter::ConfigType::TypedConfig(config)),
         ..Default::default()
     }
 }
