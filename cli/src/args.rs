@@ -42,6 +42,9 @@ pub enum Command {
     /// Add the sidecar and its init step to the pods of a manifest (no cluster needed).
     #[command(name = "kube-inject")]
     KubeInject(crate::inject::KubeInjectArgs),
+    /// Show what a config change would do to every proxy's xDS and to analyzer messages,
+    /// before applying it (against a directory or a running meshd).
+    Diff(crate::diff::DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

@@ -147,7 +147,7 @@ fn load(t: &TargetArgs) -> Result<(Store, MeshConfig), String> {
 
 /// Every object meshd loaded (`/debug/resourcesz`), each keeping its origin. Field lines
 /// are not served: references point at each object's first line.
-fn from_controlplane(url: &str) -> Result<Vec<Resource>, String> {
+pub(crate) fn from_controlplane(url: &str) -> Result<Vec<Resource>, String> {
     let body = http_get(url, "/debug/resourcesz", Duration::from_secs(10)).map_err(|e| {
         format!(
             "reading the config from meshd at {url}: {e} (is meshd running? or give files with -f)"
@@ -183,7 +183,7 @@ fn from_controlplane(url: &str) -> Result<Vec<Resource>, String> {
 }
 
 /// A plain HTTP/1.1 GET (meshd's debug API serves plaintext HTTP on loopback).
-fn http_get(base: &str, path: &str, timeout: Duration) -> Result<String, String> {
+pub(crate) fn http_get(base: &str, path: &str, timeout: Duration) -> Result<String, String> {
     let rest = base
         .strip_prefix("http://")
         .ok_or_else(|| "only http:// URLs are supported".to_owned())?;

@@ -6,6 +6,7 @@ pub mod args;
 pub mod demo;
 pub mod describe;
 pub mod describe_model;
+pub mod diff;
 pub mod inject;
 pub mod output;
 pub mod proxy_config;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Demo(d) => demo::run(&d),
         Command::Describe(d) => describe::run(&d),
         Command::KubeInject(k) => inject::run(&k),
+        Command::Diff(d) => diff::run(&d),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

@@ -114,7 +114,7 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
         metadata.insert("LOCAL_MODE".into(), json!("true"));
     }
     let ads = json!({"ads": {}, "resource_api_version": "V3"});
-    json!({
+    let mut out = json!({
         "node": {
             "id": opts.node_id(),
             "cluster": format!("{}.{}", opts.workload.name, opts.workload.namespace),
@@ -156,7 +156,18 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
         "admin": {
             "address": socket_address(opts.admin_address()),
         },
-    })
+    });
+    // Local mode: connections leave from the workload's own loopback address, so the
+    // server side sees which workload called (AuthorizationPolicy `ipBlocks`, `source.ip`)
+    // rather than 127.0.0.1 for everyone.
+    if opts.local_mode() {
+        out["cluster_manager"] = json!({
+            "upstream_bind_config": {
+                "source_address": {"address": opts.ip.to_string(), "port_value": 0},
+            },
+        });
+    }
+    out
 }
 
 fn socket_address(addr: SocketAddr) -> Value {
@@ -225,6 +236,17 @@ mod tests {
             b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             XDS_CLUSTER
         );
+    }
+
+    #[test]
+    fn local_mode_connects_from_the_workload_address() {
+        let b = bootstrap(&opts("127.0.0.2"));
+        assert_eq!(
+            b["cluster_manager"]["upstream_bind_config"]["source_address"]["address"],
+            "127.0.0.2"
+        );
+        let b = bootstrap(&opts("10.0.0.2"));
+        assert!(b.get("cluster_manager").is_none());
     }
 
     #[test]

@@ -800,6 +800,30 @@ impl ConfigIndex {
     }
 }
 
+/// Copies a scenario directory (or the whole scenarios root) with every `127.10.` address
+/// moved to `second_octet` (`127.SECOND.`), so a test can run scenarios beside the scenario
+/// suites without address clashes (scenario N uses `127.10.N.0/24`, see the README).
+/// Test suites that copy: 11 config_dump, 12 describe_meshd, 13 scenarios_native.
+pub fn copy_moving_addresses(from: &Path, to: &Path, second_octet: u8) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().context("a file name")?);
+        if path.is_dir() {
+            copy_moving_addresses(&path, &target, second_octet)?;
+        } else {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            std::fs::write(
+                &target,
+                text.replace("127.10.", &format!("127.{second_octet}.")),
+            )
+            .with_context(|| format!("writing {}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -26,7 +26,9 @@ use mesh_core::xds::json;
 use mesh_e2e::client::{self, HttpRequest, Via};
 use mesh_e2e::process::{ChildGuard, Processes, ensure_free, find_envoy, workspace_binary};
 use mesh_e2e::runner::{self, node_id};
-use mesh_e2e::scenario::{ConfigIndex, LoadedScenario, ProxyMode, scenarios_root};
+use mesh_e2e::scenario::{
+    ConfigIndex, LoadedScenario, ProxyMode, copy_moving_addresses, scenarios_root,
+};
 use mesh_e2e::syncz;
 use serde_json::Value;
 
@@ -43,6 +45,9 @@ const SCENARIOS: &[&str] = &[
     "registry-only",
     "header-manipulation",
     "retry-on-503",
+    // RBAC (HTTP), jwt_authn with inline JWKS, and a jwksUri cluster.
+    "authz-jwt",
+    "authz-jwks-uri",
 ];
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,7 +73,7 @@ async fn meshd_config_dump_equals_envoys() {
             std::fs::remove_dir_all(&log_dir).unwrap();
         }
         let copy = log_dir.join(name);
-        copy_moving_addresses(&scenarios_root().join(name), &copy).unwrap();
+        copy_moving_addresses(&scenarios_root().join(name), &copy, 11).unwrap();
         let s = LoadedScenario::load(&copy).unwrap();
         let mut procs = Processes::default();
         match check_scenario(
@@ -178,24 +183,6 @@ async fn check_scenario(
         }
     }
     Ok(proxies.len())
-}
-
-/// Copies a scenario directory with every `127.10.` address moved to `127.11.` (the
-/// scenarios' README: scenario N uses `127.10.N.0/24`).
-fn copy_moving_addresses(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let path = entry?.path();
-        let target = to.join(path.file_name().context("a file name")?);
-        if path.is_dir() {
-            copy_moving_addresses(&path, &target)?;
-        } else {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            std::fs::write(&target, text.replace("127.10.", "127.11."))?;
-        }
-    }
-    Ok(())
 }
 
 /// The comparable forms of the two dumps are equal, resource by resource, and the

@@ -11,22 +11,8 @@ use std::time::{Duration, Instant};
 
 use mesh_e2e::process::{ChildGuard, ensure_free, workspace_binary};
 use mesh_e2e::runner;
-use mesh_e2e::scenario::{LoadedScenario, scenarios_root};
+use mesh_e2e::scenario::{LoadedScenario, copy_moving_addresses, scenarios_root};
 use serde_json::Value;
-
-fn copy_moving_addresses(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_moving_addresses(&path, &target);
-        } else {
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(&target, text.replace("127.10.", "127.12.")).unwrap();
-        }
-    }
-}
 
 fn describe(args: &[&str]) -> Value {
     let out = Command::new(workspace_binary("meshctl").unwrap())
@@ -48,7 +34,7 @@ fn describe_reads_the_config_meshd_serves() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-describe");
     let _ = std::fs::remove_dir_all(&root);
     let dir = root.join("header-routing");
-    copy_moving_addresses(&scenarios_root().join("header-routing"), &dir);
+    copy_moving_addresses(&scenarios_root().join("header-routing"), &dir, 12).unwrap();
     let s = LoadedScenario::load(&dir).unwrap();
     ensure_free(s.xds_addr()).unwrap();
     ensure_free(s.debug_addr()).unwrap();

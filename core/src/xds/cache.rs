@@ -331,11 +331,30 @@ impl Cache {
             .get_or_init(|| {
                 let mut out = ProxyConfig::default();
                 sidecar_outbound(&sidecar_scope(snap, proxy), &mut out);
+                if proxy.local_mode {
+                    super::local_bind::unbind_off_host_clusters(&mut out);
+                }
                 Arc::new(encode(&out))
             })
             .clone();
         let mut own = ProxyConfig::default();
         sidecar_own(&Scope::workload(snap, proxy), &mut own);
+        // JWKS clusters follow the RequestAuthentications selecting this workload; one the
+        // shared part already holds is not repeated, as `generate` does not repeat it.
+        let before = own.clusters.len();
+        super::authz::add_jwks_clusters(snap, proxy, &mut own);
+        let mut i = 0;
+        own.clusters.retain(|c| {
+            i += 1;
+            i <= before
+                || shared
+                    .list(ResourceKind::Cluster)
+                    .binary_search_by(|r| r.name.as_str().cmp(&c.name))
+                    .is_err()
+        });
+        if proxy.local_mode {
+            super::local_bind::unbind_off_host_clusters(&mut own);
+        }
         EncodedConfig {
             shared,
             own: encode(&own),

@@ -40,6 +40,7 @@ use crate::model::networking::{
     RouteDestination, Server, ServerTlsMode, ServerTlsSettings, VirtualService,
 };
 
+use super::authz;
 use super::listener::{Routes, hcm, outbound_http_filters, tcp_proxy_weighted};
 use super::registry::parse_protocol;
 use super::route::{self as rt, RouteCtx};
@@ -185,7 +186,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                     filters: vec![hcm(
                         &format!("outbound_{name}"),
                         Routes::Rds(rc_name),
-                        outbound_http_filters(false),
+                        authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
                         false,
                     )],
                     ..Default::default()
@@ -218,7 +219,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                         filters: vec![hcm(
                             &format!("outbound_{name}"),
                             Routes::Rds(rc_name),
-                            outbound_http_filters(false),
+                            authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
                             false,
                         )],
                         ..Default::default()
@@ -239,7 +240,7 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                     });
                     listener.filter_chains.push(FilterChain {
                         transport_socket: tls.map(downstream_tls),
-                        filters: vec![f],
+                        filters: authz::with_tcp_filters(snap, proxy, f),
                         ..Default::default()
                     });
                 }
@@ -522,13 +523,17 @@ fn passthrough_chains(scope: &Scope<'_>, servers: &[GwServer<'_>], port: u16) ->
                     server_names: snis.clone(),
                     ..Default::default()
                 }),
-                filters: vec![tcp_proxy_to(
-                    scope,
-                    vs.namespace(),
-                    &rule.route,
-                    port,
-                    &format!("outbound|{port}||{}", snis[0]),
-                )],
+                filters: authz::with_tcp_filters(
+                    scope.snap,
+                    scope.proxy,
+                    tcp_proxy_to(
+                        scope,
+                        vs.namespace(),
+                        &rule.route,
+                        port,
+                        &format!("outbound|{port}||{}", snis[0]),
+                    ),
+                ),
                 ..Default::default()
             });
         }

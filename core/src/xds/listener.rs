@@ -29,6 +29,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 
 use crate::model::networking::CaptureMode;
 
+use super::authz;
 use super::cluster::{self, AppAddress, InboundPort};
 use super::registry::{Service, ServicePort, is_http_protocol, parse_protocol};
 use super::route::{self as rt, RouteCtx};
@@ -566,17 +567,22 @@ fn inbound_route_config(port: u16) -> RouteConfiguration {
     )
 }
 
-/// The filter that handles one inbound port.
-fn inbound_filter(p: &InboundPort, stat_prefix: &str) -> Filter {
+/// The filters that handle one inbound port: authorization (see [`super::authz`]) and the
+/// HTTP connection manager or TCP proxy.
+fn inbound_filters(scope: &Scope<'_>, p: &InboundPort, stat_prefix: &str) -> Vec<Filter> {
     if is_http_protocol(&p.protocol) {
-        hcm(
+        vec![hcm(
             stat_prefix,
             Routes::Inline(Box::new(inbound_route_config(p.port))),
-            vec![router_filter()],
+            authz::with_http_filters(scope.snap, scope.proxy, vec![router_filter()]),
             false,
-        )
+        )]
     } else {
-        tcp_proxy_filter(stat_prefix, &cluster_name::inbound(p.port))
+        authz::with_tcp_filters(
+            scope.snap,
+            scope.proxy,
+            tcp_proxy_filter(stat_prefix, &cluster_name::inbound(p.port)),
+        )
     }
 }
 
@@ -588,7 +594,7 @@ fn local_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig
             name: name.clone(),
             address: Some(proto::socket(&ip, p.port)),
             filter_chains: vec![FilterChain {
-                filters: vec![inbound_filter(p, &format!("inbound_{name}"))],
+                filters: inbound_filters(scope, p, &format!("inbound_{name}")),
                 ..Default::default()
             }],
             traffic_direction: TrafficDirection::Inbound as i32,
@@ -725,7 +731,7 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
                 name: name.clone(),
                 address: Some(proto::socket(&ip, p.port)),
                 filter_chains: vec![FilterChain {
-                    filters: vec![inbound_filter(p, &format!("inbound_{name}"))],
+                    filters: inbound_filters(scope, p, &format!("inbound_{name}")),
                     ..Default::default()
                 }],
                 traffic_direction: TrafficDirection::Inbound as i32,
@@ -742,7 +748,7 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
                 destination_port: Some(proto::u32v(u32::from(p.port))),
                 ..Default::default()
             }),
-            filters: vec![inbound_filter(p, &format!("inbound_0.0.0.0_{}", p.port))],
+            filters: inbound_filters(scope, p, &format!("inbound_0.0.0.0_{}", p.port)),
             ..Default::default()
         })
         .collect();

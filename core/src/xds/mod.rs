@@ -59,20 +59,39 @@
 //! which the capture rules of `mesh-proxy init` exempt, so the connection does not loop back
 //! into 15006).
 //!
+//! # Authorization
+//!
+//! AuthorizationPolicies and RequestAuthentications that select a proxy (root namespace,
+//! its namespace, `selector`) become, on each inbound HTTP filter chain and on a gateway's
+//! HTTP listeners, `envoy.filters.http.jwt_authn` then `envoy.filters.http.rbac` DENY,
+//! ALLOW and AUDIT (LOG) before the other filters, and on inbound TCP chains and a
+//! gateway's TCP and TLS-passthrough chains `envoy.filters.network.rbac`; dry-run
+//! policies (`istio.io/dry-run: "true"`) become shadow rules. See `authz.rs` for Istio's
+//! rules and the attribute mapping. In local mode mesh-proxy's bootstrap makes Envoy
+//! connect from the workload's own loopback address, so `ipBlocks` and `source.ip` see
+//! which workload called; clusters that may leave the machine (the passthrough, DNS names
+//! other than `localhost`, non-loopback endpoints) bind to the unspecified address instead
+//! (`local_bind.rs`).
+//!
 //! # What is not translated (yet)
 //!
 //! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
-//! between sidecars is plaintext), AuthorizationPolicy, RequestAuthentication, EnvoyFilter
-//! (reported as not applied), Gateway servers using `credentialName` (reported), locality
-//! load balancing, delegate VirtualServices, exponential fault delays, JWT-claim header
-//! matches, `DNS_ROUND_ROBIN` (served as `DNS`), Kubernetes EndpointSlices (endpoints come
-//! from Pods and WorkloadEntries).
+//! between sidecars is plaintext, so `principals`, `namespaces` and `source.principal`
+//! conditions are translated, to the peer certificate's URI SAN, but never match yet),
+//! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
+//! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
+//! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using
+//! `credentialName` (reported), locality load balancing, delegate VirtualServices,
+//! exponential fault delays, JWT-claim header matches in routes, `DNS_ROUND_ROBIN` (served
+//! as `DNS`), Kubernetes EndpointSlices (endpoints come from Pods and WorkloadEntries).
 
+mod authz;
 pub mod cache;
 mod cluster;
 mod gateway;
 pub mod json;
 mod listener;
+mod local_bind;
 mod proto;
 pub mod registry;
 mod route;
@@ -92,8 +111,9 @@ use crate::analysis::{MeshConfig, Store};
 use crate::model::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
-use crate::model::security::PeerAuthentication;
+use crate::model::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::resource::Resource;
+pub use authz::{PAYLOAD_KEY as JWT_PAYLOAD_KEY, policy_name as authz_policy_name};
 pub use registry::Registry;
 
 /// The port of the outbound listener (`virtualOutbound`).
@@ -260,6 +280,8 @@ pub struct Snapshot {
     pub service_entries: Vec<Typed<ServiceEntry>>,
     pub workload_entries: Vec<Typed<WorkloadEntry>>,
     pub peer_authentications: Vec<Typed<PeerAuthentication>>,
+    pub authorization_policies: Vec<Typed<AuthorizationPolicy>>,
+    pub request_authentications: Vec<Typed<RequestAuthentication>>,
 }
 
 impl Snapshot {
@@ -297,6 +319,10 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
         ProxyKind::Sidecar => listener::sidecar(snapshot, proxy),
         ProxyKind::Gateway => gateway::generate(snapshot, proxy),
     };
+    authz::add_jwks_clusters(snapshot, proxy, &mut out);
+    if proxy.local_mode {
+        local_bind::unbind_off_host_clusters(&mut out);
+    }
     out.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     out.routes.sort_by(|a, b| a.name.cmp(&b.name));
     out.clusters.sort_by(|a, b| a.name.cmp(&b.name));

@@ -65,6 +65,12 @@ pub(super) fn build(store: &Store, mesh: &MeshConfig) -> Snapshot {
             (groups::NETWORKING, "ServiceEntry") => push(&mut snap.service_entries, res),
             (groups::NETWORKING, "WorkloadEntry") => push(&mut snap.workload_entries, res),
             (groups::SECURITY, "PeerAuthentication") => push(&mut snap.peer_authentications, res),
+            (groups::SECURITY, "AuthorizationPolicy") => {
+                push(&mut snap.authorization_policies, res)
+            }
+            (groups::SECURITY, "RequestAuthentication") => {
+                push(&mut snap.request_authentications, res)
+            }
             (groups::NETWORKING, "EnvoyFilter") => Err(
                 "not applied: meshd does not patch generated config with EnvoyFilters".to_owned(),
             ),
@@ -79,6 +85,7 @@ pub(super) fn build(store: &Store, mesh: &MeshConfig) -> Snapshot {
     settle_sidecars(&mut snap);
     note_virtual_service_conflicts(&mut snap);
     note_gateway_secrets(&mut snap);
+    note_unenforced_policies(&mut snap);
 
     let mut rejected = std::mem::take(&mut snap.rejected);
     snap.registry = registry::build(
@@ -222,4 +229,36 @@ pub(super) fn needs_secret(tls: &crate::model::networking::ServerTlsSettings) ->
                 || (tls.server_certificate.is_empty() && tls.tls_certificates.is_empty())
         }
     }
+}
+
+/// AuthorizationPolicies meshd keeps but cannot enforce: CUSTOM (an external authorizer)
+/// and those that select by `targetRef` (waypoints, Gateway API gateways).
+fn note_unenforced_policies(snap: &mut Snapshot) {
+    use crate::model::security::AuthorizationAction;
+    let mut notes = Vec::new();
+    for p in &snap.authorization_policies {
+        if p.spec.action == AuthorizationAction::Custom {
+            notes.push(reject(
+                &p.resource,
+                "not applied: CUSTOM policies need an external authorizer (ext_authz), which \
+                 meshd does not configure",
+            ));
+        } else if p.spec.target_ref.is_some() || !p.spec.target_refs.is_empty() {
+            notes.push(reject(
+                &p.resource,
+                "not applied: targetRef selects waypoints or Gateway API gateways, which meshd \
+                 does not serve; use selector",
+            ));
+        }
+    }
+    for r in &snap.request_authentications {
+        if r.spec.target_ref.is_some() || !r.spec.target_refs.is_empty() {
+            notes.push(reject(
+                &r.resource,
+                "not applied: targetRef selects waypoints or Gateway API gateways, which meshd \
+                 does not serve; use selector",
+            ));
+        }
+    }
+    snap.rejected.extend(notes);
 }

@@ -189,6 +189,9 @@ fn decode(url: &str, bytes: &[u8]) -> String {
         ext::transport_sockets::tls::v3::UpstreamTlsContext,
         ext::transport_sockets::tls::v3::DownstreamTlsContext,
         ext::retry::host::previous_hosts::v3::PreviousHostsPredicate,
+        ext::filters::http::rbac::v3::Rbac,
+        ext::filters::network::rbac::v3::Rbac,
+        ext::filters::http::jwt_authn::v3::JwtAuthentication,
     );
     panic!("golden rendering: unknown type {url}");
 }
