@@ -2,15 +2,15 @@
 //! and through Envoy (`mesh-proxy run --engine envoy`), on one machine, in one go.
 //!
 //! The mesh is generated into a temporary config directory and served by a `meshd` child: a
-//! Service `app.bench:9080` selecting one WorkloadEntry (the server, 127.77.0.20), a client
-//! WorkloadEntry (127.77.0.10), a DestinationRule with two subsets that both select the
+//! Service `app.bench:9080` selecting one WorkloadEntry (the server, 127.88.0.20), a client
+//! WorkloadEntry (127.88.0.10), a DestinationRule with two subsets that both select the
 //! server and a VirtualService splitting between them (the soak shifts that weight). The app
 //! is this binary started again as `proxy-bench app` (a thread-per-connection HTTP/1.1 server
-//! answering every request with a 1 KB body) on 127.77.0.20:19080.
+//! answering every request with a 1 KB body) on 127.88.0.20:19080.
 //!
 //! Paths measured (two proxy hops, as local mode routes a request from one sidecar to
 //! another): direct (load generator -> app), and load generator -> client sidecar outbound
-//! 127.77.0.10:15001 (Host `app.bench:9080`) -> server sidecar inbound 127.77.0.20:9080 ->
+//! 127.88.0.10:15001 (Host `app.bench:9080`) -> server sidecar inbound 127.88.0.20:9080 ->
 //! app. Each sidecar has one worker thread (native: its single data-plane thread; Envoy:
 //! `--concurrency 1`, the agent's default).
 //!
