@@ -42,9 +42,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 10);
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 20);
-const MESHD_IP: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 1);
+const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 10);
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 20);
+const MESHD_IP: Ipv4Addr = Ipv4Addr::new(127, 88, 0, 1);
 const SERVICE_PORT: u16 = 9080;
 const APP_PORT: u16 = 19080;
 const BODY_LEN: usize = 1024;
