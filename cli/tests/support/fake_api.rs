@@ -9,6 +9,8 @@
 //!   `dryRun=All` validates without storing, namespaced objects need their namespace;
 //! - CRDs become Established on the second read after they are applied; Deployments are
 //!   Available or not as the test says;
+//! - LIST of a collection (in a namespace or across all), and WATCH from a
+//!   resourceVersion with every later change and BOOKMARKs when asked;
 //! - SelfSubjectAccessReview, denying the resources the test names;
 //! - the service proxy path to meshd's `/debug/syncz`.
 //!
@@ -23,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value as J, json};
@@ -122,6 +125,37 @@ pub struct State {
     /// Reads of each CRD since it was applied (Established from the second).
     crd_reads: BTreeMap<String, u32>,
     resource_version: u64,
+    /// Every change, for WATCH: (resourceVersion, object path, event type, object).
+    events: Vec<(u64, String, &'static str, J)>,
+    /// The latest resourceVersion, for watchers to wake on.
+    notify: Option<tokio::sync::watch::Sender<u64>>,
+}
+
+impl State {
+    /// Stores (or with `None` removes) an object, recording the change for watchers.
+    fn record(&mut self, key: &str, obj: Option<J>) -> Option<J> {
+        self.resource_version += 1;
+        let rv = self.resource_version;
+        let (kind, stored, old) = match obj {
+            Some(mut o) => {
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                let old = self.objects.insert(key.to_owned(), o.clone());
+                (if old.is_some() { "MODIFIED" } else { "ADDED" }, o, old)
+            }
+            None => match self.objects.remove(key) {
+                Some(mut o) => {
+                    o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    ("DELETED", o, None)
+                }
+                None => return None,
+            },
+        };
+        self.events.push((rv, key.to_owned(), kind, stored.clone()));
+        if let Some(n) = &self.notify {
+            n.send_replace(rv);
+        }
+        Some(old.unwrap_or(stored))
+    }
 }
 
 /// The running fake; stops when dropped.
@@ -150,6 +184,7 @@ impl FakeApi {
             deployments_available: true,
             syncz: json!([]),
             minor: "33".into(),
+            notify: Some(tokio::sync::watch::Sender::new(0)),
             ..State::default()
         }));
         let listener = runtime
@@ -231,12 +266,19 @@ users:
 
     /// Stores an object as if someone had created it.
     pub fn put(&self, path: &str, obj: J) {
-        self.with(|s| s.objects.insert(path.to_owned(), obj));
+        self.with(|s| s.record(path, Some(obj)));
+    }
+
+    /// Deletes an object as if someone had (watchers see it).
+    pub fn remove(&self, path: &str) {
+        self.with(|s| s.record(path, None));
     }
 }
 
-fn respond(code: StatusCode, body: &J) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+type Body = BoxBody<Bytes, Infallible>;
+
+fn respond(code: StatusCode, body: &J) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *r.status_mut() = code;
     r.headers_mut().insert(
         "content-type",
@@ -245,7 +287,7 @@ fn respond(code: StatusCode, body: &J) -> Response<Full<Bytes>> {
     r
 }
 
-fn status(code: StatusCode, reason: &str, message: &str) -> Response<Full<Bytes>> {
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
     respond(
         code,
         &json!({
@@ -326,7 +368,7 @@ fn object_path(t: &Target, name: &str) -> String {
     }
 }
 
-async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query: BTreeMap<String, String> = req
@@ -464,12 +506,110 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
     }
 
     let Some(name) = t.name.clone() else {
-        return status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "collections are not served by this fake",
+        if method != "GET" {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "collections: GET only",
+            );
+        }
+        let (group, version, plural, namespace) = (
+            t.group.clone(),
+            t.version.clone(),
+            t.plural.clone(),
+            t.namespace.clone(),
+        );
+        let in_collection = move |key: &str| {
+            parse_target(key).is_some_and(|o| {
+                o.group == group
+                    && o.version == version
+                    && o.plural == plural
+                    && (namespace.is_none() || o.namespace == namespace)
+            })
+        };
+        let api_version = if t.group.is_empty() {
+            t.version.clone()
+        } else {
+            format!("{}/{}", t.group, t.version)
+        };
+        if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
+            let from: u64 = query
+                .get("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+            let mut woken = s.notify.as_ref().map(|n| n.subscribe());
+            let state = state.clone();
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+            let kind = kind.to_owned();
+            tokio::spawn(async move {
+                let mut sent = from;
+                loop {
+                    let batch: Vec<(u64, &'static str, J)> = {
+                        let s = state.lock().unwrap();
+                        s.events
+                            .iter()
+                            .filter(|(rv, key, ..)| *rv > sent && in_collection(key))
+                            .map(|(rv, _, ty, o)| (*rv, *ty, o.clone()))
+                            .collect()
+                    };
+                    for (rv, ty, o) in batch {
+                        sent = rv;
+                        let line = json!({"type": ty, "object": o}).to_string() + "\n";
+                        if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if bookmarks {
+                        let rv = state.lock().unwrap().resource_version;
+                        let line = json!({"type": "BOOKMARK", "object": {
+                            "apiVersion": api_version, "kind": kind,
+                            "metadata": {"resourceVersion": rv.to_string()}}})
+                        .to_string()
+                            + "\n";
+                        if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    match woken.as_mut() {
+                        Some(w) => {
+                            if w.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            });
+            let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            let mut r = Response::new(BodyExt::boxed(body));
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
+        let items: Vec<J> = s
+            .objects
+            .iter()
+            .filter(|(key, _)| in_collection(key))
+            .map(|(_, o)| {
+                // As a real server lists them: items carry no apiVersion or kind.
+                let mut o = o.clone();
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+                o
+            })
+            .collect();
+        return respond(
+            StatusCode::OK,
+            &json!({"apiVersion": api_version, "kind": format!("{kind}List"),
+                    "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
         );
     };
+
     if namespaced != t.namespace.is_some() {
         return status(StatusCode::NOT_FOUND, "NotFound", "scope mismatch");
     }
@@ -496,7 +636,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
             }
             respond(StatusCode::OK, &obj)
         }
-        "DELETE" => match s.objects.remove(&key) {
+        "DELETE" => match s.record(&key, None) {
             Some(obj) => respond(StatusCode::OK, &obj),
             None => status(
                 StatusCode::NOT_FOUND,
@@ -539,13 +679,11 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                     );
                 }
             }
-            s.resource_version += 1;
             let created = s
                 .objects
                 .get(&key)
                 .map(|o| o["metadata"]["creationTimestamp"].clone());
-            obj["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
-            obj["metadata"]["uid"] = json!(format!("uid-{}", s.resource_version));
+            obj["metadata"]["uid"] = json!(format!("uid-{}", s.resource_version + 1));
             obj["metadata"]["creationTimestamp"] = created.unwrap_or(json!("2026-01-01T00:00:00Z"));
             obj["metadata"]["managedFields"] =
                 json!([{"manager": query["fieldManager"], "operation": "Apply"}]);
@@ -561,7 +699,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
             }
             if query.get("dryRun").map(String::as_str) != Some("All") {
                 s.crd_reads.remove(&key);
-                s.objects.insert(key, obj.clone());
+                s.record(&key, Some(obj.clone()));
             }
             respond(StatusCode::OK, &obj)
         }
