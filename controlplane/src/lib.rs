@@ -7,6 +7,7 @@
 //! [`server::Meshd`].
 
 pub mod debug;
+pub mod kube_source;
 pub mod metrics;
 pub mod server;
 pub mod source;

@@ -18,6 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::debug::{self, DebugState};
+use crate::kube_source::{KubeClient, KubeOptions, KubeSource};
 use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
 use crate::status::SyncTable;
@@ -39,6 +40,9 @@ pub struct Options {
     pub watch: WatchOptions,
     /// How long open streams get to close on shutdown.
     pub grace: Duration,
+    /// Serve what a Kubernetes cluster holds instead of `config_dir` (and listen on any
+    /// address: in a pod, proxies reach meshd through its Service).
+    pub kube: Option<KubeClient>,
 }
 
 impl Options {
@@ -49,6 +53,7 @@ impl Options {
             debug_address,
             watch: WatchOptions::default(),
             grace: Duration::from_secs(5),
+            kube: None,
         }
     }
 }
@@ -88,13 +93,15 @@ pub struct Meshd {
     config: watch::Sender<Arc<ConfigState>>,
     status: Arc<SyncTable>,
     metrics: Arc<Metrics>,
+    kube: Option<KubeSource>,
 }
 
 async fn listen(
     what: &'static str,
     addr: SocketAddr,
+    any_address: bool,
 ) -> Result<(TcpListener, SocketAddr), MeshdError> {
-    if !addr.ip().is_loopback() {
+    if !any_address && !addr.ip().is_loopback() {
         return Err(MeshdError::NotLoopback { what, addr });
     }
     let l = TcpListener::bind(addr)
@@ -110,12 +117,31 @@ impl Meshd {
     /// Builds the first config and binds both listeners.
     pub async fn bind(opts: Options, translator: Arc<dyn Translator>) -> Result<Meshd, MeshdError> {
         let (dir, t) = (opts.config_dir.clone(), translator.clone());
-        let first = tokio::task::spawn_blocking(move || source::build(&dir, t.as_ref(), 1))
-            .await
-            .map_err(|e| MeshdError::Join(e.to_string()))??;
+        let (first, kube) = match &opts.kube {
+            None => {
+                let first = tokio::task::spawn_blocking(move || source::build(&dir, t.as_ref(), 1))
+                    .await
+                    .map_err(|e| MeshdError::Join(e.to_string()))??;
+                (first, None)
+            }
+            Some(client) => {
+                let kube = KubeSource::start(client.0.clone(), KubeOptions::default());
+                if !kube.wait_synced().await {
+                    warn!("not every kind was listed in time; serving what was");
+                }
+                let loaded = kube.loaded();
+                let first = tokio::task::spawn_blocking(move || {
+                    source::build_loaded(loaded, t.as_ref(), 1)
+                })
+                .await
+                .map_err(|e| MeshdError::Join(e.to_string()))??;
+                (first, Some(kube))
+            }
+        };
         source::log_build(&first);
-        let (xds, xds_address) = listen("xDS", opts.xds_address).await?;
-        let (debug, debug_address) = listen("debug", opts.debug_address).await?;
+        let any = opts.kube.is_some();
+        let (xds, xds_address) = listen("xDS", opts.xds_address, any).await?;
+        let (debug, debug_address) = listen("debug", opts.debug_address, any).await?;
         let metrics = Arc::new(Metrics::new());
         Ok(Meshd {
             opts,
@@ -127,6 +153,7 @@ impl Meshd {
             config: watch::Sender::new(Arc::new(first)),
             status: Arc::new(SyncTable::default()),
             metrics,
+            kube,
         })
     }
 
@@ -153,6 +180,7 @@ impl Meshd {
             config,
             status,
             metrics,
+            kube,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(false));
@@ -180,13 +208,20 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
-        let watcher = tokio::spawn(source::watch(
-            opts.config_dir.clone(),
-            translator,
-            opts.watch.clone(),
-            config,
-            stop_rx,
-        ));
+        let source_name = match &kube {
+            Some(_) => "kubernetes".to_owned(),
+            None => opts.config_dir.display().to_string(),
+        };
+        let watcher = match kube {
+            Some(kube) => tokio::spawn(kube.run(translator, config, stop_rx)),
+            None => tokio::spawn(source::watch(
+                opts.config_dir.clone(),
+                translator,
+                opts.watch.clone(),
+                config,
+                stop_rx,
+            )),
+        };
 
         let (signal_tx, signal_rx) = oneshot::channel::<()>();
         let incoming = TcpIncoming::from(xds).with_nodelay(Some(true));
@@ -200,7 +235,7 @@ impl Meshd {
         info!(
             xds.address = %xds_address,
             debug.address = %debug_address,
-            config.dir = %opts.config_dir.display(),
+            config.source = %source_name,
             "meshd serving; {}",
             debug::describe(debug_address)
         );
