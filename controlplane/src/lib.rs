@@ -13,6 +13,7 @@ pub mod server;
 pub mod source;
 pub mod status;
 pub mod translate;
+pub mod webhook;
 pub mod xds;
 
 pub use server::{Meshd, MeshdError, Options};

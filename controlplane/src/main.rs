@@ -27,6 +27,10 @@ struct Cli {
     /// The default in a pod when no --config-dir is given.
     #[arg(long)]
     kube: bool,
+    /// Where the admission webhooks (/validate, /inject) listen, plain HTTP (default with
+    /// --kube: 0.0.0.0:15017; otherwise not served).
+    #[arg(long)]
+    webhook_address: Option<SocketAddr>,
     /// Where ADS (gRPC, plaintext) listens.
     #[arg(long, default_value = DEFAULT_XDS_ADDRESS)]
     xds_address: SocketAddr,
@@ -62,6 +66,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let mut opts = Options::new(config_dir, cli.xds_address, cli.debug_address);
+    opts.webhook_address = cli.webhook_address.or(use_kube.then(|| {
+        SocketAddr::from((
+            [0, 0, 0, 0],
+            mesh_controlplane::webhook::DEFAULT_WEBHOOK_PORT,
+        ))
+    }));
     if use_kube {
         let client = runtime.block_on(async {
             let config = kube::Config::infer().await.map_err(|e| e.to_string())?;

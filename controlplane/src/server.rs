@@ -43,6 +43,9 @@ pub struct Options {
     /// Serve what a Kubernetes cluster holds instead of `config_dir` (and listen on any
     /// address: in a pod, proxies reach meshd through its Service).
     pub kube: Option<KubeClient>,
+    /// Where the admission webhooks listen (`None`: not served; plain HTTP, see
+    /// [`crate::webhook`]).
+    pub webhook_address: Option<SocketAddr>,
 }
 
 impl Options {
@@ -54,6 +57,7 @@ impl Options {
             watch: WatchOptions::default(),
             grace: Duration::from_secs(5),
             kube: None,
+            webhook_address: None,
         }
     }
 }
@@ -94,6 +98,7 @@ pub struct Meshd {
     status: Arc<SyncTable>,
     metrics: Arc<Metrics>,
     kube: Option<KubeSource>,
+    webhook: Option<(TcpListener, SocketAddr)>,
 }
 
 async fn listen(
@@ -142,6 +147,10 @@ impl Meshd {
         let any = opts.kube.is_some();
         let (xds, xds_address) = listen("xDS", opts.xds_address, any).await?;
         let (debug, debug_address) = listen("debug", opts.debug_address, any).await?;
+        let webhook = match opts.webhook_address {
+            Some(addr) => Some(listen("webhook", addr, any).await?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         Ok(Meshd {
             opts,
@@ -154,12 +163,18 @@ impl Meshd {
             status: Arc::new(SyncTable::default()),
             metrics,
             kube,
+            webhook,
         })
     }
 
     /// Where ADS listens.
     pub fn xds_address(&self) -> SocketAddr {
         self.xds_address
+    }
+
+    /// Where the admission webhooks listen, when they are served.
+    pub fn webhook_address(&self) -> Option<SocketAddr> {
+        self.webhook.as_ref().map(|(_, a)| *a)
     }
 
     /// Where the debug API listens.
@@ -181,6 +196,7 @@ impl Meshd {
             status,
             metrics,
             kube,
+            webhook,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(false));
@@ -208,6 +224,10 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
+        let webhook_task = webhook.map(|(listener, addr)| {
+            info!(webhook.address = %addr, "admission webhooks serving (plain HTTP)");
+            tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+        });
         let source_name = match &kube {
             Some(_) => "kubernetes".to_owned(),
             None => opts.config_dir.display().to_string(),
@@ -260,7 +280,10 @@ impl Meshd {
                 }
             }
         };
-        for task in [watcher, debug_task, gauges] {
+        for task in [watcher, debug_task, gauges]
+            .into_iter()
+            .chain(webhook_task)
+        {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await
                 .is_err()
