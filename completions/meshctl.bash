@@ -259,7 +259,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__analyze)
-            opts="-o -S -n -A -R -v -h -V --output --failure-threshold --output-threshold --suppress --namespace --all-namespaces --meshConfigFile --meshNetworksFile --recursive --analyzer --list-analyzers --use-kube --color --verbose --help --version"
+            opts="-o -S -n -A -R -v -h -V --output --failure-threshold --output-threshold --suppress --namespace --all-namespaces --meshConfigFile --meshNetworksFile --recursive --analyzer --list-analyzers --use-kube --kubeconfig --context --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -314,6 +314,14 @@ _meshctl() {
                     return 0
                     ;;
                 --analyzer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -57,12 +57,14 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l meshNetworks
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s R -l recursive -d 'Read directories recursively' -r -f -a "true\t''
 false\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l analyzer -d 'Run only this analyzer (Istio\'s name, e.g. virtualservice.DestinationHostAnalyzer). Repeatable' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l color -d 'Color the log output' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s A -l all-namespaces -d 'Report objects in every namespace (the default for files-only analysis)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l list-analyzers -d 'List the analyzers with the codes they report, then exit'
-complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l use-kube -d 'Analyze the live cluster with the files overlaid (not built yet)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l use-kube -d 'Analyze the cluster (kubeconfig) with the files overlaid: a file\'s object replaces the cluster\'s of the same kind, namespace and name. Reports the context\'s namespace unless -n or -A says otherwise'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s v -l verbose -d 'Add each message type\'s description to log output'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s V -l version -d 'Print version'

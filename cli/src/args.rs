@@ -194,9 +194,14 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub list_analyzers: bool,
 
-    /// Analyze the live cluster with the files overlaid (not built yet).
+    /// Analyze the cluster (kubeconfig) with the files overlaid: a file's object replaces
+    /// the cluster's of the same kind, namespace and name. Reports the context's namespace
+    /// unless -n or -A says otherwise.
     #[arg(long)]
     pub use_kube: bool,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 
     /// Color the log output.
     #[arg(long, value_enum, default_value_t = ColorMode::Auto)]

@@ -388,3 +388,100 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
         "1 of 2 proxies out of sync: ratings-v1-xyz.default (CDS STALE)"
     );
 }
+
+fn seed_mesh(fake: &FakeApi) {
+    for ns in ["default", "shop"] {
+        fake.put(
+            &format!("/api/v1/namespaces/{ns}"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}}),
+        );
+    }
+    // Routes to a host no Service defines: IST0101 in each namespace.
+    for ns in ["default", "shop"] {
+        fake.put(
+            &format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/pricing"),
+            json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "pricing", "namespace": ns},
+                "spec": {"hosts": ["pricing"], "http": [{"route": [{"destination": {"host": "pricing-svc"}}]}]},
+            }),
+        );
+    }
+}
+
+#[test]
+fn analyze_use_kube_reads_the_cluster_and_overlays_files() {
+    let e = env("analyze");
+    seed_mesh(&e.fake);
+    let json_of = |out: &Output| -> Vec<J> {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|err| panic!("{err}: {}{}", text(&out.stdout), text(&out.stderr)))
+    };
+    let ist0101 = |msgs: &[J]| -> Vec<String> {
+        msgs.iter()
+            .filter(|m| m["code"] == "IST0101")
+            .map(|m| m["origin"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // The context's namespace (default) only, as istioctl reports.
+    let out = e.meshctl(&["analyze", "--use-kube", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(79), "{}", text(&out.stderr));
+    assert_eq!(ist0101(&json_of(&out)), ["VirtualService default/pricing"]);
+    // Every kind was listed across all namespaces.
+    assert!(
+        e.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/apis/networking.istio.io/v1/virtualservices")
+    );
+
+    // -A: every namespace; -n: that one.
+    let out = e.meshctl(&["analyze", "--use-kube", "-A", "-o", "json"]);
+    assert_eq!(
+        ist0101(&json_of(&out)),
+        [
+            "VirtualService default/pricing",
+            "VirtualService shop/pricing"
+        ]
+    );
+    let out = e.meshctl(&["analyze", "--use-kube", "-n", "shop", "-o", "json"]);
+    assert_eq!(ist0101(&json_of(&out)), ["VirtualService shop/pricing"]);
+
+    // A file overlaid: the Service the route needs, and a fixed copy of shop's route.
+    let file = e.dir.join("fix.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: pricing-svc, namespace: default}\n\
+         spec: {selector: {app: pricing}, ports: [{name: http, port: 80}]}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: pricing, namespace: shop}\n\
+         spec: {hosts: [pricing], http: [{route: [{destination: {host: pricing-svc.default.svc.cluster.local}}]}]}\n",
+    )
+    .unwrap();
+    let out = e.meshctl(&[
+        "analyze",
+        "--use-kube",
+        "-A",
+        "-o",
+        "json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ist0101(&json_of(&out)).is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn analyze_use_kube_fails_clearly_without_a_cluster() {
+    let e = env("analyze-down");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["analyze", "--use-kube", "--kubeconfig"])
+        .arg(&e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).starts_with("Error: --use-kube: "),
+        "{}",
+        text(&out.stderr)
+    );
+}

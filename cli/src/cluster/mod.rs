@@ -6,6 +6,7 @@
 //! kind's resource, server-side apply, delete, and bounded polling.
 
 pub mod check;
+pub mod fetch;
 pub mod install;
 pub mod uninstall;
 
