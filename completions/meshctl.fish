@@ -93,10 +93,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -105,9 +108,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -116,7 +122,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -125,10 +134,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -137,6 +149,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -145,6 +160,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -153,7 +171,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -162,6 +183,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -190,10 +214,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -202,9 +229,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -213,7 +243,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -222,10 +255,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -234,6 +270,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -242,6 +281,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -250,7 +292,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -259,6 +304,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -275,6 +323,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
@@ -282,6 +334,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The pro
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane: mesh-proxy\'s own (needs nothing else installed) or Envoy' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'

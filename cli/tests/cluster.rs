@@ -485,3 +485,47 @@ fn analyze_use_kube_fails_clearly_without_a_cluster() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn proxy_status_and_proxy_config_go_through_the_api_server() {
+    let e = env("relay");
+    e.fake
+        .with(|s| s.syncz = json!([syncz_entry("reviews-v1-abc", "SYNCED")]));
+    let out = e.meshctl(&["proxy-status", "--use-kube"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("reviews-v1-abc.default"), "{stdout}");
+    assert!(stdout.contains("SYNCED"), "{stdout}");
+    assert!(e.fake.requests().iter().any(
+        |r| r.path == "/api/v1/namespaces/istio-system/services/meshd:15014/proxy/debug/syncz"
+    ));
+
+    // A proxy's admin API through its pod: the same table as from the saved dump.
+    let dump_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/envoy-dumps/header-routing-client.json");
+    let dump = std::fs::read_to_string(&dump_path).unwrap();
+    e.fake.with(|s| {
+        s.proxied
+            .insert("pods/default/client-7f9c:15000/config_dump".into(), dump)
+    });
+    let live = e.meshctl(&[
+        "proxy-config",
+        "cluster",
+        "client-7f9c.default",
+        "--use-kube",
+    ]);
+    assert_eq!(live.status.code(), Some(0), "{}", text(&live.stderr));
+    let saved = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["proxy-config", "cluster", "--file"])
+        .arg(&dump_path)
+        .output()
+        .unwrap();
+    assert_eq!(saved.status.code(), Some(0));
+    assert!(!live.stdout.is_empty());
+    assert_eq!(text(&live.stdout), text(&saved.stdout));
+
+    // A pod the API server cannot reach: a clear error, not a hang.
+    let out = e.meshctl(&["proxy-config", "cluster", "gone-1.default", "--use-kube"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stderr).is_empty());
+}

@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod fetch;
+pub mod forward;
 pub mod install;
 pub mod uninstall;
 

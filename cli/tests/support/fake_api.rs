@@ -12,7 +12,8 @@
 //! - LIST of a collection (in a namespace or across all), and WATCH from a
 //!   resourceVersion with every later change and BOOKMARKs when asked;
 //! - SelfSubjectAccessReview, denying the resources the test names;
-//! - the service proxy path to meshd's `/debug/syncz`.
+//! - the proxy subresource: meshd's `/debug/syncz` through its Service, and whatever
+//!   the test sets for a pod or service port.
 //!
 //! Every request is logged (method, path, query, content type, bearer token) for asserts.
 
@@ -158,6 +159,8 @@ pub struct State {
     /// What meshd's `/debug/syncz` answers (through the service proxy).
     pub syncz: J,
     pub minor: String,
+    /// Answers of the proxy subresource, by `PLURAL/NS/NAME:PORT/PATH`.
+    pub proxied: BTreeMap<String, String>,
     /// Reads of each CRD since it was applied (Established from the second).
     crd_reads: BTreeMap<String, u32>,
     resource_version: u64,
@@ -505,6 +508,24 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         );
     };
 
+    // The proxy subresource: answers the test set, by `PLURAL/NS/NAME:PORT/PATH`.
+    if t.rest.first().map(String::as_str) == Some("proxy") {
+        let key = format!(
+            "{}/{}/{}/{}",
+            t.plural,
+            t.namespace.as_deref().unwrap_or_default(),
+            t.name.as_deref().unwrap_or_default(),
+            t.rest[1..].join("/")
+        );
+        if let Some(body) = s.proxied.get(&key) {
+            let mut r = Response::new(Full::new(Bytes::from(body.clone())).boxed());
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
+    }
     // The service proxy to meshd's debug API.
     if t.plural == "services" && t.rest.first().map(String::as_str) == Some("proxy") {
         let port_ok = t.name.as_deref().is_some_and(|n| n.ends_with(":15014"));
