@@ -147,6 +147,55 @@ fn set_changes_the_output_and_bad_keys_are_usage_errors() {
     assert!(!text.contains("MutatingWebhookConfiguration"));
     assert!(text.contains("name: istio-validator-mesh\n"));
 
+    // meshd's log level reaches its environment; the injection webhooks' failure policy is
+    // Ignore unless set (meshd's webhook has no TLS yet).
+    let render = |sets: &[&str]| {
+        let mut v = Values::for_profile(Profile::Default);
+        for s in sets {
+            v.set(s).unwrap();
+        }
+        manifest::render(&v)
+            .into_iter()
+            .flat_map(|c| c.objects)
+            .collect::<Vec<_>>()
+    };
+    let find = |objs: &[serde_json::Value], kind: &str| {
+        objs.iter().find(|o| o["kind"] == kind).unwrap().clone()
+    };
+    let objs = render(&[
+        "meshd.logLevel=debug",
+        "webhooks.injection.failurePolicy=Fail",
+    ]);
+    let meshd = objs
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "meshd")
+        .unwrap();
+    let env = meshd
+        .pointer("/spec/template/spec/containers/0/env")
+        .unwrap();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "RUST_LOG" && e["value"] == "debug")
+    );
+    let hooks = find(&objs, "MutatingWebhookConfiguration");
+    assert!(
+        hooks["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["failurePolicy"] == "Fail")
+    );
+    let hooks = find(&render(&[]), "MutatingWebhookConfiguration");
+    assert!(
+        hooks["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["failurePolicy"] == "Ignore")
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
         .args(["manifest", "generate", "--set", "meshd.replica=2"])
         .output()

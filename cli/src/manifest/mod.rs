@@ -45,7 +45,8 @@ pub struct RenderArgs {
     pub profile: Profile,
     /// Override a setting, KEY=VALUE (repeatable). Keys: namespace, hub, tag,
     /// meshd.replicas, meshd.resources.requests.cpu, meshd.resources.requests.memory,
-    /// meshd.logLevel, webhooks.injection.enabled, webhooks.validation.enabled,
+    /// meshd.logLevel, webhooks.injection.enabled, webhooks.injection.failurePolicy,
+    /// webhooks.validation.enabled,
     /// webhooks.validation.failurePolicy, gateways.ingress.enabled,
     /// gateways.ingress.serviceType, gateways.egress.enabled, gateways.replicas,
     /// meshConfig.accessLog.

@@ -142,6 +142,15 @@ pub fn mesh_config(values: &Values) -> J {
     })
 }
 
+/// meshd's environment: the pod's identity, and its log filter.
+fn meshd_env(values: &Values) -> J {
+    let mut env = pod_env();
+    if let Some(list) = env.as_array_mut() {
+        list.push(json!({"name": "RUST_LOG", "value": values.meshd_log_level}));
+    }
+    env
+}
+
 fn pod_env() -> J {
     let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}});
     json!([
@@ -196,7 +205,7 @@ pub fn meshd_deployment(values: &Values) -> J {
                             "--xds-address=0.0.0.0:15010",
                             "--debug-address=0.0.0.0:15014",
                         ],
-                        "env": pod_env(),
+                        "env": meshd_env(values),
                         "ports": ports,
                         "readinessProbe": {
                             "httpGet": {"path": "/ready", "port": 15014},
@@ -247,7 +256,7 @@ pub fn injection_webhook(values: &Values) -> J {
             "name": name,
             "admissionReviewVersions": ["v1"],
             "clientConfig": webhook_client(values, "/inject"),
-            "failurePolicy": "Fail",
+            "failurePolicy": values.injection_failure_policy,
             "matchPolicy": "Equivalent",
             "namespaceSelector": {"matchExpressions": ns},
             "objectSelector": {"matchExpressions": obj},

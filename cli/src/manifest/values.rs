@@ -47,6 +47,10 @@ pub struct Values {
     pub validation_webhook: bool,
     /// The validation webhook's failure policy (`Fail` or `Ignore`).
     pub validation_failure_policy: String,
+    /// The injection webhooks' failure policy. `Ignore` by default while meshd's webhook
+    /// server has no TLS and does not inject: with `Fail` (Istio's choice), pods in
+    /// injection-enabled namespaces could not be created at all.
+    pub injection_failure_policy: String,
     pub ingress_gateway: bool,
     pub ingress_service_type: String,
     pub egress_gateway: bool,
@@ -83,6 +87,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "install the injection webhook",
     ),
     (
+        "webhooks.injection.failurePolicy",
+        "Fail or Ignore for the injection webhooks",
+    ),
+    (
         "webhooks.validation.enabled",
         "install the validation webhook",
     ),
@@ -116,6 +124,7 @@ impl Values {
             injection_webhook: true,
             validation_webhook: true,
             validation_failure_policy: "Ignore".into(),
+            injection_failure_policy: "Ignore".into(),
             ingress_gateway: profile != Profile::Minimal,
             ingress_service_type: "LoadBalancer".into(),
             egress_gateway: demo,
@@ -185,6 +194,12 @@ impl Values {
             }
             "webhooks.injection.enabled" => self.injection_webhook = boolean()?,
             "webhooks.validation.enabled" => self.validation_webhook = boolean()?,
+            "webhooks.injection.failurePolicy" => {
+                self.injection_failure_policy = match value {
+                    "Fail" | "Ignore" => value.to_owned(),
+                    _ => return Err(bad("expected Fail or Ignore")),
+                }
+            }
             "webhooks.validation.failurePolicy" => {
                 self.validation_failure_policy = match value {
                     "Fail" | "Ignore" => value.to_owned(),
