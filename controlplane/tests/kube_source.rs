@@ -155,6 +155,30 @@ fn reflectors_list_then_follow_watch_events() {
             "followed by watch, not re-listed"
         );
 
+        // The server expires the Services watch (410): the reflector lists again and
+        // still sees every change.
+        fake.with(|s| s.expire_watches = 1);
+        let lists_before = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/v1/services" && !r.query.contains_key("watch"))
+            .count();
+        fake.put(
+            "/api/v1/namespaces/default/services/details",
+            service("details"),
+        );
+        wait_config(&mut rx, "details", |c| {
+            has_service(c, "details.default.svc.cluster.local")
+        })
+        .await;
+        let lists_after = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/v1/services" && !r.query.contains_key("watch"))
+            .count();
+        assert_eq!(lists_after, lists_before + 1, "re-listed once after 410");
+        assert_eq!(fake.with(|s| s.expire_watches), 0);
+
         fake.remove("/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews");
         let third = wait_config(&mut rx, "no VirtualService", |c| {
             c.snapshot.virtual_services.is_empty()

@@ -161,6 +161,9 @@ pub struct State {
     pub minor: String,
     /// Answers of the proxy subresource, by `PLURAL/NS/NAME:PORT/PATH`.
     pub proxied: BTreeMap<String, String>,
+    /// How many of the next watches answer `410 Gone` (an expired resourceVersion) once a
+    /// change arrives, as a server that compacted its history does.
+    pub expire_watches: u32,
     /// Reads of each CRD since it was applied (Established from the second).
     crd_reads: BTreeMap<String, u32>,
     resource_version: u64,
@@ -602,6 +605,27 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
             tokio::spawn(async move {
                 let mut sent = from;
                 loop {
+                    let expired = {
+                        let mut s = state.lock().unwrap();
+                        let fresh = s
+                            .events
+                            .iter()
+                            .any(|(rv, key, ..)| *rv > sent && in_collection(key));
+                        let expire = fresh && s.expire_watches > 0;
+                        if expire {
+                            s.expire_watches -= 1;
+                        }
+                        expire
+                    };
+                    if expired {
+                        let line = json!({"type": "ERROR", "object": {
+                            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": "too old resource version", "reason": "Expired", "code": 410}})
+                        .to_string()
+                            + "\n";
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        return;
+                    }
                     let batch: Vec<(u64, &'static str, J)> = {
                         let s = state.lock().unwrap();
                         s.events
