@@ -100,8 +100,26 @@ impl Default for KubeOptions {
     }
 }
 
+/// One object, read into mesh-core resources once, when it arrives (a rebuild then only
+/// gathers them; it never re-parses the cluster).
+#[derive(Debug, Default)]
+struct Parsed {
+    resources: Vec<mesh_core::resource::Resource>,
+    errors: Vec<mesh_core::source::LoadError>,
+}
+
+impl Parsed {
+    fn of(obj: &J) -> Parsed {
+        let loaded = to_loaded(std::slice::from_ref(obj));
+        Parsed {
+            resources: loaded.resources,
+            errors: loaded.errors,
+        }
+    }
+}
+
 /// Objects by (kind index, namespace, name).
-type Objects = BTreeMap<(usize, String, String), J>;
+type Objects = BTreeMap<(usize, String, String), Parsed>;
 
 struct Shared {
     objects: Mutex<Objects>,
@@ -169,11 +187,19 @@ impl KubeSource {
 
     /// The objects as mesh-core resources, each with origin `k8s/Kind/ns/name`.
     pub fn loaded(&self) -> Loaded {
-        let objects: Vec<J> = match self.shared.objects.lock() {
-            Ok(o) => o.values().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().values().cloned().collect(),
+        let objects = match self.shared.objects.lock() {
+            Ok(o) => o,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        to_loaded(&objects)
+        let mut loaded = Loaded {
+            files_read: objects.len(),
+            ..Loaded::default()
+        };
+        for p in objects.values() {
+            loaded.resources.extend(p.resources.iter().cloned());
+            loaded.errors.extend(p.errors.iter().cloned());
+        }
+        loaded
     }
 
     /// Builds config version `version` from the objects now held.
@@ -300,17 +326,19 @@ async fn reflect(client: Client, index: usize, w: Watched, shared: Arc<Shared>, 
             }
         };
         let mut resource_version = list.metadata.resource_version.clone().unwrap_or_default();
+        let parsed: Vec<_> = list
+            .items
+            .into_iter()
+            .filter_map(|item| normalize(item, &w))
+            .map(|((ns, name), v)| ((index, ns, name), Parsed::of(&v)))
+            .collect();
         {
             let mut objects = match shared.objects.lock() {
                 Ok(o) => o,
                 Err(p) => p.into_inner(),
             };
             objects.retain(|(i, _, _), _| *i != index);
-            for item in list.items {
-                if let Some(((ns, name), v)) = normalize(item, &w) {
-                    objects.insert((index, ns, name), v);
-                }
-            }
+            objects.extend(parsed);
         }
         debug!(kind = %w.kind, resource.version = %resource_version, "listed");
         shared.changed.notify_one();
@@ -368,15 +396,16 @@ async fn reflect(client: Client, index: usize, w: Watched, shared: Arc<Shared>, 
                         break 'watch;
                     }
                 };
+                let parsed = obj.as_ref().map(Parsed::of);
                 {
                     let mut objects = match shared.objects.lock() {
                         Ok(o) => o,
                         Err(p) => p.into_inner(),
                     };
                     let key = (index, key.0, key.1);
-                    match obj {
-                        Some(v) => {
-                            objects.insert(key, v);
+                    match parsed {
+                        Some(p) => {
+                            objects.insert(key, p);
                         }
                         None if deleted => {
                             objects.remove(&key);
