@@ -264,6 +264,9 @@ fn meshd_kube_serves_the_cluster_and_follows_it() {
             "127.0.0.1:0",
             "--debug-address",
             "127.0.0.1:0",
+            // Loopback in tests (the --kube default is 0.0.0.0:15017).
+            "--webhook-address",
+            "127.0.0.1:0",
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -293,6 +296,7 @@ fn meshd_kube_serves_the_cluster_and_follows_it() {
             .expect("meshd said nothing in 30s");
         if line.contains("meshd serving") {
             assert!(line.contains("config.source=kubernetes"), "{line}");
+            assert!(!line.contains("0.0.0.0"), "{line}");
             let rest = &line[line.find("debug.address=").unwrap() + "debug.address=".len()..];
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
