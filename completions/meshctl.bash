@@ -19,6 +19,9 @@ _meshctl() {
             meshctl,analyze)
                 cmd="meshctl__subcmd__analyze"
                 ;;
+            meshctl,check)
+                cmd="meshctl__subcmd__check"
+                ;;
             meshctl,completion)
                 cmd="meshctl__subcmd__completion"
                 ;;
@@ -34,8 +37,14 @@ _meshctl() {
             meshctl,help)
                 cmd="meshctl__subcmd__help"
                 ;;
+            meshctl,install)
+                cmd="meshctl__subcmd__install"
+                ;;
             meshctl,kube-inject)
                 cmd="meshctl__subcmd__kube__subcmd__inject"
+                ;;
+            meshctl,manifest)
+                cmd="meshctl__subcmd__manifest"
                 ;;
             meshctl,pc)
                 cmd="meshctl__subcmd__proxy__subcmd__config"
@@ -48,6 +57,9 @@ _meshctl() {
                 ;;
             meshctl,ps)
                 cmd="meshctl__subcmd__proxy__subcmd__status"
+                ;;
+            meshctl,uninstall)
+                cmd="meshctl__subcmd__uninstall"
                 ;;
             meshctl,validate)
                 cmd="meshctl__subcmd__validate"
@@ -85,6 +97,9 @@ _meshctl() {
             meshctl__subcmd__help,analyze)
                 cmd="meshctl__subcmd__help__subcmd__analyze"
                 ;;
+            meshctl__subcmd__help,check)
+                cmd="meshctl__subcmd__help__subcmd__check"
+                ;;
             meshctl__subcmd__help,completion)
                 cmd="meshctl__subcmd__help__subcmd__completion"
                 ;;
@@ -100,14 +115,23 @@ _meshctl() {
             meshctl__subcmd__help,help)
                 cmd="meshctl__subcmd__help__subcmd__help"
                 ;;
+            meshctl__subcmd__help,install)
+                cmd="meshctl__subcmd__help__subcmd__install"
+                ;;
             meshctl__subcmd__help,kube-inject)
                 cmd="meshctl__subcmd__help__subcmd__kube__subcmd__inject"
+                ;;
+            meshctl__subcmd__help,manifest)
+                cmd="meshctl__subcmd__help__subcmd__manifest"
                 ;;
             meshctl__subcmd__help,proxy-config)
                 cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__config"
                 ;;
             meshctl__subcmd__help,proxy-status)
                 cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__status"
+                ;;
+            meshctl__subcmd__help,uninstall)
+                cmd="meshctl__subcmd__help__subcmd__uninstall"
                 ;;
             meshctl__subcmd__help,validate)
                 cmd="meshctl__subcmd__help__subcmd__validate"
@@ -120,6 +144,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help__subcmd__describe,service)
                 cmd="meshctl__subcmd__help__subcmd__describe__subcmd__service"
+                ;;
+            meshctl__subcmd__help__subcmd__manifest,generate)
+                cmd="meshctl__subcmd__help__subcmd__manifest__subcmd__generate"
                 ;;
             meshctl__subcmd__help__subcmd__proxy__subcmd__config,all)
                 cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__config__subcmd__all"
@@ -144,6 +171,18 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help__subcmd__proxy__subcmd__config,secret)
                 cmd="meshctl__subcmd__help__subcmd__proxy__subcmd__config__subcmd__secret"
+                ;;
+            meshctl__subcmd__manifest,generate)
+                cmd="meshctl__subcmd__manifest__subcmd__generate"
+                ;;
+            meshctl__subcmd__manifest,help)
+                cmd="meshctl__subcmd__manifest__subcmd__help"
+                ;;
+            meshctl__subcmd__manifest__subcmd__help,generate)
+                cmd="meshctl__subcmd__manifest__subcmd__help__subcmd__generate"
+                ;;
+            meshctl__subcmd__manifest__subcmd__help,help)
+                cmd="meshctl__subcmd__manifest__subcmd__help__subcmd__help"
                 ;;
             meshctl__subcmd__proxy__subcmd__config,all)
                 cmd="meshctl__subcmd__proxy__subcmd__config__subcmd__all"
@@ -206,7 +245,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject diff completion version help"
+            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject diff manifest install uninstall check completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,7 +259,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__analyze)
-            opts="-o -S -n -A -R -v -h -V --output --failure-threshold --output-threshold --suppress --namespace --all-namespaces --meshConfigFile --meshNetworksFile --recursive --analyzer --list-analyzers --use-kube --color --verbose --help --version"
+            opts="-o -S -n -A -R -v -h -V --output --failure-threshold --output-threshold --suppress --namespace --all-namespaces --meshConfigFile --meshNetworksFile --recursive --analyzer --list-analyzers --use-kube --kubeconfig --context --color --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,8 +317,54 @@ _meshctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__check)
+            opts="-i -o -h -V --kubeconfig --context --pre-install --istio-namespace --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --istio-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -538,7 +623,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help)
-            opts="analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help"
+            opts="analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -552,6 +637,20 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help__subcmd__analyze)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -663,9 +762,51 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        meshctl__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         meshctl__subcmd__help__subcmd__kube__subcmd__inject)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__manifest)
+            opts="generate"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__manifest__subcmd__generate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -817,6 +958,20 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        meshctl__subcmd__help__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         meshctl__subcmd__help__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -838,6 +993,40 @@ _meshctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__install)
+            opts="-h -V --profile --set --kubeconfig --context --dry-run --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -W "minimal default demo" -- "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -883,6 +1072,92 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        meshctl__subcmd__manifest)
+            opts="-h -V --help --version generate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__manifest__subcmd__generate)
+            opts="-o -h -V --profile --set --output-dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -W "minimal default demo" -- "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__manifest__subcmd__help)
+            opts="generate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__manifest__subcmd__help__subcmd__generate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__manifest__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         meshctl__subcmd__proxy__subcmd__config)
             opts="-h -V --help --version cluster listener route endpoint secret bootstrap log all help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -898,7 +1173,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__all)
-            opts="-f -o -h -V --admin --file --controlplane --output --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -926,6 +1201,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -936,7 +1219,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__bootstrap)
-            opts="-f -o -h -V --admin --file --controlplane --output --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -964,6 +1247,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -974,7 +1265,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__cluster)
-            opts="-f -o -h -V --admin --file --controlplane --output --fqdn --port --subset --direction --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --fqdn --port --subset --direction --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1002,6 +1293,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --fqdn)
@@ -1028,7 +1327,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__endpoint)
-            opts="-f -o -h -V --admin --file --controlplane --output --address --port --cluster --status --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --address --port --cluster --status --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1056,6 +1355,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --address)
@@ -1222,7 +1529,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__listener)
-            opts="-f -o -h -V --admin --file --controlplane --output --address --port --type --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --address --port --type --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1250,6 +1557,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --address)
@@ -1272,7 +1587,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__log)
-            opts="-f -o -h -V --admin --file --controlplane --output --level --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1300,6 +1615,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --level)
@@ -1314,7 +1637,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__route)
-            opts="-f -o -h -V --admin --file --controlplane --output --name --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --name --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1342,6 +1665,14 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --name)
@@ -1356,7 +1687,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__secret)
-            opts="-f -o -h -V --admin --file --controlplane --output --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1386,6 +1717,14 @@ _meshctl() {
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
                     return 0
                     ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1394,7 +1733,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__status)
-            opts="-o -h -V --controlplane --admin --wait --output --help --version"
+            opts="-o -i -h -V --controlplane --admin --wait --output --use-kube --istio-namespace --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1418,6 +1757,52 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --istio-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__uninstall)
+            opts="-i -h -V --kubeconfig --context --istio-namespace --purge --dry-run --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --istio-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -36,6 +36,10 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run a who
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "manifest" -d 'Generate the Kubernetes objects of an installation (CRDs, RBAC, meshd, webhooks, gateways) from a profile and --set overrides'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "install" -d 'Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "uninstall" -d 'Remove the mesh from a Kubernetes cluster (CRDs only with --purge)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "check" -d 'Check a cluster before installing (version, permissions) or after (meshd, CRDs, webhooks, proxies in sync)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -53,12 +57,14 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l meshNetworks
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s R -l recursive -d 'Read directories recursively' -r -f -a "true\t''
 false\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l analyzer -d 'Run only this analyzer (Istio\'s name, e.g. virtualservice.DestinationHostAnalyzer). Repeatable' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l color -d 'Color the log output' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s A -l all-namespaces -d 'Report objects in every namespace (the default for files-only analysis)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l list-analyzers -d 'List the analyzers with the codes they report, then exit'
-complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l use-kube -d 'Analyze the live cluster with the files overlaid (not built yet)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -l use-kube -d 'Analyze the cluster (kubeconfig) with the files overlaid: a file\'s object replaces the cluster\'s of the same kind, namespace and name. Reports the context\'s namespace unless -n or -A says otherwise'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s v -l verbose -d 'Add each message type\'s description to log output'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand analyze" -s V -l version -d 'Print version'
@@ -87,10 +93,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -99,9 +108,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -110,7 +122,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -119,10 +134,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -131,6 +149,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -139,6 +160,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -147,7 +171,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -156,6 +183,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -184,10 +214,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -196,9 +229,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -207,7 +243,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -216,10 +255,13 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -228,6 +270,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -236,6 +281,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -244,7 +292,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -253,6 +304,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -269,6 +323,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
@@ -276,6 +334,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The pro
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane: mesh-proxy\'s own (needs nothing else installed) or Envoy' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
@@ -350,23 +412,65 @@ never\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l exit-code -d 'Exit 1 when the change would change any proxy\'s config, analyzer message or refused object (0 when nothing)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -f -a "generate" -d 'Print the installation\'s Kubernetes objects (CRDs, RBAC, meshd, webhooks, gateways)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from generate" -l profile -d 'The installation profile' -r -f -a "minimal\t'The control plane only: CRDs, meshd, its RBAC and webhooks'
+default\t'Minimal plus an ingress gateway (Istio\'s default profile)'
+demo\t'Default plus an egress gateway, access logs, and small resource requests for a laptop cluster'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from generate" -l set -d 'Override a setting, KEY=VALUE (repeatable). Keys: namespace, hub, tag, meshd.replicas, meshd.resources.requests.cpu, meshd.resources.requests.memory, meshd.logLevel, webhooks.injection.enabled, webhooks.injection.failurePolicy, webhooks.validation.enabled, webhooks.validation.failurePolicy, gateways.ingress.enabled, gateways.ingress.serviceType, gateways.egress.enabled, gateways.replicas, meshConfig.accessLog' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s o -l output-dir -d 'Write one file per component into this directory (created if missing) instead of printing one stream' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from help" -f -a "generate" -d 'Print the installation\'s Kubernetes objects (CRDs, RBAC, meshd, webhooks, gateways)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand manifest; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l profile -d 'The installation profile' -r -f -a "minimal\t'The control plane only: CRDs, meshd, its RBAC and webhooks'
+default\t'Minimal plus an ingress gateway (Istio\'s default profile)'
+demo\t'Default plus an egress gateway, access logs, and small resource requests for a laptop cluster'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l set -d 'Override a setting, KEY=VALUE (repeatable). Keys: namespace, hub, tag, meshd.replicas, meshd.resources.requests.cpu, meshd.resources.requests.memory, meshd.logLevel, webhooks.injection.enabled, webhooks.injection.failurePolicy, webhooks.validation.enabled, webhooks.validation.failurePolicy, gateways.ingress.enabled, gateways.ingress.serviceType, gateways.egress.enabled, gateways.replicas, meshConfig.accessLog' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l timeout -d 'How long to wait for the CRDs and for meshd to become ready (30s, 5m, 1m30s)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -l dry-run -d 'Send every object as a server-side dry run: the API server validates it, nothing is stored, nothing is waited for'
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand install" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -s i -l istio-namespace -d 'The namespace the control plane was installed in' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -l purge -d 'Also delete the CRDs (every Istio object in the cluster goes with them) and the namespace'
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -l dry-run -d 'Send the deletes as a server-side dry run'
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand uninstall" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s i -l istio-namespace -d 'The control plane\'s namespace' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s o -l output -d 'Output format (default: one line per check)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l pre-install -d 'Check the cluster before installing: version and permissions'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "manifest" -d 'Generate the Kubernetes objects of an installation (CRDs, RBAC, meshd, webhooks, gateways) from a profile and --set overrides'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "install" -d 'Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "uninstall" -d 'Remove the mesh from a Kubernetes cluster (CRDs only with --purge)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "check" -d 'Check a cluster before installing (version, permissions) or after (meshd, CRDs, webhooks, proxies in sync)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
@@ -377,3 +481,4 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_su
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "all" -d 'Every table (cluster, listener, route, endpoint, secret); -o json|yaml prints the whole dump'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "service" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from manifest" -f -a "generate" -d 'Print the installation\'s Kubernetes objects (CRDs, RBAC, meshd, webhooks, gateways)'

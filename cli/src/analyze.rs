@@ -14,15 +14,9 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
     if args.list_analyzers {
         return list_analyzers(args.output);
     }
-    if args.use_kube {
+    if args.files.is_empty() && !args.use_kube {
         eprintln!(
-            "Error: --use-kube (live cluster analysis) is not built yet; give files or directories to analyze"
-        );
-        return exit::USAGE;
-    }
-    if args.files.is_empty() {
-        eprintln!(
-            "Error: nothing to analyze: give files, directories or - for stdin (live cluster analysis is not built yet)\n\nFor example: meshctl analyze testdata/bookinfo/"
+            "Error: nothing to analyze: give files, directories or - for stdin, or --use-kube to analyze a cluster\n\nFor example: meshctl analyze testdata/bookinfo/"
         );
         return exit::USAGE;
     }
@@ -56,13 +50,39 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
         None => None,
     };
 
-    let loaded = source::load_paths(&args.files, args.recursive);
+    // With --use-kube: the cluster's objects, and the namespace reported by default (the
+    // context's, as istioctl does; -A for all).
+    let cluster = if args.use_kube {
+        match crate::proxy_status::http::block_on(cluster_state(&args.cluster)) {
+            Ok(Ok(c)) => Some(c),
+            Ok(Err(e)) | Err(e) => {
+                eprintln!("Error: --use-kube: {e:#}");
+                return crate::cluster::FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    let mut loaded = if args.files.is_empty() {
+        source::Loaded::default()
+    } else {
+        source::load_paths(&args.files, args.recursive)
+    };
     for e in &loaded.errors {
         eprintln!("Error: {e}");
         bad_input = true;
     }
     let objects = loaded.resources.len();
-    if loaded.files_read == 0 && loaded.errors.is_empty() {
+    let mut report_namespace = args.namespace.clone();
+    if let Some((fetched, context_namespace)) = cluster {
+        for w in &fetched.warnings {
+            eprintln!("Warning: {w}");
+        }
+        loaded.resources = overlay(fetched.loaded.resources, loaded.resources);
+        if report_namespace.is_none() && !args.all_namespaces {
+            report_namespace = Some(context_namespace);
+        }
+    } else if loaded.files_read == 0 && loaded.errors.is_empty() {
         // Most likely a wrong path or a forgotten --recursive: passing CI on nothing is worse.
         eprintln!(
             "Error: no YAML or JSON files found in {} (directories are read for .yaml, .yml and .json files)",
@@ -104,7 +124,7 @@ pub fn run(args: &AnalyzeArgs) -> u8 {
     }
     let messages: Vec<Message> = messages
         .into_iter()
-        .filter(|m| in_namespace(m, args.namespace.as_deref()))
+        .filter(|m| in_namespace(m, report_namespace.as_deref()))
         .collect();
 
     let failing = messages.iter().any(|m| m.level() >= args.failure_threshold);
@@ -222,4 +242,43 @@ fn list_analyzers(format: AnalyzeFormat) -> u8 {
         }
     }
     exit::OK
+}
+
+/// The cluster's objects and the kubeconfig context's namespace.
+async fn cluster_state(
+    cluster: &crate::cluster::ClusterArgs,
+) -> anyhow::Result<(crate::cluster::fetch::Fetched, String)> {
+    let client = cluster.client().await?;
+    let namespace = client.default_namespace().to_owned();
+    // Fail early and clearly when the cluster cannot be reached at all.
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the cluster: {e}"))?;
+    Ok((
+        crate::cluster::fetch::cluster_objects(&client).await,
+        namespace,
+    ))
+}
+
+/// Files overlaid on the cluster: a file's object replaces the cluster's object of the same
+/// kind, namespace and name; the rest of the cluster stays.
+pub fn overlay(
+    cluster: Vec<mesh_core::resource::Resource>,
+    files: Vec<mesh_core::resource::Resource>,
+) -> Vec<mesh_core::resource::Resource> {
+    let key = |r: &mesh_core::resource::Resource| {
+        (
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        )
+    };
+    let from_files: std::collections::BTreeSet<_> = files.iter().map(key).collect();
+    cluster
+        .into_iter()
+        .filter(|r| !from_files.contains(&key(r)))
+        .chain(files)
+        .collect()
 }

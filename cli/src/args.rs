@@ -45,6 +45,19 @@ pub enum Command {
     /// Show what a config change would do to every proxy's xDS and to analyzer messages,
     /// before applying it (against a directory or a running meshd).
     Diff(crate::diff::DiffArgs),
+    /// Generate the Kubernetes objects of an installation (CRDs, RBAC, meshd, webhooks,
+    /// gateways) from a profile and --set overrides.
+    Manifest(crate::manifest::ManifestArgs),
+    /// Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness).
+    #[command(after_help = crate::cluster::install::EXAMPLES)]
+    Install(crate::cluster::install::InstallArgs),
+    /// Remove the mesh from a Kubernetes cluster (CRDs only with --purge).
+    #[command(after_help = crate::cluster::uninstall::EXAMPLES)]
+    Uninstall(crate::cluster::uninstall::UninstallArgs),
+    /// Check a cluster before installing (version, permissions) or after (meshd, CRDs,
+    /// webhooks, proxies in sync).
+    #[command(after_help = crate::cluster::check::EXAMPLES)]
+    Check(crate::cluster::check::CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]
@@ -181,9 +194,14 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub list_analyzers: bool,
 
-    /// Analyze the live cluster with the files overlaid (not built yet).
+    /// Analyze the cluster (kubeconfig) with the files overlaid: a file's object replaces
+    /// the cluster's of the same kind, namespace and name. Reports the context's namespace
+    /// unless -n or -A says otherwise.
     #[arg(long)]
     pub use_kube: bool,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 
     /// Color the log output.
     #[arg(long, value_enum, default_value_t = ColorMode::Auto)]

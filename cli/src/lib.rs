@@ -3,11 +3,13 @@
 
 pub mod analyze;
 pub mod args;
+pub mod cluster;
 pub mod demo;
 pub mod describe;
 pub mod describe_model;
 pub mod diff;
 pub mod inject;
+pub mod manifest;
 pub mod output;
 pub mod proxy_config;
 pub mod proxy_status;
@@ -66,6 +68,10 @@ pub fn run(cli: Cli) -> u8 {
         Command::Describe(d) => describe::run(&d),
         Command::KubeInject(k) => inject::run(&k),
         Command::Diff(d) => diff::run(&d),
+        Command::Manifest(m) => manifest::run(&m),
+        Command::Install(i) => cluster::install::run(&i),
+        Command::Uninstall(u) => cluster::uninstall::run(&u),
+        Command::Check(c) => cluster::check::run(&c),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

@@ -7,11 +7,13 @@
 //! [`server::Meshd`].
 
 pub mod debug;
+pub mod kube_source;
 pub mod metrics;
 pub mod server;
 pub mod source;
 pub mod status;
 pub mod translate;
+pub mod webhook;
 pub mod xds;
 
 pub use server::{Meshd, MeshdError, Options};

@@ -21,8 +21,16 @@ use mesh_controlplane::{MeshTranslator, Meshd, Options};
 #[command(name = "meshd", version, about = "The meshctl control plane")]
 struct Cli {
     /// Directory of Istio and Kubernetes YAML to serve (read recursively, watched).
+    #[arg(long, conflicts_with = "kube")]
+    config_dir: Option<PathBuf>,
+    /// Serve what a Kubernetes cluster holds (kubeconfig, else the pod's service account).
+    /// The default in a pod when no --config-dir is given.
     #[arg(long)]
-    config_dir: PathBuf,
+    kube: bool,
+    /// Where the admission webhooks (/validate, /inject) listen, plain HTTP (default with
+    /// --kube: 0.0.0.0:15017; otherwise not served).
+    #[arg(long)]
+    webhook_address: Option<SocketAddr>,
     /// Where ADS (gRPC, plaintext) listens.
     #[arg(long, default_value = DEFAULT_XDS_ADDRESS)]
     xds_address: SocketAddr,
@@ -50,7 +58,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = Options::new(cli.config_dir, cli.xds_address, cli.debug_address);
+    // In a pod with no directory given, the cluster is the source.
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let use_kube = cli.kube || (cli.config_dir.is_none() && in_cluster);
+    let Some(config_dir) = cli.config_dir.or(use_kube.then(PathBuf::new)) else {
+        eprintln!("meshd: give --config-dir DIR, or --kube to serve a Kubernetes cluster");
+        return ExitCode::from(2);
+    };
+    let mut opts = Options::new(config_dir, cli.xds_address, cli.debug_address);
+    opts.webhook_address = cli.webhook_address.or(use_kube.then(|| {
+        SocketAddr::from((
+            [0, 0, 0, 0],
+            mesh_controlplane::webhook::DEFAULT_WEBHOOK_PORT,
+        ))
+    }));
+    if use_kube {
+        let client = runtime.block_on(async {
+            let config = kube::Config::infer().await.map_err(|e| e.to_string())?;
+            kube::Client::try_from(config).map_err(|e| e.to_string())
+        });
+        match client {
+            Ok(c) => opts.kube = Some(mesh_controlplane::kube_source::KubeClient(c)),
+            Err(e) => {
+                eprintln!("meshd: --kube: no kubeconfig and not in a cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let result = runtime.block_on(async {
         let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await?;
         meshd.run(server::signal()).await

@@ -18,6 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::debug::{self, DebugState};
+use crate::kube_source::{KubeClient, KubeOptions, KubeSource};
 use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
 use crate::status::SyncTable;
@@ -39,6 +40,12 @@ pub struct Options {
     pub watch: WatchOptions,
     /// How long open streams get to close on shutdown.
     pub grace: Duration,
+    /// Serve what a Kubernetes cluster holds instead of `config_dir` (and listen on any
+    /// address: in a pod, proxies reach meshd through its Service).
+    pub kube: Option<KubeClient>,
+    /// Where the admission webhooks listen (`None`: not served; plain HTTP, see
+    /// [`crate::webhook`]).
+    pub webhook_address: Option<SocketAddr>,
 }
 
 impl Options {
@@ -49,6 +56,8 @@ impl Options {
             debug_address,
             watch: WatchOptions::default(),
             grace: Duration::from_secs(5),
+            kube: None,
+            webhook_address: None,
         }
     }
 }
@@ -88,13 +97,16 @@ pub struct Meshd {
     config: watch::Sender<Arc<ConfigState>>,
     status: Arc<SyncTable>,
     metrics: Arc<Metrics>,
+    kube: Option<KubeSource>,
+    webhook: Option<(TcpListener, SocketAddr)>,
 }
 
 async fn listen(
     what: &'static str,
     addr: SocketAddr,
+    any_address: bool,
 ) -> Result<(TcpListener, SocketAddr), MeshdError> {
-    if !addr.ip().is_loopback() {
+    if !any_address && !addr.ip().is_loopback() {
         return Err(MeshdError::NotLoopback { what, addr });
     }
     let l = TcpListener::bind(addr)
@@ -110,12 +122,35 @@ impl Meshd {
     /// Builds the first config and binds both listeners.
     pub async fn bind(opts: Options, translator: Arc<dyn Translator>) -> Result<Meshd, MeshdError> {
         let (dir, t) = (opts.config_dir.clone(), translator.clone());
-        let first = tokio::task::spawn_blocking(move || source::build(&dir, t.as_ref(), 1))
-            .await
-            .map_err(|e| MeshdError::Join(e.to_string()))??;
+        let (first, kube) = match &opts.kube {
+            None => {
+                let first = tokio::task::spawn_blocking(move || source::build(&dir, t.as_ref(), 1))
+                    .await
+                    .map_err(|e| MeshdError::Join(e.to_string()))??;
+                (first, None)
+            }
+            Some(client) => {
+                let kube = KubeSource::start(client.0.clone(), KubeOptions::default());
+                if !kube.wait_synced().await {
+                    warn!("not every kind was listed in time; serving what was");
+                }
+                let loaded = kube.loaded();
+                let first = tokio::task::spawn_blocking(move || {
+                    source::build_loaded(loaded, t.as_ref(), 1)
+                })
+                .await
+                .map_err(|e| MeshdError::Join(e.to_string()))??;
+                (first, Some(kube))
+            }
+        };
         source::log_build(&first);
-        let (xds, xds_address) = listen("xDS", opts.xds_address).await?;
-        let (debug, debug_address) = listen("debug", opts.debug_address).await?;
+        let any = opts.kube.is_some();
+        let (xds, xds_address) = listen("xDS", opts.xds_address, any).await?;
+        let (debug, debug_address) = listen("debug", opts.debug_address, any).await?;
+        let webhook = match opts.webhook_address {
+            Some(addr) => Some(listen("webhook", addr, any).await?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         Ok(Meshd {
             opts,
@@ -127,12 +162,19 @@ impl Meshd {
             config: watch::Sender::new(Arc::new(first)),
             status: Arc::new(SyncTable::default()),
             metrics,
+            kube,
+            webhook,
         })
     }
 
     /// Where ADS listens.
     pub fn xds_address(&self) -> SocketAddr {
         self.xds_address
+    }
+
+    /// Where the admission webhooks listen, when they are served.
+    pub fn webhook_address(&self) -> Option<SocketAddr> {
+        self.webhook.as_ref().map(|(_, a)| *a)
     }
 
     /// Where the debug API listens.
@@ -153,6 +195,8 @@ impl Meshd {
             config,
             status,
             metrics,
+            kube,
+            webhook,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(false));
@@ -180,13 +224,24 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
-        let watcher = tokio::spawn(source::watch(
-            opts.config_dir.clone(),
-            translator,
-            opts.watch.clone(),
-            config,
-            stop_rx,
-        ));
+        let webhook_task = webhook.map(|(listener, addr)| {
+            info!(webhook.address = %addr, "admission webhooks serving (plain HTTP)");
+            tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+        });
+        let source_name = match &kube {
+            Some(_) => "kubernetes".to_owned(),
+            None => opts.config_dir.display().to_string(),
+        };
+        let watcher = match kube {
+            Some(kube) => tokio::spawn(kube.run(translator, config, stop_rx)),
+            None => tokio::spawn(source::watch(
+                opts.config_dir.clone(),
+                translator,
+                opts.watch.clone(),
+                config,
+                stop_rx,
+            )),
+        };
 
         let (signal_tx, signal_rx) = oneshot::channel::<()>();
         let incoming = TcpIncoming::from(xds).with_nodelay(Some(true));
@@ -200,7 +255,7 @@ impl Meshd {
         info!(
             xds.address = %xds_address,
             debug.address = %debug_address,
-            config.dir = %opts.config_dir.display(),
+            config.source = %source_name,
             "meshd serving; {}",
             debug::describe(debug_address)
         );
@@ -225,7 +280,10 @@ impl Meshd {
                 }
             }
         };
-        for task in [watcher, debug_task, gauges] {
+        for task in [watcher, debug_task, gauges]
+            .into_iter()
+            .chain(webhook_task)
+        {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await
                 .is_err()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mesh_core::analysis::{MeshConfig, Store};
-use mesh_core::source::load_paths;
+use mesh_core::source::{Loaded, load_paths};
 use mesh_core::xds::Snapshot;
 use mesh_core::xds::cache::Cache;
 use serde::Serialize;
@@ -84,7 +84,16 @@ pub fn build(
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory"),
         ));
     }
-    let loaded = load_paths(&[dir.to_owned()], true);
+    build_loaded(load_paths(&[dir.to_owned()], true), translator, version)
+}
+
+/// Builds config version `version` from objects already loaded (from a directory, or from
+/// the Kubernetes source). Blocking: call it off the runtime.
+pub fn build_loaded(
+    loaded: Loaded,
+    translator: &dyn Translator,
+    version: u64,
+) -> Result<ConfigState, SourceError> {
     let mesh = MeshConfig::from_configmap(&loaded.resources, MESH_CONFIG_NAMESPACE)
         .unwrap_or_else(|| MeshConfig::from_json(serde_json::json!({})));
     let store = Store::new(loaded.resources);

@@ -79,6 +79,13 @@ pub struct SourceArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Short)]
     pub output: Format,
+
+    /// Reach the workload's pod (NAME.NAMESPACE) through the Kubernetes API server.
+    #[arg(long, requires = "target")]
+    pub use_kube: bool,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,10 +213,28 @@ pub fn run(args: &ProxyConfigArgs) -> u8 {
 struct Proxy {
     source: Source,
     file: Option<Value>,
+    /// With --use-kube: the relay to the pod's admin port, kept alive while it is read.
+    _relay: Option<crate::cluster::forward::Forward>,
 }
 
 impl Proxy {
     fn open(args: &SourceArgs) -> Result<Proxy, Error> {
+        if let (true, Some(target)) = (args.use_kube, &args.target) {
+            use crate::cluster::forward::{Forward, pod_target};
+            let name_ns = target.split('~').nth(2).unwrap_or(target);
+            let Some((pod, ns)) = name_ns.rsplit_once('.') else {
+                return Err(Error::Usage(format!(
+                    "--use-kube: {target:?} is not NAME.NAMESPACE"
+                )));
+            };
+            let relay = Forward::start(&args.cluster, pod_target(ns, pod, 15000))
+                .map_err(|e| Error::Usage(format!("--use-kube: {e:#}")))?;
+            return Ok(Proxy {
+                source: Source::Admin(relay.addr.to_string()),
+                file: None,
+                _relay: Some(relay),
+            });
+        }
         let source = source::resolve(
             args.target.as_deref(),
             args.admin.as_deref(),
@@ -223,7 +248,11 @@ impl Proxy {
             )?),
             Source::Admin(_) => None,
         };
-        Ok(Proxy { source, file })
+        Ok(Proxy {
+            source,
+            file,
+            _relay: None,
+        })
     }
 
     fn what(&self) -> String {

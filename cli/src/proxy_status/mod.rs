@@ -60,7 +60,7 @@ pub const POLL: Duration = Duration::from_millis(250);
 /// How long one request to meshd or a proxy may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ProxyStatusArgs {
     /// One proxy (NAME.NAMESPACE or its node id): diff meshd's config for it against the
     /// proxy's own config dump.
@@ -84,6 +84,44 @@ pub struct ProxyStatusArgs {
     /// Output format (default: a table, or unified diffs for one proxy).
     #[arg(short, long, value_enum)]
     pub output: Option<DataFormat>,
+
+    /// Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy's pod
+    /// through the Kubernetes API server instead of local addresses.
+    #[arg(long)]
+    pub use_kube: bool,
+
+    /// meshd's namespace, with --use-kube.
+    #[arg(short = 'i', long = "istio-namespace", default_value = "istio-system")]
+    pub istio_namespace: String,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+}
+
+/// With `--use-kube`: the same arguments pointing at relays through the API server (kept
+/// alive in `relays`).
+fn through_cluster(
+    args: &ProxyStatusArgs,
+    relays: &mut Vec<crate::cluster::forward::Forward>,
+) -> anyhow::Result<ProxyStatusArgs> {
+    use crate::cluster::forward::{Forward, pod_target, service_target};
+    let mut out = args.clone();
+    let meshd = Forward::start(
+        &args.cluster,
+        service_target(&args.istio_namespace, "meshd", 15014),
+    )?;
+    out.controlplane = meshd.url();
+    relays.push(meshd);
+    if let (Some(proxy), None) = (&args.proxy, args.admin) {
+        // NAME.NAMESPACE, or a node id carrying it (`sidecar~IP~NAME.NS~...`).
+        let name_ns = proxy.split('~').nth(2).unwrap_or(proxy);
+        if let Some((pod, ns)) = name_ns.rsplit_once('.') {
+            let admin = Forward::start(&args.cluster, pod_target(ns, pod, 15000))?;
+            out.admin = Some(admin.addr);
+            relays.push(admin);
+        }
+    }
+    Ok(out)
 }
 
 /// One row, as `-o json|yaml` prints it.
@@ -120,6 +158,22 @@ pub struct TypeRow {
 
 /// Runs the command; returns the exit code.
 pub fn run(args: &ProxyStatusArgs) -> u8 {
+    let mut relays = Vec::new();
+    let relayed;
+    let args = if args.use_kube {
+        match through_cluster(args, &mut relays) {
+            Ok(a) => {
+                relayed = a;
+                &relayed
+            }
+            Err(e) => {
+                eprintln!("error: --use-kube: {e:#}");
+                return UNAVAILABLE;
+            }
+        }
+    } else {
+        args
+    };
     let outcome = http::block_on(async {
         match &args.proxy {
             None => table(args).await,

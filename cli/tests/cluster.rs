@@ -1,0 +1,531 @@
+//! `meshctl install`, `uninstall` and `check` against a fake API server (tests/support/
+//! fake_api.rs) reached through a kubeconfig: server-side apply in dependency order, the
+//! waits, dry runs, deletes, SelfSubjectAccessReviews and meshd's syncz through the
+//! service proxy. No live cluster is involved.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::{Value as J, json};
+use support::fake_api::FakeApi;
+
+struct Env {
+    fake: FakeApi,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn env(name: &str) -> Env {
+    let fake = FakeApi::start();
+    let dir = std::env::temp_dir().join(format!("meshctl-cluster-{name}-{}", std::process::id()));
+    let kubeconfig = fake.write_kubeconfig(&dir);
+    Env {
+        fake,
+        kubeconfig,
+        dir,
+    }
+}
+
+impl Env {
+    fn meshctl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--context", "fake"])
+            .env_remove("KUBECONFIG");
+        // Bounded: every wait meshctl does has its own --timeout, and the fake answers at once.
+        cmd.output().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn install_applies_crds_first_waits_and_uses_server_side_apply() {
+    let e = env("install");
+    let out = e.meshctl(&["install", "--profile", "minimal", "--timeout", "20s"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    let requests = e.fake.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.token.as_deref() == Some("fake-token"))
+    );
+    let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+    let expected = meshctl::manifest::render(&meshctl::manifest::Values::for_profile(
+        meshctl::manifest::Profile::Minimal,
+    ))
+    .iter()
+    .map(|c| c.objects.len())
+    .sum::<usize>();
+    assert_eq!(patches.len(), expected);
+    for p in &patches {
+        assert_eq!(p.content_type, "application/apply-patch+yaml", "{}", p.path);
+        assert_eq!(
+            p.query.get("fieldManager").map(String::as_str),
+            Some("meshctl")
+        );
+        assert_eq!(p.query.get("force").map(String::as_str), Some("true"));
+        assert!(!p.query.contains_key("dryRun"));
+    }
+    // CRDs first, and each read back Established before anything else is applied.
+    let first_other = requests
+        .iter()
+        .position(|r| r.method == "PATCH" && !r.path.contains("customresourcedefinitions"))
+        .unwrap();
+    let crd_patches = requests[..first_other]
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(crd_patches, mesh_core::kinds::ISTIO_KINDS.len());
+    let crd_gets = requests[..first_other]
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("customresourcedefinitions/"))
+        .count();
+    assert!(
+        crd_gets >= 2 * crd_patches,
+        "waited for Established: {crd_gets} reads"
+    );
+    // The namespace before anything in it (the fake refuses objects in a missing namespace).
+    assert!(
+        e.fake
+            .object("/apis/apps/v1/namespaces/istio-system/deployments/meshd")
+            .is_some()
+    );
+    assert!(
+        e.fake
+            .object("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/virtualservices.networking.istio.io")
+            .is_some()
+    );
+    assert!(
+        e.fake
+            .object("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector")
+            .is_some()
+    );
+    assert!(
+        stderr.contains("✔ CustomResourceDefinition virtualservices.networking.istio.io applied"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("CustomResourceDefinitions established"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("✔ Deployment istio-system/meshd available (1 ready)"),
+        "{stderr}"
+    );
+
+    // Installing again converges (apply is idempotent) and keeps creation time.
+    let out = e.meshctl(&["install", "--profile", "minimal", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn install_fails_clearly_when_meshd_never_becomes_available() {
+    let e = env("unavailable");
+    e.fake.with(|s| s.deployments_available = false);
+    let started = std::time::Instant::now();
+    let out = e.meshctl(&["install", "--profile", "minimal", "--timeout", "2s"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Deployment istio-system/meshd not available after 2s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Deployment does not have minimum availability."),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn install_dry_run_changes_nothing() {
+    let e = env("dryrun");
+    let out = e.meshctl(&["install", "--dry-run"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(e.fake.with(|s| s.objects.is_empty()));
+    let patches: Vec<_> = e
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert!(!patches.is_empty());
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.query.get("dryRun").map(String::as_str) == Some("All"))
+    );
+    // The namespace does not exist, so objects in it cannot be dry-run yet; meshctl says so.
+    assert!(
+        stderr.contains("not sent: namespace istio-system does not exist yet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dry run: nothing was changed"), "{stderr}");
+
+    // With the namespace there, every object goes to the server.
+    e.fake.put(
+        "/api/v1/namespaces/istio-system",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    );
+    let before = e.fake.requests().len();
+    let out = e.meshctl(&["install", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sent = e.fake.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path
+                    .contains("/namespaces/istio-system/deployments/meshd")
+        })
+        .count();
+    assert_eq!(sent, 1);
+    assert_eq!(e.fake.with(|s| s.objects.len()), 1);
+}
+
+#[test]
+fn kubeconfig_context_is_obeyed() {
+    let e = env("context");
+    // The current context points at a closed port: without --context, meshctl fails there.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["check", "--pre-install", "--kubeconfig"])
+        .arg(&e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(e.fake.requests().is_empty());
+    assert!(
+        text(&out.stderr).starts_with("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+    // KUBECONFIG is read when --kubeconfig is not given.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["check", "--pre-install", "--context", "fake"])
+        .env("KUBECONFIG", &e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!e.fake.requests().is_empty());
+}
+
+#[test]
+fn uninstall_keeps_crds_unless_purged() {
+    let e = env("uninstall");
+    let out = e.meshctl(&["install", "--profile", "demo", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let installed = e.fake.with(|s| s.objects.len());
+
+    let out = e.meshctl(&["uninstall"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let left: Vec<String> = e.fake.with(|s| s.objects.keys().cloned().collect());
+    let crds = mesh_core::kinds::ISTIO_KINDS.len();
+    assert_eq!(left.len(), crds + 1, "{left:?}");
+    assert!(
+        left.iter()
+            .all(|k| k.contains("customresourcedefinitions")
+                || k == "/api/v1/namespaces/istio-system")
+    );
+    assert!(
+        stderr.contains(&format!(
+            "uninstalled: {} objects deleted",
+            installed - crds - 1
+        )),
+        "{stderr}"
+    );
+    assert!(
+        e.fake
+            .requests()
+            .iter()
+            .all(|r| r.method != "PATCH" || r.query.contains_key("fieldManager"))
+    );
+
+    let out = e.meshctl(&["uninstall", "--purge"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(e.fake.with(|s| s.objects.is_empty()));
+    // Nothing left: a second purge finds nothing and still succeeds.
+    let out = e.meshctl(&["uninstall", "--purge"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("uninstalled: 0 objects deleted"));
+}
+
+#[test]
+fn pre_install_check_reports_version_and_permissions() {
+    let e = env("precheck");
+    let out = e.meshctl(&["check", "--pre-install"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("✔ kubernetes version: v1.33.0"), "{stdout}");
+    assert!(
+        stdout
+            .contains("✔ permission: can create customresourcedefinitions (apiextensions.k8s.io)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✔ permission: can create deployments (apps) in namespace istio-system"),
+        "{stdout}"
+    );
+    let reviews = e
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/selfsubjectaccessreviews"))
+        .count();
+    assert!(reviews >= 10, "{reviews}");
+
+    e.fake.with(|s| {
+        s.denied.insert("clusterroles".into());
+        s.minor = "26".into();
+    });
+    let out = e.meshctl(&["check", "--pre-install", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(79));
+    let findings: Vec<J> = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["ok"] == false)
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "v1.26.0 is older than 1.28, the oldest version supported",
+            "cannot create clusterroles (rbac.authorization.k8s.io) (fake: clusterroles denied)",
+        ]
+    );
+}
+
+fn syncz_entry(pod: &str, cds_state: &str) -> J {
+    json!({
+        "proxy": format!("sidecar~10.0.0.7~{pod}.default~default.svc.cluster.local"),
+        "namespace": "default",
+        "types": {
+            "cds": {"state": cds_state, "nonceSent": "n1"},
+            "lds": {"state": "SYNCED", "nonceSent": "n1", "nonceAcked": "n1"},
+        },
+    })
+}
+
+#[test]
+fn post_install_check_covers_meshd_webhooks_and_proxies() {
+    let e = env("check");
+    // Before install: meshd missing is a finding, not a crash.
+    let out = e.meshctl(&["check"]);
+    assert_eq!(out.status.code(), Some(79));
+    assert!(
+        text(&out.stdout).contains("✘ meshd: Deployment istio-system/meshd not found"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = e.meshctl(&["install", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    e.fake
+        .with(|s| s.syncz = json!([syncz_entry("reviews-v1-abc", "SYNCED")]));
+
+    // The webhook configurations have no CA bundle until meshd sets it.
+    let out = e.meshctl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    assert!(
+        stdout.contains("✔ meshd: Deployment istio-system/meshd 1/1 replicas available"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✔ crds: 14 CustomResourceDefinitions established"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✘ injection webhook: MutatingWebhookConfiguration istio-sidecar-injector: no CA bundle on rev.namespace.sidecar-injector.istio.io"), "{stdout}");
+    assert!(
+        stdout.contains("✔ proxies: 1 proxies connected, all in sync"),
+        "{stdout}"
+    );
+
+    for path in [
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/istio-validator-istio-system",
+    ] {
+        let mut obj = e.fake.object(path).unwrap();
+        for hook in obj["webhooks"].as_array_mut().unwrap() {
+            hook["clientConfig"]["caBundle"] = json!("LS0tLS1CRUdJTi0tLS0t");
+        }
+        e.fake.put(path, obj);
+    }
+    let out = e.meshctl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("No problems found."));
+
+    e.fake.with(|s| {
+        s.syncz = json!([
+            syncz_entry("reviews-v1-abc", "SYNCED"),
+            syncz_entry("ratings-v1-xyz", "STALE")
+        ])
+    });
+    let out = e.meshctl(&["check", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(79));
+    let findings: Vec<J> = serde_json::from_slice(&out.stdout).unwrap();
+    let proxies = findings.iter().find(|f| f["check"] == "proxies").unwrap();
+    assert_eq!(proxies["ok"], false);
+    assert_eq!(
+        proxies["message"],
+        "1 of 2 proxies out of sync: ratings-v1-xyz.default (CDS STALE)"
+    );
+}
+
+fn seed_mesh(fake: &FakeApi) {
+    for ns in ["default", "shop"] {
+        fake.put(
+            &format!("/api/v1/namespaces/{ns}"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"istio-injection": "enabled"}}}),
+        );
+    }
+    // Routes to a host no Service defines: IST0101 in each namespace.
+    for ns in ["default", "shop"] {
+        fake.put(
+            &format!("/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/pricing"),
+            json!({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "pricing", "namespace": ns},
+                "spec": {"hosts": ["pricing"], "http": [{"route": [{"destination": {"host": "pricing-svc"}}]}]},
+            }),
+        );
+    }
+}
+
+#[test]
+fn analyze_use_kube_reads_the_cluster_and_overlays_files() {
+    let e = env("analyze");
+    seed_mesh(&e.fake);
+    let json_of = |out: &Output| -> Vec<J> {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|err| panic!("{err}: {}{}", text(&out.stdout), text(&out.stderr)))
+    };
+    let ist0101 = |msgs: &[J]| -> Vec<String> {
+        msgs.iter()
+            .filter(|m| m["code"] == "IST0101")
+            .map(|m| m["origin"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // The context's namespace (default) only, as istioctl reports.
+    let out = e.meshctl(&["analyze", "--use-kube", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(79), "{}", text(&out.stderr));
+    assert_eq!(ist0101(&json_of(&out)), ["VirtualService default/pricing"]);
+    // Every kind was listed across all namespaces.
+    assert!(
+        e.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/apis/networking.istio.io/v1/virtualservices")
+    );
+
+    // -A: every namespace; -n: that one.
+    let out = e.meshctl(&["analyze", "--use-kube", "-A", "-o", "json"]);
+    assert_eq!(
+        ist0101(&json_of(&out)),
+        [
+            "VirtualService default/pricing",
+            "VirtualService shop/pricing"
+        ]
+    );
+    let out = e.meshctl(&["analyze", "--use-kube", "-n", "shop", "-o", "json"]);
+    assert_eq!(ist0101(&json_of(&out)), ["VirtualService shop/pricing"]);
+
+    // A file overlaid: the Service the route needs, and a fixed copy of shop's route.
+    let file = e.dir.join("fix.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: pricing-svc, namespace: default}\n\
+         spec: {selector: {app: pricing}, ports: [{name: http, port: 80}]}\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: pricing, namespace: shop}\n\
+         spec: {hosts: [pricing], http: [{route: [{destination: {host: pricing-svc.default.svc.cluster.local}}]}]}\n",
+    )
+    .unwrap();
+    let out = e.meshctl(&[
+        "analyze",
+        "--use-kube",
+        "-A",
+        "-o",
+        "json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ist0101(&json_of(&out)).is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn analyze_use_kube_fails_clearly_without_a_cluster() {
+    let e = env("analyze-down");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["analyze", "--use-kube", "--kubeconfig"])
+        .arg(&e.kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).starts_with("Error: --use-kube: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn proxy_status_and_proxy_config_go_through_the_api_server() {
+    let e = env("relay");
+    e.fake
+        .with(|s| s.syncz = json!([syncz_entry("reviews-v1-abc", "SYNCED")]));
+    let out = e.meshctl(&["proxy-status", "--use-kube"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("reviews-v1-abc.default"), "{stdout}");
+    assert!(stdout.contains("SYNCED"), "{stdout}");
+    assert!(e.fake.requests().iter().any(
+        |r| r.path == "/api/v1/namespaces/istio-system/services/meshd:15014/proxy/debug/syncz"
+    ));
+
+    // A proxy's admin API through its pod: the same table as from the saved dump.
+    let dump_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/envoy-dumps/header-routing-client.json");
+    let dump = std::fs::read_to_string(&dump_path).unwrap();
+    e.fake.with(|s| {
+        s.proxied
+            .insert("pods/default/client-7f9c:15000/config_dump".into(), dump)
+    });
+    let live = e.meshctl(&[
+        "proxy-config",
+        "cluster",
+        "client-7f9c.default",
+        "--use-kube",
+    ]);
+    assert_eq!(live.status.code(), Some(0), "{}", text(&live.stderr));
+    let saved = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["proxy-config", "cluster", "--file"])
+        .arg(&dump_path)
+        .output()
+        .unwrap();
+    assert_eq!(saved.status.code(), Some(0));
+    assert!(!live.stdout.is_empty());
+    assert_eq!(text(&live.stdout), text(&saved.stdout));
+
+    // A pod the API server cannot reach: a clear error, not a hang.
+    let out = e.meshctl(&["proxy-config", "cluster", "gone-1.default", "--use-kube"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stderr).is_empty());
+}

@@ -1,0 +1,789 @@
+//! A fake Kubernetes API server for tests (test code only): a small hyper server on
+//! 127.0.0.1 answering the real paths and verbs meshctl uses, with the API server's
+//! behaviour where meshctl depends on it:
+//! - discovery: `/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION` (APIResourceLists);
+//! - `/version`;
+//! - GET and DELETE of one object, 404 with a `Status` when it is absent;
+//! - server-side apply: PATCH with `application/apply-patch+yaml` and a `fieldManager`
+//!   (anything else is refused, as a real server refuses an apply without them),
+//!   `dryRun=All` validates without storing, namespaced objects need their namespace;
+//! - CRDs become Established on the second read after they are applied; Deployments are
+//!   Available or not as the test says;
+//! - LIST of a collection (in a namespace or across all), and WATCH from a
+//!   resourceVersion with every later change and BOOKMARKs when asked;
+//! - SelfSubjectAccessReview, denying the resources the test names;
+//! - the proxy subresource: meshd's `/debug/syncz` through its Service, and whatever
+//!   the test sets for a pod or service port.
+//!
+//! Every request is logged (method, path, query, content type, bearer token) for asserts.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value as J, json};
+
+/// (group, version, kind, plural, namespaced)
+const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
+    ("", "v1", "Namespace", "namespaces", false),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true),
+    ("", "v1", "ConfigMap", "configmaps", true),
+    ("", "v1", "Service", "services", true),
+    ("", "v1", "Pod", "pods", true),
+    ("", "v1", "Secret", "secrets", true),
+    ("apps", "v1", "Deployment", "deployments", true),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+    ),
+    (
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        true,
+    ),
+    (
+        "networking.istio.io",
+        "v1",
+        "VirtualService",
+        "virtualservices",
+        true,
+    ),
+    (
+        "networking.istio.io",
+        "v1",
+        "DestinationRule",
+        "destinationrules",
+        true,
+    ),
+    ("networking.istio.io", "v1", "Gateway", "gateways", true),
+    (
+        "networking.istio.io",
+        "v1",
+        "ServiceEntry",
+        "serviceentries",
+        true,
+    ),
+    (
+        "security.istio.io",
+        "v1",
+        "AuthorizationPolicy",
+        "authorizationpolicies",
+        true,
+    ),
+    (
+        "security.istio.io",
+        "v1",
+        "PeerAuthentication",
+        "peerauthentications",
+        true,
+    ),
+];
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub content_type: String,
+    pub token: Option<String>,
+}
+
+#[derive(Default)]
+pub struct State {
+    /// Stored objects by their URL path.
+    pub objects: BTreeMap<String, J>,
+    pub requests: Vec<Logged>,
+    /// Resources (plural names) SelfSubjectAccessReview says no to.
+    pub denied: BTreeSet<String>,
+    /// Whether applied Deployments report Available.
+    pub deployments_available: bool,
+    /// What meshd's `/debug/syncz` answers (through the service proxy).
+    pub syncz: J,
+    pub minor: String,
+    /// Answers of the proxy subresource, by `PLURAL/NS/NAME:PORT/PATH`.
+    pub proxied: BTreeMap<String, String>,
+    /// How many of the next watches answer `410 Gone` (an expired resourceVersion) once a
+    /// change arrives, as a server that compacted its history does.
+    pub expire_watches: u32,
+    /// Reads of each CRD since it was applied (Established from the second).
+    crd_reads: BTreeMap<String, u32>,
+    resource_version: u64,
+    /// Every change, for WATCH: (resourceVersion, object path, event type, object).
+    events: Vec<(u64, String, &'static str, J)>,
+    /// The latest resourceVersion, for watchers to wake on.
+    notify: Option<tokio::sync::watch::Sender<u64>>,
+}
+
+impl State {
+    /// Stores (or with `None` removes) an object, recording the change for watchers.
+    fn record(&mut self, key: &str, obj: Option<J>) -> Option<J> {
+        self.resource_version += 1;
+        let rv = self.resource_version;
+        let (kind, stored, old) = match obj {
+            Some(mut o) => {
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                let old = self.objects.insert(key.to_owned(), o.clone());
+                (if old.is_some() { "MODIFIED" } else { "ADDED" }, o, old)
+            }
+            None => match self.objects.remove(key) {
+                Some(mut o) => {
+                    o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    ("DELETED", o, None)
+                }
+                None => return None,
+            },
+        };
+        self.events.push((rv, key.to_owned(), kind, stored.clone()));
+        if let Some(n) = &self.notify {
+            n.send_replace(rv);
+        }
+        Some(old.unwrap_or(stored))
+    }
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl FakeApi {
+    pub fn start() -> FakeApi {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = Arc::new(Mutex::new(State {
+            deployments_available: true,
+            syncz: json!([]),
+            minor: "33".into(),
+            notify: Some(tokio::sync::watch::Sender::new(0)),
+            ..State::default()
+        }));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeApi {
+            addr,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// A kubeconfig whose context `fake` points here (with a bearer token) and whose
+    /// current context points at a closed port, so tests show `--context` is obeyed.
+    pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: http://{}
+- name: closed
+  cluster:
+    server: http://127.0.0.1:9
+contexts:
+- name: fake
+  context:
+    cluster: fake
+    user: tester
+- name: closed
+  context:
+    cluster: closed
+    user: tester
+current-context: closed
+users:
+- name: tester
+  user:
+    token: fake-token
+",
+            self.addr
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub fn requests(&self) -> Vec<Logged> {
+        self.with(|s| s.requests.clone())
+    }
+
+    pub fn object(&self, path: &str) -> Option<J> {
+        self.with(|s| s.objects.get(path).cloned())
+    }
+
+    /// Stores an object as if someone had created it.
+    pub fn put(&self, path: &str, obj: J) {
+        self.with(|s| s.record(path, Some(obj)));
+    }
+
+    /// Deletes an object as if someone had (watchers see it).
+    pub fn remove(&self, path: &str) {
+        self.with(|s| s.record(path, None));
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn respond(code: StatusCode, body: &J) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
+    respond(
+        code,
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason, "code": code.as_u16(),
+        }),
+    )
+}
+
+fn resource_list(group: &str, version: &str) -> Option<J> {
+    let resources: Vec<J> = RESOURCES
+        .iter()
+        .filter(|(g, v, ..)| *g == group && *v == version)
+        .map(|(_, _, kind, plural, namespaced)| {
+            json!({
+                "name": plural, "singularName": kind.to_lowercase(), "namespaced": namespaced,
+                "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+            })
+        })
+        .collect();
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+/// Where a URL points: the group version, the namespace, the resource, the name, and
+/// anything after the name (a subresource such as `proxy/...`).
+struct Target {
+    group: String,
+    version: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    rest: Vec<String>,
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => (String::new(), (*v).to_owned(), rest),
+        ["apis", g, v, rest @ ..] => ((*g).to_owned(), (*v).to_owned(), rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..] => {
+            (Some((*ns).to_owned()), [&[*plural][..], tail].concat())
+        }
+        other => (None, other.to_vec()),
+    };
+    let plural = rest.first().map(|p| (*p).to_owned()).unwrap_or_default();
+    Some(Target {
+        group,
+        version,
+        namespace,
+        plural,
+        name: rest.get(1).map(|s| (*s).to_owned()),
+        rest: rest.iter().skip(2).map(|s| (*s).to_owned()).collect(),
+    })
+}
+
+fn object_path(t: &Target, name: &str) -> String {
+    let base = if t.group.is_empty() {
+        format!("/api/{}", t.version)
+    } else {
+        format!("/apis/{}/{}", t.group, t.version)
+    };
+    match &t.namespace {
+        Some(ns) => format!("{base}/namespaces/{ns}/{}/{name}", t.plural),
+        None => format!("{base}/{}/{name}", t.plural),
+    }
+}
+
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query: BTreeMap<String, String> = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (p.to_owned(), String::new()),
+        })
+        .collect();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let token = header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned));
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    s.requests.push(Logged {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: content_type.clone(),
+        token,
+    });
+
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/version") => {
+            return respond(
+                StatusCode::OK,
+                &json!({"major": "1", "minor": s.minor, "gitVersion": format!("v1.{}.0", s.minor),
+                        "gitCommit": "fake", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                        "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+            );
+        }
+        ("GET", "/api") => {
+            return respond(
+                StatusCode::OK,
+                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+            );
+        }
+        ("GET", "/apis") => {
+            let groups: BTreeSet<&str> = RESOURCES
+                .iter()
+                .map(|r| r.0)
+                .filter(|g| !g.is_empty())
+                .collect();
+            let groups: Vec<J> = groups
+                .iter()
+                .map(|g| {
+                    let gv = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
+                    json!({"name": g, "versions": [gv], "preferredVersion": gv})
+                })
+                .collect();
+            return respond(
+                StatusCode::OK,
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+            );
+        }
+        _ => {}
+    }
+    let Some(t) = parse_target(&path) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("no route for {path}"),
+        );
+    };
+    if t.plural.is_empty() {
+        // Discovery of a group version.
+        return match resource_list(&t.group, &t.version) {
+            Some(list) => respond(StatusCode::OK, &list),
+            None => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        };
+    }
+    let Some(&(_, _, kind, _, namespaced)) = RESOURCES
+        .iter()
+        .find(|r| r.0 == t.group && r.1 == t.version && r.3 == t.plural)
+    else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("the server could not find the requested resource ({path})"),
+        );
+    };
+
+    // The proxy subresource: answers the test set, by `PLURAL/NS/NAME:PORT/PATH`.
+    if t.rest.first().map(String::as_str) == Some("proxy") {
+        let key = format!(
+            "{}/{}/{}/{}",
+            t.plural,
+            t.namespace.as_deref().unwrap_or_default(),
+            t.name.as_deref().unwrap_or_default(),
+            t.rest[1..].join("/")
+        );
+        if let Some(body) = s.proxied.get(&key) {
+            let mut r = Response::new(Full::new(Bytes::from(body.clone())).boxed());
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
+    }
+    // The service proxy to meshd's debug API.
+    if t.plural == "services" && t.rest.first().map(String::as_str) == Some("proxy") {
+        let port_ok = t.name.as_deref().is_some_and(|n| n.ends_with(":15014"));
+        if method == "GET" && port_ok && t.rest[1..].join("/") == "debug/syncz" {
+            return respond(StatusCode::OK, &s.syncz);
+        }
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "no endpoints available for service",
+        );
+    }
+
+    if kind == "SelfSubjectAccessReview" {
+        if method != "POST" {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "create only",
+            );
+        }
+        let mut review: J = serde_json::from_slice(&body).unwrap_or_default();
+        let resource = review
+            .pointer("/spec/resourceAttributes/resource")
+            .and_then(J::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let allowed = !s.denied.contains(&resource);
+        review["status"] = if allowed {
+            json!({"allowed": true, "reason": "fake: allowed"})
+        } else {
+            json!({"allowed": false, "reason": format!("fake: {resource} denied")})
+        };
+        return respond(StatusCode::CREATED, &review);
+    }
+
+    let Some(name) = t.name.clone() else {
+        if method != "GET" {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "collections: GET only",
+            );
+        }
+        let (group, version, plural, namespace) = (
+            t.group.clone(),
+            t.version.clone(),
+            t.plural.clone(),
+            t.namespace.clone(),
+        );
+        let in_collection = move |key: &str| {
+            parse_target(key).is_some_and(|o| {
+                o.group == group
+                    && o.version == version
+                    && o.plural == plural
+                    && (namespace.is_none() || o.namespace == namespace)
+            })
+        };
+        let api_version = if t.group.is_empty() {
+            t.version.clone()
+        } else {
+            format!("{}/{}", t.group, t.version)
+        };
+        if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
+            let from: u64 = query
+                .get("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let bookmarks = query.get("allowWatchBookmarks").map(String::as_str) == Some("true");
+            let mut woken = s.notify.as_ref().map(|n| n.subscribe());
+            let state = state.clone();
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+            let kind = kind.to_owned();
+            tokio::spawn(async move {
+                let mut sent = from;
+                loop {
+                    let expired = {
+                        let mut s = state.lock().unwrap();
+                        let fresh = s
+                            .events
+                            .iter()
+                            .any(|(rv, key, ..)| *rv > sent && in_collection(key));
+                        let expire = fresh && s.expire_watches > 0;
+                        if expire {
+                            s.expire_watches -= 1;
+                        }
+                        expire
+                    };
+                    if expired {
+                        let line = json!({"type": "ERROR", "object": {
+                            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": "too old resource version", "reason": "Expired", "code": 410}})
+                        .to_string()
+                            + "\n";
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        return;
+                    }
+                    let batch: Vec<(u64, &'static str, J)> = {
+                        let s = state.lock().unwrap();
+                        s.events
+                            .iter()
+                            .filter(|(rv, key, ..)| *rv > sent && in_collection(key))
+                            .map(|(rv, _, ty, o)| (*rv, *ty, o.clone()))
+                            .collect()
+                    };
+                    for (rv, ty, o) in batch {
+                        sent = rv;
+                        let line = json!({"type": ty, "object": o}).to_string() + "\n";
+                        if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if bookmarks {
+                        let rv = state.lock().unwrap().resource_version;
+                        let line = json!({"type": "BOOKMARK", "object": {
+                            "apiVersion": api_version, "kind": kind,
+                            "metadata": {"resourceVersion": rv.to_string()}}})
+                        .to_string()
+                            + "\n";
+                        if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    match woken.as_mut() {
+                        Some(w) => {
+                            if w.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            });
+            let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+            let mut r = Response::new(BodyExt::boxed(body));
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return r;
+        }
+        let items: Vec<J> = s
+            .objects
+            .iter()
+            .filter(|(key, _)| in_collection(key))
+            .map(|(_, o)| {
+                // As a real server lists them: items carry no apiVersion or kind.
+                let mut o = o.clone();
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+                o
+            })
+            .collect();
+        return respond(
+            StatusCode::OK,
+            &json!({"apiVersion": api_version, "kind": format!("{kind}List"),
+                    "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
+        );
+    };
+
+    if namespaced != t.namespace.is_some() {
+        return status(StatusCode::NOT_FOUND, "NotFound", "scope mismatch");
+    }
+    let key = object_path(&t, &name);
+    match method.as_str() {
+        "GET" => {
+            let Some(mut obj) = s.objects.get(&key).cloned() else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", t.plural),
+                );
+            };
+            if kind == "CustomResourceDefinition" {
+                let reads = s.crd_reads.entry(key.clone()).or_insert(0);
+                *reads += 1;
+                if *reads >= 2 {
+                    obj["status"] = json!({"conditions": [
+                        {"type": "NamesAccepted", "status": "True"},
+                        {"type": "Established", "status": "True"},
+                    ]});
+                    s.objects.insert(key, obj.clone());
+                }
+            }
+            respond(StatusCode::OK, &obj)
+        }
+        "DELETE" => match s.record(&key, None) {
+            Some(obj) => respond(StatusCode::OK, &obj),
+            None => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                &format!("{} \"{name}\" not found", t.plural),
+            ),
+        },
+        "PATCH" => {
+            if content_type != "application/apply-patch+yaml" {
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    "this fake takes server-side apply only",
+                );
+            }
+            if query.get("fieldManager").is_none_or(String::is_empty) {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "PATCH, application/apply-patch+yaml: fieldManager is required",
+                );
+            }
+            let Ok(mut obj) = serde_json::from_slice::<J>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+            };
+            if obj["kind"] != kind || obj["metadata"]["name"] != name.as_str() {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "kind or name does not match the URL",
+                );
+            }
+            if let Some(ns) = &t.namespace {
+                let ns_key = format!("/api/v1/namespaces/{ns}");
+                if !s.objects.contains_key(&ns_key) {
+                    return status(
+                        StatusCode::NOT_FOUND,
+                        "NotFound",
+                        &format!("namespaces \"{ns}\" not found"),
+                    );
+                }
+            }
+            let created = s
+                .objects
+                .get(&key)
+                .map(|o| o["metadata"]["creationTimestamp"].clone());
+            obj["metadata"]["uid"] = json!(format!("uid-{}", s.resource_version + 1));
+            obj["metadata"]["creationTimestamp"] = created.unwrap_or(json!("2026-01-01T00:00:00Z"));
+            obj["metadata"]["managedFields"] =
+                json!([{"manager": query["fieldManager"], "operation": "Apply"}]);
+            if kind == "Deployment" {
+                let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+                obj["status"] = if s.deployments_available {
+                    json!({"availableReplicas": replicas, "readyReplicas": replicas, "conditions": [
+                        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]})
+                } else {
+                    json!({"conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                        "message": "Deployment does not have minimum availability."}]})
+                };
+            }
+            if query.get("dryRun").map(String::as_str) != Some("All") {
+                s.crd_reads.remove(&key);
+                s.record(&key, Some(obj.clone()));
+            }
+            respond(StatusCode::OK, &obj)
+        }
+        _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &method),
+    }
+}
