@@ -70,7 +70,15 @@ pub struct HttpSpec {
     /// The authorization filters in chain order (jwt_authn, then RBAC DENY, ALLOW, LOG),
     /// evaluated before route selection as in Envoy's filter chain.
     pub authz: Vec<HttpAuthz>,
+    /// How long a client may take to send a request's headers (the HCM's
+    /// `request_headers_timeout`, else [`DEFAULT_HEADERS_TIMEOUT`]); then the connection is
+    /// closed.
+    pub headers_timeout: std::time::Duration,
 }
+
+/// The header-read timeout when the HCM sets none (Envoy has none by default; the native
+/// engine bounds slow clients anyway).
+pub const DEFAULT_HEADERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One authorization HTTP filter.
 #[derive(Debug)]
@@ -284,6 +292,9 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
         forward_proxy: false,
         stat_prefix: m.stat_prefix.clone(),
         authz: Vec::new(),
+        headers_timeout: super::route::optional_duration(m.request_headers_timeout.as_ref())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_HEADERS_TIMEOUT),
     };
     let mut router = false;
     for f in &m.http_filters {

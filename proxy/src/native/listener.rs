@@ -147,6 +147,10 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
 }
 
 async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+    let headers_timeout = match &spec.kind {
+        ListenerKind::Http(h) => h.headers_timeout,
+        ListenerKind::Tcp(_) => super::config::DEFAULT_HEADERS_TIMEOUT,
+    };
     let conn = Arc::new(Conn {
         proxy,
         listener: spec,
@@ -157,7 +161,7 @@ async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, 
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(headers_timeout)
         .max_buf_size(64 * 1024);
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(sock), svc)
