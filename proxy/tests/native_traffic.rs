@@ -827,6 +827,7 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
     let wrong_aud =
         signer.token(&serde_json::json!({"iss": "issuer.test", "aud": "other", "exp": far}));
     let foreign = other.token(&serde_json::json!({"iss": "issuer.test", "aud": "svc", "exp": far}));
+    let stranger = signer.token(&serde_json::json!({"iss": "other", "aud": "svc", "exp": far}));
     let bearer = |t: &str| format!("authorization: Bearer {t}\r\n");
 
     // No token: allowed by allow_missing, but RBAC keeps /admin.
@@ -857,19 +858,27 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
             .await
             .starts_with("HTTP/1.1 200")
     );
-    // Bad tokens: 401 with Envoy's bodies.
-    for (tok, body) in [
-        (expired.as_str(), "Jwt is expired"),
-        (early.as_str(), "Jwt not yet valid"),
-        (wrong_aud.as_str(), "Audiences in Jwt are not allowed"),
-        (foreign.as_str(), "Jwt verification fails"),
+    // Bad tokens: 401 (403 for audiences) with Envoy's bodies.
+    for (tok, code, body) in [
+        (expired.as_str(), 401, "Jwt is expired"),
+        (early.as_str(), 401, "Jwt not yet valid"),
+        (wrong_aud.as_str(), 403, "Audiences in Jwt are not allowed"),
+        (foreign.as_str(), 401, "Jwt verification fails"),
+        (stranger.as_str(), 401, "Jwt issuer is not configured"),
         (
             "abc",
+            401,
             "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
+        ),
+        ("a.b.c", 401, "Jwt header is an invalid Base64url encoded"),
+        (
+            "eyJhbGciOiJub25lIn0.e30.AA",
+            401,
+            "Jwt header [alg] is not supported",
         ),
     ] {
         let r = get(at, "/x", &bearer(tok)).await;
-        assert!(r.starts_with("HTTP/1.1 401"), "{body}: {r}");
+        assert!(r.starts_with(&format!("HTTP/1.1 {code}")), "{body}: {r}");
         assert!(r.ends_with(&format!("\r\n\r\n{body}")), "{body}: {r}");
         assert!(
             r.to_ascii_lowercase().contains(

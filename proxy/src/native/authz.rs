@@ -44,7 +44,7 @@ pub(super) async fn check(
                     .await
                 {
                     tracing::debug!(client.addr = %conn.peer, jwt.status = status.message(), "jwt_authn: request refused");
-                    let mut r = local(401, status.message());
+                    let mut r = local(status.code(), status.message());
                     let scheme = req.uri().scheme_str().unwrap_or("http");
                     let mut realm = format!("Bearer realm=\"{scheme}://{}{path}\"", authority(req));
                     if status != super::jwt::JwtStatus::Missed {

@@ -8,8 +8,9 @@
 //! for `cache_duration`), and checked (`iss`, `aud`, `exp`/`nbf` with the clock skew). The
 //! first rule whose match fits the request gives the requirement tree (`provider_name`,
 //! `provider_and_audiences`, `requires_any`, `requires_all`, `allow_missing`,
-//! `allow_missing_or_failed`). A request that fails it gets 401 with Envoy's body
-//! (`Jwt is missing`, `Jwt verification fails`...) and `www-authenticate`.
+//! `allow_missing_or_failed`). A request that fails it gets 401 (403 when only the
+//! audiences are wrong) with Envoy's body (`Jwt is missing`, `Jwt verification fails`...)
+//! and `www-authenticate` (checked against Envoy 1.40).
 //! A verified token's payload goes into the dynamic metadata (`payload_in_metadata`, with
 //! `space_delimited_claims` split into lists) for RBAC, into `forward_payload_header` (the
 //! token's own base64url payload) and `claim_to_headers`; the token is removed from its
@@ -73,6 +74,16 @@ pub enum JwtStatus {
 }
 
 impl JwtStatus {
+    /// The status code of the refusal: 403 for a token whose audiences are not allowed,
+    /// else 401 (as Envoy answers).
+    pub fn code(self) -> u16 {
+        if self == JwtStatus::AudienceNotAllowed {
+            403
+        } else {
+            401
+        }
+    }
+
     /// Envoy's text (the 401 body).
     pub fn message(self) -> &'static str {
         match self {
