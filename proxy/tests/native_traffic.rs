@@ -611,7 +611,7 @@ async fn rbac_refuses_requests_and_connections() {
         )),
         ..Default::default()
     };
-    let (_store, _l) = start(
+    let (store, _l) = start(
         config(
             vec![static_cluster("app", up), static_cluster("echo", echo_at)],
             vec![
@@ -650,6 +650,20 @@ async fn rbac_refuses_requests_and_connections() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf, b"ping");
+
+    // The decisions are counted under Envoy's stat names.
+    let stats = mesh_proxy::native::rbac::stats(&store.current());
+    for (name, value) in [
+        ("http.h.rbac.allowed", 3),
+        ("http.h.rbac.denied", 2),
+        ("tcp.rbac.allowed", 1),
+        ("tcp.rbac.denied", 0),
+    ] {
+        assert!(
+            stats.contains(&(name.to_owned(), value)),
+            "{name}: {value} not in {stats:?}"
+        );
+    }
 
     let mut s = TcpStream::connect(tcp_shut).await.unwrap();
     let _ = s.write_all(b"ping").await;

@@ -5,7 +5,9 @@
 //! One filter holds the enforced `rules` and the `shadow_rules`. The enforced rules decide:
 //! ALLOW lets through what some policy matches, DENY refuses what some policy matches, LOG
 //! only logs a match. Shadow rules are evaluated and counted (`shadow_allowed` /
-//! `shadow_denied`), never enforced. A policy matches when one of its permissions and one
+//! `shadow_denied`), never enforced. The counters show in `/stats` under Envoy's names
+//! (`http.PREFIX.rbac.allowed`, `tcp.rbac.denied`, `...istio_dry_run_allow_shadow_denied`);
+//! they live with the listener's config generation, so a listener update restarts them. A policy matches when one of its permissions and one
 //! of its principals match. A refused request gets Envoy's 403 `RBAC: access denied`
 //! (flag `RBAC`); a refused connection is closed.
 //!
@@ -568,8 +570,11 @@ pub struct RbacStats {
 pub struct RbacFilter {
     pub rules: Option<Engine>,
     pub shadow: Option<Engine>,
+    /// HTTP: `rules_stat_prefix` (in front of `allowed`/`denied`); network: empty.
     pub stat_prefix: String,
     pub shadow_prefix: String,
+    /// Network: the filter's `stat_prefix`, the root of its stat names.
+    pub network_prefix: Option<String>,
     pub stats: RbacStats,
 }
 
@@ -588,6 +593,7 @@ impl TryFrom<&HttpRbac> for RbacFilter {
             shadow: r.shadow_rules.as_ref().map(Engine::try_from).transpose()?,
             stat_prefix: r.rules_stat_prefix.clone(),
             shadow_prefix: r.shadow_rules_stat_prefix.clone(),
+            network_prefix: None,
             stats: RbacStats::default(),
         })
     }
@@ -606,8 +612,9 @@ impl TryFrom<&NetworkRbac> for RbacFilter {
         Ok(RbacFilter {
             rules: r.rules.as_ref().map(Engine::try_from).transpose()?,
             shadow: r.shadow_rules.as_ref().map(Engine::try_from).transpose()?,
-            stat_prefix: r.stat_prefix.clone(),
+            stat_prefix: String::new(),
             shadow_prefix: r.shadow_rules_stat_prefix.clone(),
+            network_prefix: Some(r.stat_prefix.clone()),
             stats: RbacStats::default(),
         })
     }
@@ -664,6 +671,51 @@ impl RbacFilter {
         }
         ok
     }
+}
+
+impl RbacFilter {
+    /// The filter's counters under `root` (`http.PREFIX.rbac.` or `PREFIX` + `rbac.`), named
+    /// as Envoy names them: `[rules_stat_prefix]allowed|denied` and
+    /// `[shadow_rules_stat_prefix]shadow_allowed|shadow_denied`.
+    fn stat_lines(&self, root: &str, out: &mut std::collections::BTreeMap<String, u64>) {
+        let s = &self.stats;
+        let p = &self.stat_prefix;
+        let sp = &self.shadow_prefix;
+        for (name, v) in [
+            (format!("{root}{p}allowed"), &s.allowed),
+            (format!("{root}{p}denied"), &s.denied),
+            (format!("{root}{sp}shadow_allowed"), &s.shadow_allowed),
+            (format!("{root}{sp}shadow_denied"), &s.shadow_denied),
+        ] {
+            *out.entry(name).or_default() += v.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every RBAC filter's counters in a config generation (filters of one listener add up, as
+/// Envoy's share their stat names). Counters start again with each listener update.
+pub fn stats(c: &super::config::Config) -> Vec<(String, u64)> {
+    use super::config::{HttpAuthz, ListenerKind};
+    let mut out = std::collections::BTreeMap::new();
+    for l in c.listeners.values() {
+        match &l.kind {
+            ListenerKind::Http(h) => {
+                let root = format!("http.{}.rbac.", h.stat_prefix);
+                for f in &h.authz {
+                    if let HttpAuthz::Rbac(r) = f {
+                        r.stat_lines(&root, &mut out);
+                    }
+                }
+            }
+            ListenerKind::Tcp(t) => {
+                for r in &t.rbac {
+                    let root = format!("{}rbac.", r.network_prefix.as_deref().unwrap_or(""));
+                    r.stat_lines(&root, &mut out);
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 #[cfg(test)]
