@@ -9,7 +9,7 @@ use hyper::Request;
 use hyper::Response;
 use hyper::body::Incoming;
 
-use super::config::{Config, HttpAuthz};
+use super::config::{Config, HttpAuthz, HttpSpec};
 use super::http::{Body, Conn, Outcome, local};
 use super::rbac::{DENIED_BODY, Metadata, Subject};
 use super::route::RequestView;
@@ -20,13 +20,13 @@ pub const JWT_AUTHN: &str = "envoy.filters.http.jwt_authn";
 /// Runs the authorization filters; `Err` carries the refusal to send.
 pub(super) async fn check(
     req: &mut Request<Incoming>,
-    filters: &[HttpAuthz],
+    http: &HttpSpec,
     conn: &Conn,
     config: &Arc<Config>,
     out: &mut Outcome,
 ) -> Result<(), Response<Body>> {
     let mut metadata = Metadata::new();
-    for f in filters {
+    for f in &http.authz {
         match f {
             HttpAuthz::Jwt(jwt) => {
                 let method = req.method().clone();
@@ -71,6 +71,7 @@ pub(super) async fn check(
                     request: Some(&view),
                     peer: conn.peer,
                     local: conn.listener.addr,
+                    trust_xff: !http.use_remote_address,
                     metadata: &metadata,
                 };
                 if !rbac.check(&subject) {

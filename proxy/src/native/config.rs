@@ -74,6 +74,9 @@ pub struct HttpSpec {
     /// `request_headers_timeout`, else [`DEFAULT_HEADERS_TIMEOUT`]); then the connection is
     /// closed.
     pub headers_timeout: std::time::Duration,
+    /// The HCM's `use_remote_address`: the client address is the peer's; otherwise the
+    /// last `x-forwarded-for` address when there is one (RBAC `remote_ip`).
+    pub use_remote_address: bool,
 }
 
 /// The header-read timeout when the HCM sets none (Envoy has none by default; the native
@@ -295,6 +298,7 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
         headers_timeout: super::route::optional_duration(m.request_headers_timeout.as_ref())
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_HEADERS_TIMEOUT),
+        use_remote_address: m.use_remote_address.as_ref().is_some_and(|b| b.value),
     };
     let mut router = false;
     for f in &m.http_filters {

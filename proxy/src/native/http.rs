@@ -296,7 +296,7 @@ async fn serve(
     };
     // The authorization filters come first in the chain, before routing.
     if !http.authz.is_empty()
-        && let Err(r) = super::authz::check(&mut req, &http.authz, conn, config, out).await
+        && let Err(r) = super::authz::check(&mut req, http, conn, config, out).await
     {
         return r;
     }

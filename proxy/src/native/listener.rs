@@ -237,6 +237,7 @@ async fn serve_tcp(
         request: None,
         peer,
         local: spec.addr,
+        trust_xff: false,
         metadata: &metadata,
     };
     if !tcp.rbac.iter().all(|r| r.check(&subject)) {

@@ -15,7 +15,8 @@
 //! `header` (pseudo-headers `:method`, `:authority`, `:path`, `:scheme` included),
 //! `url_path`, the `uri_template` path matcher, `destination_ip`, `destination_port`,
 //! `requested_server_name` (always the empty name: no TLS yet), `direct_remote_ip`,
-//! `source_ip`, `remote_ip` (the last `x-forwarded-for` address, else the peer), `metadata`
+//! `source_ip`, `remote_ip` (the last `x-forwarded-for` address unless the HCM sets
+//! `use_remote_address`, else the peer), `metadata`
 //! / `sourced_metadata` on the dynamic metadata jwt_authn writes ([`Metadata`]), and
 //! `authenticated`, which never matches: the native engine has no mTLS yet, so no request
 //! has a peer certificate (Envoy answers the same for a plaintext connection).
@@ -76,13 +77,17 @@ pub struct Subject<'a> {
     pub peer: SocketAddr,
     /// The local address the connection came in on.
     pub local: SocketAddr,
+    /// Whether `x-forwarded-for` names the client (an HCM without `use_remote_address`).
+    pub trust_xff: bool,
     pub metadata: &'a Metadata,
 }
 
 impl Subject<'_> {
-    /// The client address after `x-forwarded-for` (its last entry), else the peer.
+    /// The client address: the last `x-forwarded-for` entry when trusted and present (as
+    /// Envoy with no trusted hops), else the peer.
     fn remote_ip(&self) -> IpAddr {
         self.request
+            .filter(|_| self.trust_xff)
             .and_then(|r| r.headers.get("x-forwarded-for"))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
@@ -745,6 +750,83 @@ mod tests {
         assert!(cidr("::1", 128).contains("::1".parse().unwrap()));
         assert!(!cidr("::1", 128).contains("127.0.0.1".parse().unwrap()));
         assert!(cidr("127.0.0.1", 32).contains("::ffff:127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn remote_ip_follows_xff_only_when_trusted() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            hyper::header::HeaderValue::from_static("10.0.0.1, 192.0.2.7"),
+        );
+        let view = RequestView {
+            method: "GET",
+            authority: "a",
+            path: "/",
+            query: None,
+            scheme: "http",
+            headers: &headers,
+        };
+        let md = Metadata::new();
+        let mut s = Subject {
+            request: Some(&view),
+            peer: "127.0.0.9:5000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            trust_xff: true,
+            metadata: &md,
+        };
+        let remote = Id::RemoteIp(cidr("192.0.2.7", 32));
+        let direct = Id::DirectRemoteIp(cidr("127.0.0.9", 32));
+        assert!(remote.matches(&s));
+        assert!(direct.matches(&s));
+        s.trust_xff = false;
+        assert!(!remote.matches(&s));
+        assert!(Id::RemoteIp(cidr("127.0.0.9", 32)).matches(&s));
+        assert!(Perm::DestPort(80).matches(&s));
+        assert!(!Perm::DestPort(81).matches(&s));
+        assert!(Perm::DestIp(cidr("127.0.0.0", 8)).matches(&s));
+        assert!(
+            !Id::Authenticated.matches(&s),
+            "no mTLS: never authenticated"
+        );
+        assert!(Id::Not(Box::new(Id::Authenticated)).matches(&s));
+    }
+
+    #[test]
+    fn what_cannot_be_evaluated_is_refused() {
+        let with = |perm: permission::Rule| RbacRules {
+            action: rbac::Action::Allow as i32,
+            policies: [(
+                "p".to_owned(),
+                Policy {
+                    permissions: vec![Permission { rule: Some(perm) }],
+                    principals: vec![Principal {
+                        identifier: Some(principal::Identifier::Any(true)),
+                    }],
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        assert!(Engine::try_from(&with(permission::Rule::Any(true))).is_ok());
+        let e = Engine::try_from(&with(permission::Rule::DestinationPortRange(
+            Default::default(),
+        )))
+        .unwrap_err();
+        assert!(e.reason.contains("destination_port_range"), "{e}");
+        let mut cel = with(permission::Rule::Any(true));
+        if let Some(p) = cel.policies.get_mut("p") {
+            p.condition = Some(Default::default());
+        }
+        assert!(Engine::try_from(&cel).unwrap_err().reason.contains("CEL"));
+        let e = RbacFilter::try_from(&HttpRbac {
+            matcher: Some(Default::default()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.reason.contains("matcher"), "{e}");
     }
 
     #[test]
