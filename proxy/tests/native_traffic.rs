@@ -902,3 +902,185 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
         );
     }
 }
+
+/// Serves `body` as JSON to every request, counting them.
+async fn jwks_server(body: String, hits: Arc<std::sync::atomic::AtomicU32>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let at = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            let hits = hits.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    at
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_jwks_is_fetched_through_its_cluster_and_cached() {
+    let up = spawn_upstream().await;
+    let signer = Signer::new();
+    let hits = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let keys_at = jwks_server(signer.jwks(), hits.clone()).await;
+    let at = free_addr();
+    let remote = |cluster: &str| {
+        JwtProvider {
+        issuer: "issuer.test".into(),
+        jwks_source_specifier: Some(jwt_provider::JwksSourceSpecifier::RemoteJwks(
+            envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::RemoteJwks {
+                http_uri: Some(envoy_types::pb::envoy::config::core::v3::HttpUri {
+                    uri: "http://keys.test/jwks.json".into(),
+                    timeout: Some(PbDuration {
+                        seconds: 1,
+                        nanos: 0,
+                    }),
+                    http_upstream_type: Some(
+                        envoy_types::pb::envoy::config::core::v3::http_uri::HttpUpstreamType::Cluster(
+                            cluster.into(),
+                        ),
+                    ),
+                }),
+                cache_duration: Some(PbDuration {
+                    seconds: 300,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+    };
+    let rule = |prefix: &str, provider: &str| RequirementRule {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.into())),
+            ..Default::default()
+        }),
+        requirement_type: Some(requirement_rule::RequirementType::Requires(
+            JwtRequirement {
+                requires_type: Some(jwt_requirement::RequiresType::ProviderName(provider.into())),
+            },
+        )),
+    };
+    let jwt = JwtAuthentication {
+        providers: [
+            ("remote".to_owned(), remote("keys")),
+            ("unreachable".to_owned(), remote("dead")),
+        ]
+        .into_iter()
+        .collect(),
+        rules: vec![rule("/dead", "unreachable"), rule("/", "remote")],
+        ..Default::default()
+    };
+    let filters = vec![HttpFilter {
+        name: "envoy.filters.http.jwt_authn".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(any(&jwt))),
+        ..Default::default()
+    }];
+    let (_store, _l) = start(
+        config(
+            vec![
+                static_cluster("app", up),
+                static_cluster("keys", keys_at),
+                static_cluster("dead", free_addr()),
+            ],
+            vec![http_listener("j", at, "r", filters, None)],
+            vec![routes("r", vec![route_to("/", "app", 0)])],
+        ),
+        "k",
+    );
+    let token = signer.token(&serde_json::json!({"iss": "issuer.test", "exp": 4_102_444_800u64}));
+    let bearer = format!("authorization: Bearer {token}\r\n");
+    let r = get(at, "/x", "").await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    assert!(r.ends_with("\r\n\r\nJwt is missing"), "{r}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    for _ in 0..3 {
+        let r = get(at, "/x", &bearer).await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the JWKS is fetched once and cached"
+    );
+    let r = get(at, "/dead", &bearer).await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    assert!(r.ends_with("\r\n\r\nJwks remote fetch is failed"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_rules_and_log_policies_never_refuse() {
+    let up = spawn_upstream().await;
+    let at = free_addr();
+    let everyone = || {
+        vec![(
+            "all",
+            policy(
+                permission::Rule::Any(true),
+                principal::Identifier::Any(true),
+            ),
+        )]
+    };
+    // A dry-run DENY of everything (Istio's istio.io/dry-run), and an AUDIT (LOG) policy.
+    let dry = HttpRbac {
+        shadow_rules: Some(rules(rbac::Action::Deny, everyone())),
+        shadow_rules_stat_prefix: "istio_dry_run_deny_".into(),
+        ..Default::default()
+    };
+    let audit = HttpRbac {
+        rules: Some(rules(rbac::Action::Log, everyone())),
+        ..Default::default()
+    };
+    let f = |r: &HttpRbac| HttpFilter {
+        name: "envoy.filters.http.rbac".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(any(r))),
+        ..Default::default()
+    };
+    let (store, _l) = start(
+        config(
+            vec![static_cluster("app", up)],
+            vec![http_listener("d", at, "r", vec![f(&dry), f(&audit)], None)],
+            vec![routes("r", vec![route_to("/", "app", 0)])],
+        ),
+        "d",
+    );
+    for _ in 0..2 {
+        let r = get(at, "/x", "").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    let stats = mesh_proxy::native::rbac::stats(&store.current());
+    assert!(
+        stats.contains(&(
+            "http.d.rbac.istio_dry_run_deny_.shadow_denied".to_owned(),
+            2
+        )),
+        "{stats:?}"
+    );
+    assert!(
+        stats.contains(&("http.d.rbac.denied".to_owned(), 0)),
+        "{stats:?}"
+    );
+    assert!(
+        stats.contains(&("http.d.rbac.allowed".to_owned(), 2)),
+        "{stats:?}"
+    );
+}

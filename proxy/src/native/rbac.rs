@@ -6,7 +6,7 @@
 //! ALLOW lets through what some policy matches, DENY refuses what some policy matches, LOG
 //! only logs a match. Shadow rules are evaluated and counted (`shadow_allowed` /
 //! `shadow_denied`), never enforced. The counters show in `/stats` under Envoy's names
-//! (`http.PREFIX.rbac.allowed`, `tcp.rbac.denied`, `...istio_dry_run_allow_shadow_denied`);
+//! (`http.PREFIX.rbac.allowed`, `tcp.rbac.denied`, `...rbac.istio_dry_run_deny_.shadow_denied`);
 //! they live with the listener's config generation, so a listener update restarts them. A policy matches when one of its permissions and one
 //! of its principals match. A refused request gets Envoy's 403 `RBAC: access denied`
 //! (flag `RBAC`); a refused connection is closed.
@@ -663,6 +663,8 @@ impl RbacFilter {
             if let Some(p) = hit {
                 info!(rbac.policy = p, client.addr = %s.peer, "rbac: request matched an audit (LOG) policy");
             }
+            // A LOG decision always allows, and counts as allowed (as Envoy counts it).
+            self.stats.allowed.fetch_add(1, Ordering::Relaxed);
             return true;
         }
         let c = if ok {
@@ -680,12 +682,20 @@ impl RbacFilter {
 
 impl RbacFilter {
     /// The filter's counters under `root` (`http.PREFIX.rbac.` or `PREFIX` + `rbac.`), named
-    /// as Envoy names them: `[rules_stat_prefix]allowed|denied` and
-    /// `[shadow_rules_stat_prefix]shadow_allowed|shadow_denied`.
+    /// as Envoy 1.40 names them: `[rules_stat_prefix.]allowed|denied` and
+    /// `[shadow_rules_stat_prefix.]shadow_allowed|shadow_denied`.
     fn stat_lines(&self, root: &str, out: &mut std::collections::BTreeMap<String, u64>) {
         let s = &self.stats;
-        let p = &self.stat_prefix;
-        let sp = &self.shadow_prefix;
+        // Envoy joins a non-empty prefix with a dot: `http.X.rbac.foo_.allowed`.
+        let dotted = |p: &str| {
+            if p.is_empty() {
+                String::new()
+            } else {
+                format!("{p}.")
+            }
+        };
+        let p = dotted(&self.stat_prefix);
+        let sp = dotted(&self.shadow_prefix);
         for (name, v) in [
             (format!("{root}{p}allowed"), &s.allowed),
             (format!("{root}{p}denied"), &s.denied),
