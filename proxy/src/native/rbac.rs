@@ -9,7 +9,9 @@
 //! (`http.PREFIX.rbac.allowed`, `tcp.rbac.denied`, `...rbac.istio_dry_run_deny_.shadow_denied`);
 //! they live with the listener's config generation, so a listener update restarts them. A policy matches when one of its permissions and one
 //! of its principals match. A refused request gets Envoy's 403 `RBAC: access denied`
-//! (flag `RBAC`); a refused connection is closed.
+//! (flag `RBAC`); a refused connection is closed. Connections are checked when accepted
+//! (Envoy checks on the first bytes; nothing a connection sends can change the decision
+//! here), so a refused client never reaches the upstream, not even a server-first greeting.
 //!
 //! Evaluated: `any`, `and_rules`/`and_ids`, `or_rules`/`or_ids`, `not_rule`/`not_id`,
 //! `header` (pseudo-headers `:method`, `:authority`, `:path`, `:scheme` included),
