@@ -726,6 +726,18 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
         audiences: vec!["svc".into()],
         forward_payload_header: "x-jwt-payload".into(),
         payload_in_metadata: "payload".into(),
+        claim_to_headers: vec![
+            envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtClaimToHeader {
+                header_name: "x-sub".into(),
+                claim_name: "sub".into(),
+                ..Default::default()
+            },
+            envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtClaimToHeader {
+                header_name: "x-realm-role".into(),
+                claim_name: "realm.role".into(),
+                ..Default::default()
+            },
+        ],
         jwks_source_specifier: Some(jwt_provider::JwksSourceSpecifier::LocalJwks(DataSource {
             specifier: Some(data_source::Specifier::InlineString(signer.jwks())),
             ..Default::default()
@@ -832,7 +844,7 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
         "j",
     );
     let far = 4_102_444_800u64; // 2100
-    let good = signer.token(&serde_json::json!({"iss": "issuer.test", "sub": "a", "aud": "svc", "exp": far, "role": "admin"}));
+    let good = signer.token(&serde_json::json!({"iss": "issuer.test", "sub": "a", "aud": "svc", "exp": far, "role": "admin", "realm": {"role": "ops"}}));
     let user = signer.token(
         &serde_json::json!({"iss": "issuer.test", "sub": "b", "aud": ["x", "svc"], "exp": far}),
     );
@@ -858,6 +870,12 @@ async fn jwt_authn_verifies_tokens_before_rbac() {
         good.split('.').nth(1)
     );
     assert!(header_value(head, "authorization").is_none(), "{head}");
+    assert_eq!(header_value(head, "x-sub").as_deref(), Some("a"), "{head}");
+    assert_eq!(
+        header_value(head, "x-realm-role").as_deref(),
+        Some("ops"),
+        "{head}"
+    );
     assert!(
         get(at, "/admin", &bearer(&good))
             .await

@@ -13,8 +13,12 @@
 //! and `www-authenticate` (checked against Envoy 1.40).
 //! A verified token's payload goes into the dynamic metadata (`payload_in_metadata`, with
 //! `space_delimited_claims` split into lists) for RBAC, into `forward_payload_header` (the
-//! token's own base64url payload) and `claim_to_headers`; the token is removed from its
-//! header unless `forward` is set.
+//! token's own base64url payload, padded when `pad_forward_payload_header`) and
+//! `claim_to_headers` (nested claims named `a.b`); the token is removed from its header
+//! unless `forward` is set. Performance knobs are ignored (`jwt_cache_config`: every token
+//! is verified; `async_fetch`, the fetch `retry_policy`: a JWKS is fetched on first use
+//! and again once `cache_duration` has passed); `clear_route_cache` needs nothing, as the
+//! route is chosen after authentication.
 //!
 //! Refused (the listener is NACKed): `subjects`, `max_lifetime`, `require_expiration`,
 //! `header_in_metadata`, `failed_status_in_metadata`, filter-state rules, rule matches
@@ -331,6 +335,7 @@ pub struct Provider {
     forward: bool,
     locations: Vec<Location>,
     forward_payload_header: Option<HeaderName>,
+    pad_forward_payload_header: bool,
     payload_in_metadata: String,
     space_delimited: Vec<String>,
     claim_to_headers: Vec<(HeaderName, String)>,
@@ -433,6 +438,7 @@ impl TryFrom<(&String, &JwtProvider)> for Provider {
             } else {
                 Some(header(&p.forward_payload_header)?)
             },
+            pad_forward_payload_header: p.pad_forward_payload_header,
             payload_in_metadata: p.payload_in_metadata.clone(),
             space_delimited: p
                 .normalize_payload_in_metadata
@@ -860,13 +866,28 @@ impl JwtFilter {
                     m.insert(p.payload_in_metadata.clone(), p.metadata_payload(&v.jwt));
                 }
             }
-            if let Some(h) = &p.forward_payload_header
-                && let Ok(val) = HeaderValue::from_str(&v.jwt.payload_b64)
-            {
-                headers.insert(h.clone(), val);
+            if let Some(h) = &p.forward_payload_header {
+                let mut b64 = v.jwt.payload_b64.trim_end_matches('=').to_owned();
+                if p.pad_forward_payload_header {
+                    while b64.len() % 4 != 0 {
+                        b64.push('=');
+                    }
+                }
+                if let Ok(val) = HeaderValue::from_str(&b64) {
+                    headers.insert(h.clone(), val);
+                }
             }
             for (h, claim) in &p.claim_to_headers {
-                let val = match v.jwt.payload.get(claim) {
+                // A nested claim is named with dots (`a.b`), as Envoy reads it.
+                let mut found = v.jwt.payload.get(claim);
+                if found.is_none() {
+                    let mut parts = claim.split('.');
+                    found = parts.next().and_then(|first| v.jwt.payload.get(first));
+                    for k in parts {
+                        found = found.and_then(|x| x.get(k));
+                    }
+                }
+                let val = match found {
                     Some(Value::String(s)) => Some(s.clone()),
                     Some(Value::Number(n)) => Some(n.to_string()),
                     Some(Value::Bool(b)) => Some(b.to_string()),
