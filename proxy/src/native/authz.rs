@@ -1,7 +1,9 @@
 //! The authorization step of an HTTP request: the listener's authorization filters
 //! (jwt_authn, RBAC) run in chain order before routing, sharing the request's dynamic
 //! metadata; the first that refuses answers (401 from jwt_authn, 403
-//! `RBAC: access denied` from RBAC), as Envoy's filter chain does.
+//! `RBAC: access denied` from RBAC), as Envoy's filter chain does. meshd always puts these
+//! filters first in the chain; the native engine runs them before fault, CORS and routing
+//! wherever they stand.
 
 use std::sync::Arc;
 

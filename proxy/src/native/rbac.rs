@@ -270,6 +270,25 @@ fn uri_template(t: &str, policy: &str) -> Result<Regex, RbacError> {
     full_regex(&re, false, policy).map_err(|e| err(policy, e.reason))
 }
 
+/// A header matcher on the request, or on no headers at all for a connection (as Envoy's
+/// network RBAC evaluates headers: only a `present: false` matcher can match).
+fn header_matches(h: &HeaderMatch, s: &Subject<'_>) -> bool {
+    match s.request {
+        Some(r) => h.matches(r),
+        None => {
+            let empty = hyper::HeaderMap::new();
+            h.matches(&RequestView {
+                method: "",
+                authority: "",
+                path: "",
+                query: None,
+                scheme: "",
+                headers: &empty,
+            })
+        }
+    }
+}
+
 /// A permission (what is accessed).
 #[derive(Debug)]
 pub enum Perm {
@@ -397,7 +416,7 @@ impl Perm {
             Perm::And(v) => v.iter().all(|p| p.matches(s)),
             Perm::Or(v) => v.iter().any(|p| p.matches(s)),
             Perm::Not(p) => !p.matches(s),
-            Perm::Header(h) => s.request.is_some_and(|r| h.matches(r)),
+            Perm::Header(h) => header_matches(h, s),
             Perm::Path(m) => s.request.is_some_and(|r| m.matches(r.path)),
             Perm::Template(re) => s.request.is_some_and(|r| re.is_match(r.path)),
             Perm::DestIp(c) => c.contains(s.local.ip()),
@@ -462,7 +481,7 @@ impl Id {
             Id::Authenticated => false,
             Id::DirectRemoteIp(c) => c.contains(s.peer.ip()),
             Id::RemoteIp(c) => c.contains(s.remote_ip()),
-            Id::Header(h) => s.request.is_some_and(|r| h.matches(r)),
+            Id::Header(h) => header_matches(h, s),
             Id::Path(m) => s.request.is_some_and(|r| m.matches(r.path)),
             Id::Meta(m) => m.matches(s.metadata),
         }
@@ -802,6 +821,35 @@ mod tests {
             "no mTLS: never authenticated"
         );
         assert!(Id::Not(Box::new(Id::Authenticated)).matches(&s));
+
+        // A connection has no headers: a string matcher fails, inverted or not (Envoy's
+        // rule for a missing header), and `present: false` matches.
+        let user = |invert| HeaderMatch {
+            name: "x-user".to_owned(),
+            spec: HeaderSpec::Str(StringMatch {
+                kind: StrMatch::Exact("a".to_owned()),
+                ignore_case: false,
+            }),
+            invert,
+            missing_as_empty: false,
+        };
+        let tcp = Subject {
+            request: None,
+            peer: "127.0.0.9:5000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            trust_xff: false,
+            metadata: &md,
+        };
+        assert!(!Id::Header(user(false)).matches(&tcp));
+        assert!(!Id::Header(user(true)).matches(&tcp));
+        let absent = HeaderMatch {
+            name: "x-user".to_owned(),
+            spec: HeaderSpec::Present(false),
+            invert: false,
+            missing_as_empty: false,
+        };
+        assert!(Id::Header(absent).matches(&tcp));
+        assert!(!Perm::Template(uri_template("/a/*", "t").unwrap()).matches(&tcp));
     }
 
     #[test]
