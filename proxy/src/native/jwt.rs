@@ -1040,6 +1040,90 @@ mod tests {
     }
 
     #[test]
+    fn tokens_come_from_headers_params_and_cookies() {
+        let jwks = r#"{"keys":[{"kty":"RSA","kid":"a","n":"AQAB","e":"AQAB"}]}"#;
+        let local = Some(jwt_provider::JwksSourceSpecifier::LocalJwks(
+            envoy_types::pb::envoy::config::core::v3::DataSource {
+                specifier: Some(data_source::Specifier::InlineString(jwks.to_owned())),
+                ..Default::default()
+            },
+        ));
+        let name = "p".to_owned();
+        let custom = Provider::try_from((
+            &name,
+            &JwtProvider {
+                from_headers: vec![
+                    envoy_types::pb::envoy::extensions::filters::http::jwt_authn::v3::JwtHeader {
+                        name: "X-Token".to_owned(),
+                        value_prefix: "Tok ".to_owned(),
+                    },
+                ],
+                from_params: vec!["jwt".to_owned()],
+                from_cookies: vec!["session".to_owned()],
+                jwks_source_specifier: local.clone(),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-token", HeaderValue::from_static("Tok aaa"));
+        h.insert(
+            hyper::header::COOKIE,
+            HeaderValue::from_static("a=1; session=ccc; b=2"),
+        );
+        h.insert(
+            hyper::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer ignored"),
+        );
+        let got: Vec<String> = custom
+            .extract(&h, Some("x=1&jwt=bbb"))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(got, ["aaa", "bbb", "ccc"]);
+        // A value without the prefix is not a token.
+        h.insert("x-token", HeaderValue::from_static("Other aaa"));
+        assert_eq!(custom.extract(&h, None).len(), 1);
+
+        // The default: Authorization Bearer (any case) and the access_token parameter.
+        let default = Provider::try_from((
+            &name,
+            &JwtProvider {
+                jwks_source_specifier: local,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let got: Vec<String> = default
+            .extract(&h, Some("access_token=ddd"))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(got, ["ignored", "ddd"]);
+        h.insert(
+            hyper::header::AUTHORIZATION,
+            HeaderValue::from_static("bearer lower"),
+        );
+        assert_eq!(default.extract(&h, None)[0].1, "lower");
+    }
+
+    #[test]
+    fn unsupported_provider_settings_are_refused() {
+        let name = "p".to_owned();
+        let e = Provider::try_from((
+            &name,
+            &JwtProvider {
+                require_expiration: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap_err();
+        assert!(e.0.contains("require_expiration"), "{e}");
+        let e = Provider::try_from((&name, &JwtProvider::default())).unwrap_err();
+        assert!(e.0.contains("no JWKS"), "{e}");
+    }
+
+    #[test]
     fn jwks_parse_skips_unknown_keys() {
         assert!(Keys::parse(r#"{"keys":[{"kty":"oct","k":"AA"}]}"#).is_err());
         let k = Keys::parse(
