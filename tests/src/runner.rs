@@ -75,6 +75,9 @@ impl Tools {
 pub struct RunOptions {
     pub tools: Tools,
     pub engine: ProxyEngine,
+    /// Workloads whose proxy runs on another engine than [`RunOptions::engine`] (mixed
+    /// meshes: native callers of Envoy servers and the reverse).
+    pub engine_by_workload: std::collections::BTreeMap<String, ProxyEngine>,
     /// Each scenario's process logs go to `log_root/NAME/`.
     pub log_root: PathBuf,
     /// Bound on meshd and the apps starting.
@@ -90,6 +93,7 @@ impl RunOptions {
         RunOptions {
             tools,
             engine,
+            engine_by_workload: std::collections::BTreeMap::new(),
             log_root,
             start_timeout: Duration::from_secs(20),
             sync_timeout: Duration::from_secs(30),
@@ -375,7 +379,12 @@ async fn run_inner(
         let identity = proxy_identity_args(s, w, index.workload_entry(w));
         let name = format!("proxy {}", w.name);
         let log = log_dir.join(format!("proxy-{}.log", w.name));
-        let cmd = match opts.engine {
+        let engine = opts
+            .engine_by_workload
+            .get(&w.name)
+            .copied()
+            .unwrap_or(opts.engine);
+        let cmd = match engine {
             ProxyEngine::Agent => agent_command(&opts.tools, &identity),
             ProxyEngine::Native => native_command(&opts.tools, &identity),
             ProxyEngine::Bootstrap => {

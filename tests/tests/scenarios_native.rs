@@ -19,32 +19,7 @@ use mesh_e2e::scenario::{copy_moving_addresses, load_all, scenarios_root};
 
 /// Scenarios the native engine does not pass yet, and why. Keep it honest: the test fails
 /// when one of these starts passing.
-const NOT_YET: &[(&str, &str)] = &[
-    (
-        "authz-allow-nothing",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-    (
-        "authz-deny-header",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-    (
-        "authz-ip-blocks",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-    (
-        "authz-jwks-uri",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-    (
-        "authz-jwt",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-    (
-        "authz-path-method",
-        "the native engine has no RBAC or JWT filter yet: it NACKs envoy.filters.http.rbac / jwt_authn (issue 7)",
-    ),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_pass_through_meshd_and_the_native_proxy() {

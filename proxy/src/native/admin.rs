@@ -257,6 +257,7 @@ pub fn stats_text(p: &Proxy) -> String {
             lines.push((format!("cluster.{n}.{k}"), v));
         }
     }
+    lines.extend(super::rbac::stats(&c));
     lines.sort();
     let mut out = String::new();
     for (k, v) in lines {

@@ -423,6 +423,8 @@ pub struct ClusterShared {
     pub active_retries: AtomicU64,
     pub stats: ClusterStats,
     pub connect_timeout: Duration,
+    /// The source address of upstream connections (`None`: the kernel's choice).
+    pub bind: Option<std::net::IpAddr>,
     /// Hosts by address, so outlier state survives endpoint updates.
     hosts: std::sync::Mutex<HashMap<HostAddr, std::sync::Weak<Host>>>,
 }
@@ -435,7 +437,13 @@ impl std::fmt::Debug for ClusterShared {
 
 impl ClusterShared {
     pub fn new(connect_timeout: Duration) -> ClusterShared {
+        ClusterShared::bound(connect_timeout, None)
+    }
+
+    /// Shared state whose upstream connections come from `bind` (when given).
+    pub fn bound(connect_timeout: Duration, bind: Option<std::net::IpAddr>) -> ClusterShared {
         let mut conn = HttpConnector::new();
+        conn.set_local_address(bind);
         conn.set_connect_timeout(Some(connect_timeout));
         conn.set_nodelay(true);
         let h1 = Client::builder(TokioExecutor::new())
@@ -450,8 +458,14 @@ impl ClusterShared {
             active_retries: AtomicU64::new(0),
             stats: ClusterStats::default(),
             connect_timeout,
+            bind,
             hosts: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A new TCP connection to `addr`, from the bind address, within the connect timeout.
+    pub async fn connect(&self, addr: &HostAddr) -> std::io::Result<tokio::net::TcpStream> {
+        super::listener::connect_from(addr, self.bind, self.connect_timeout).await
     }
 
     /// An HTTP/2 connection to `addr`: the open one, or a new one.
@@ -468,7 +482,8 @@ impl ClusterShared {
         if let Some(s) = open {
             return Ok(s);
         }
-        let stream = super::listener::connect(addr, self.connect_timeout)
+        let stream = self
+            .connect(addr)
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())

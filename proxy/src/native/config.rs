@@ -10,9 +10,11 @@
 //!
 //! Listeners: refused (NACK) are Kubernetes-mode traffic capture (`use_original_dst`,
 //! `bind_to_port: false`, the `original_dst` listener filter), TLS termination and filter
-//! chain matches (several chains), Unix-socket addresses, network filters other than one
-//! `http_connection_manager` or `tcp_proxy`, HTTP filters other than router, fault, CORS
-//! and the dynamic forward proxy (unless marked optional), scoped routes, HTTP/3. Ignored:
+//! chain matches (several chains), Unix-socket addresses, network filters other than
+//! RBAC ([`super::rbac`]) in front of one `tcp_proxy`, or one `http_connection_manager`,
+//! HTTP filters other than router, fault, CORS, the dynamic forward proxy, jwt_authn
+//! ([`super::jwt`]) and RBAC (unless marked optional), scoped routes, HTTP/3, and
+//! authorization config those modules cannot evaluate. Ignored:
 //! access-log, tracing and stats settings, codec tuning, path normalization flags,
 //! `use_remote_address`, upgrade configs (HTTP/1.1 upgrades such as websocket are always
 //! passed through, CONNECT where a route allows it).
@@ -33,8 +35,12 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 use prost::Message;
 
 use super::cluster::{Cluster, ClusterShared, ClusterSpec, HostAddr, assignment_hosts};
+use super::jwt::JwtFilter;
+use super::rbac::RbacFilter;
 use super::route::RouteTable;
 
+const NETWORK_RBAC: &str = "envoy.filters.network.rbac";
+const NETWORK_RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
 const HCM: &str = "envoy.filters.network.http_connection_manager";
 const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -61,12 +67,35 @@ pub struct HttpSpec {
     pub cors: bool,
     pub forward_proxy: bool,
     pub stat_prefix: String,
+    /// The authorization filters in chain order (jwt_authn, then RBAC DENY, ALLOW, LOG),
+    /// evaluated before route selection as in Envoy's filter chain.
+    pub authz: Vec<HttpAuthz>,
+    /// How long a client may take to send a request's headers (the HCM's
+    /// `request_headers_timeout`, else [`DEFAULT_HEADERS_TIMEOUT`]); then the connection is
+    /// closed.
+    pub headers_timeout: std::time::Duration,
+    /// The HCM's `use_remote_address`: the client address is the peer's; otherwise the
+    /// last `x-forwarded-for` address when there is one (RBAC `remote_ip`).
+    pub use_remote_address: bool,
+}
+
+/// The header-read timeout when the HCM sets none (Envoy has none by default; the native
+/// engine bounds slow clients anyway).
+pub const DEFAULT_HEADERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One authorization HTTP filter.
+#[derive(Debug)]
+pub enum HttpAuthz {
+    Jwt(Arc<JwtFilter>),
+    Rbac(Arc<RbacFilter>),
 }
 
 #[derive(Debug)]
 pub struct TcpSpec {
     pub targets: Vec<(String, u32)>,
     pub stat_prefix: String,
+    /// Network RBAC filters in front of the TCP proxy, in chain order.
+    pub rbac: Vec<Arc<RbacFilter>>,
 }
 
 #[derive(Debug)]
@@ -166,12 +195,33 @@ impl TryFrom<&Listener> for ListenerSpec {
                 "TLS termination is not supported by the native engine",
             ));
         }
-        let [f] = chain.filters.as_slice() else {
+        // Network RBAC filters may come first; then one http_connection_manager or tcp_proxy.
+        let Some((f, front)) = chain.filters.split_last() else {
             return Err(lerr(
                 n,
                 "exactly one network filter (http_connection_manager or tcp_proxy) is supported",
             ));
         };
+        let mut rbac = Vec::new();
+        for rf in front {
+            let any = match &rf.config_type {
+                Some(filter::ConfigType::TypedConfig(a)) => a,
+                _ => return Err(lerr(n, format!("filter {:?} has no typed config", rf.name))),
+            };
+            if rf.name != NETWORK_RBAC && any.type_url != NETWORK_RBAC_TYPE {
+                return Err(lerr(
+                    n,
+                    format!(
+                        "network filter {:?} is not supported (only RBAC may precede the last filter)",
+                        rf.name
+                    ),
+                ));
+            }
+            rbac.push(Arc::new(
+                RbacFilter::network_from_any(any.value.as_slice())
+                    .map_err(|e| lerr(n, e.to_string()))?,
+            ));
+        }
         let any = match &f.config_type {
             Some(filter::ConfigType::TypedConfig(a)) => a,
             _ => return Err(lerr(n, format!("filter {:?} has no typed config", f.name))),
@@ -179,6 +229,12 @@ impl TryFrom<&Listener> for ListenerSpec {
         let kind = if f.name == HCM || any.type_url == HCM_TYPE {
             let m = HttpConnectionManager::decode(any.value.as_slice())
                 .map_err(|e| lerr(n, format!("bad http_connection_manager: {e}")))?;
+            if !rbac.is_empty() {
+                return Err(lerr(
+                    n,
+                    "network RBAC in front of an http_connection_manager is not supported",
+                ));
+            }
             ListenerKind::Http(http_spec(&m, n)?)
         } else if f.name == TCP_PROXY || any.type_url == TCP_PROXY_TYPE {
             let t = TcpProxy::decode(any.value.as_slice())
@@ -198,6 +254,7 @@ impl TryFrom<&Listener> for ListenerSpec {
             ListenerKind::Tcp(TcpSpec {
                 targets,
                 stat_prefix: t.stat_prefix,
+                rbac,
             })
         } else {
             return Err(lerr(
@@ -237,6 +294,11 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
         cors: false,
         forward_proxy: false,
         stat_prefix: m.stat_prefix.clone(),
+        authz: Vec::new(),
+        headers_timeout: super::route::optional_duration(m.request_headers_timeout.as_ref())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(DEFAULT_HEADERS_TIMEOUT),
+        use_remote_address: m.use_remote_address.as_ref().is_some_and(|b| b.value),
     };
     let mut router = false;
     for f in &m.http_filters {
@@ -259,6 +321,22 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
             ".dynamic_forward_proxy.v3.FilterConfig",
         ) {
             spec.forward_proxy = true;
+        } else if is(
+            "envoy.filters.http.jwt_authn",
+            ".jwt_authn.v3.JwtAuthentication",
+        ) {
+            let Some(http_filter::ConfigType::TypedConfig(a)) = &f.config_type else {
+                return Err(lerr(n, "the jwt_authn filter has no typed config"));
+            };
+            let j = JwtFilter::from_any(a.value.as_slice()).map_err(|e| lerr(n, e.to_string()))?;
+            spec.authz.push(HttpAuthz::Jwt(Arc::new(j)));
+        } else if is("envoy.filters.http.rbac", ".rbac.v3.RBAC") {
+            let Some(http_filter::ConfigType::TypedConfig(a)) = &f.config_type else {
+                return Err(lerr(n, "the RBAC filter has no typed config"));
+            };
+            let r = RbacFilter::http_from_any(a.value.as_slice())
+                .map_err(|e| lerr(n, e.to_string()))?;
+            spec.authz.push(HttpAuthz::Rbac(Arc::new(r)));
         } else if !f.is_optional {
             return Err(lerr(
                 n,
@@ -302,6 +380,9 @@ pub struct Config {
     /// Whether CDS and LDS have been applied once.
     pub cds_applied: bool,
     pub lds_applied: bool,
+    /// The source address of upstream connections of clusters without their own bind
+    /// (local mode: the workload's address, as the bootstrap's `upstream_bind_config`).
+    pub upstream_bind: Option<std::net::IpAddr>,
 }
 
 impl Config {
@@ -318,6 +399,7 @@ impl Config {
             raw_endpoints: self.raw_endpoints.clone(),
             cds_applied: self.cds_applied,
             lds_applied: self.lds_applied,
+            upstream_bind: self.upstream_bind,
         }
     }
 
@@ -368,13 +450,34 @@ impl Config {
                 .all(|n| self.endpoints.contains_key(n))
     }
 
+    /// A cluster's upstream source address: its own `upstream_bind_config` (the
+    /// unspecified address: the kernel's choice), else the proxy's [`Config::upstream_bind`].
+    fn bind_for(&self, spec: &ClusterSpec) -> Option<std::net::IpAddr> {
+        match spec
+            .proto
+            .upstream_bind_config
+            .as_ref()
+            .and_then(|b| b.source_address.as_ref())
+        {
+            Some(sa) => sa
+                .address
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified()),
+            None => self.upstream_bind,
+        }
+    }
+
     fn build_cluster(&self, spec: Arc<ClusterSpec>) -> Arc<Cluster> {
+        let bind = self.bind_for(&spec);
         let shared = self
             .clusters
             .get(&spec.name)
-            .filter(|old| old.spec.connect_timeout == spec.connect_timeout)
+            .filter(|old| {
+                old.spec.connect_timeout == spec.connect_timeout && old.shared.bind == bind
+            })
             .map_or_else(
-                || Arc::new(ClusterShared::new(spec.connect_timeout)),
+                || Arc::new(ClusterShared::bound(spec.connect_timeout, bind)),
                 |old| old.shared.clone(),
             );
         let hosts: Vec<HostAddr> = match &spec.eds_name {

@@ -53,8 +53,8 @@ pub struct Conn {
 
 /// What the access log and the metrics need to know of a request.
 #[derive(Default)]
-struct Outcome {
-    flags: Vec<&'static str>,
+pub(super) struct Outcome {
+    pub(super) flags: Vec<&'static str>,
     cluster: String,
     upstream_host: String,
     upstream_time: Option<Duration>,
@@ -62,7 +62,7 @@ struct Outcome {
 }
 
 /// A local reply with Envoy's shape: text body, flag.
-fn local(status: u16, body: &str) -> Response<Body> {
+pub(super) fn local(status: u16, body: &str) -> Response<Body> {
     let mut r = Response::new(full(body.to_owned()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if !body.is_empty() {
@@ -294,6 +294,12 @@ async fn serve(
     let ListenerKind::Http(http) = &listener.kind else {
         return local(500, "not an HTTP listener");
     };
+    // The authorization filters come first in the chain, before routing.
+    if !http.authz.is_empty()
+        && let Err(r) = super::authz::check(&mut req, http, conn, config, out).await
+    {
+        return r;
+    }
     let table = match &http.routes {
         RouteSource::Inline(t) => t.clone(),
         RouteSource::Rds(name) => match config.routes.get(name) {
@@ -1011,7 +1017,7 @@ async fn upgrade_tunnel(
     };
     out.upstream_host = addr.to_string();
     let start = Instant::now();
-    let stream = match super::listener::connect(&addr, cluster.spec.connect_timeout).await {
+    let stream = match cluster.shared.connect(&addr).await {
         Ok(s) => s,
         Err(e) => {
             out.flags.push("UF");
@@ -1100,7 +1106,7 @@ async fn tunnel(
         return local(503, "no healthy upstream");
     };
     out.upstream_host = addr.to_string();
-    let upstream = match super::listener::connect(&addr, cluster.spec.connect_timeout).await {
+    let upstream = match cluster.shared.connect(&addr).await {
         Ok(s) => s,
         Err(e) => {
             out.flags.push("UF");

@@ -147,6 +147,10 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
 }
 
 async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+    let headers_timeout = match &spec.kind {
+        ListenerKind::Http(h) => h.headers_timeout,
+        ListenerKind::Tcp(_) => super::config::DEFAULT_HEADERS_TIMEOUT,
+    };
     let conn = Arc::new(Conn {
         proxy,
         listener: spec,
@@ -157,7 +161,7 @@ async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, 
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(headers_timeout)
         .max_buf_size(64 * 1024);
     if let Err(e) = builder
         .serve_connection_with_upgrades(TokioIo::new(sock), svc)
@@ -169,11 +173,41 @@ async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, 
 
 /// Connects to an upstream host within `timeout`.
 pub async fn connect(addr: &HostAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    connect_from(addr, None, timeout).await
+}
+
+/// Connects to an upstream host within `timeout`, from `bind` when given (local mode: the
+/// workload's own loopback address, as Envoy's `upstream_bind_config`).
+pub async fn connect_from(
+    addr: &HostAddr,
+    bind: Option<std::net::IpAddr>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
     let fut = async {
-        match addr {
-            HostAddr::Socket(s) => TcpStream::connect(s).await,
-            HostAddr::Name(h, p) => TcpStream::connect((h.as_str(), *p)).await,
+        let Some(ip) = bind else {
+            return match addr {
+                HostAddr::Socket(s) => TcpStream::connect(s).await,
+                HostAddr::Name(h, p) => TcpStream::connect((h.as_str(), *p)).await,
+            };
+        };
+        let targets: Vec<SocketAddr> = match addr {
+            HostAddr::Socket(s) => vec![*s],
+            HostAddr::Name(h, p) => tokio::net::lookup_host((h.as_str(), *p)).await?.collect(),
+        };
+        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+        for t in targets.into_iter().filter(|t| t.is_ipv4() == ip.is_ipv4()) {
+            let sock = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            match sock.connect(t).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
         }
+        Err(last)
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => {
@@ -197,6 +231,19 @@ async fn serve_tcp(
     let ListenerKind::Tcp(tcp) = &spec.kind else {
         return;
     };
+    // Network RBAC, before the upstream is chosen: a refused connection is closed.
+    let metadata = super::rbac::Metadata::new();
+    let subject = super::rbac::Subject {
+        request: None,
+        peer,
+        local: spec.addr,
+        trust_xff: false,
+        metadata: &metadata,
+    };
+    if !tcp.rbac.iter().all(|r| r.check(&subject)) {
+        debug!(client.addr = %peer, listener.name = %spec.name, "rbac: connection refused; closing");
+        return;
+    }
     let total: u64 = tcp.targets.iter().map(|(_, w)| u64::from(*w)).sum();
     let mut r = fastrand::u64(0..total.max(1));
     let mut cluster_name = String::new();
@@ -217,7 +264,7 @@ async fn serve_tcp(
         return;
     };
     let host = cluster.hosts[idx].clone();
-    let mut up = match connect(&host.addr, cluster.spec.connect_timeout).await {
+    let mut up = match cluster.shared.connect(&host.addr).await {
         Ok(s) => s,
         Err(e) => {
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 //! mesh-proxy's own data plane (`mesh-proxy run --engine native`): an ADS client
 //! ([`ads`]) that turns meshd's xDS into immutable config generations ([`config`],
 //! [`route`], [`cluster`], [`retry`]), listeners bound as LDS says ([`listener`]) serving
-//! HTTP and TCP ([`http`]), the admin API and health endpoint ([`admin`]), and Istio's
+//! HTTP and TCP ([`http`]) behind the authorization filters ([`authz`]: [`jwt`], [`rbac`]),
+//! the admin API and health endpoint ([`admin`]), and Istio's
 //! metrics ([`metrics`]).
 //!
 //! Ports (local mode, DESIGN.md): admin on `IP:15000`, health on `IP:15021`, and whatever
@@ -10,11 +11,14 @@
 
 pub mod admin;
 pub mod ads;
+pub mod authz;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod jwt;
 pub mod listener;
 pub mod metrics;
+pub mod rbac;
 pub mod retry;
 pub mod route;
 
@@ -137,6 +141,12 @@ pub async fn run(
         set_log_level: setter,
         log_level: std::sync::Mutex::new(level),
         bootstrap: crate::bootstrap::bootstrap(id),
+    });
+    // In local mode upstream connections come from the workload's address, as the Envoy bootstrap's
+    // `cluster_manager.upstream_bind_config` says (servers see who called: ipBlocks).
+    proxy.store.set(config::Config {
+        upstream_bind: id.local_mode().then_some(id.ip),
+        ..Default::default()
     });
     let admin_task = tokio::spawn(admin::serve(admin_l, proxy.clone(), admin::Server::Admin));
     let health_task = tokio::spawn(admin::serve(health_l, proxy.clone(), admin::Server::Health));

@@ -984,7 +984,7 @@ impl RouteMatcher {
 }
 
 impl HeaderMatch {
-    fn matches(&self, req: &RequestView<'_>) -> bool {
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
         let joined;
         let value: Option<&str> = match self.name.as_str() {
             ":method" => Some(req.method),
