@@ -17,6 +17,8 @@ use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
+use crate::ca::{Ca, CaError, CaOptions};
+use crate::ca_server;
 use crate::debug::{self, DebugState};
 use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
@@ -39,6 +41,8 @@ pub struct Options {
     pub watch: WatchOptions,
     /// How long open streams get to close on shutdown.
     pub grace: Duration,
+    /// The CA and where it serves (None: no CA).
+    pub ca: Option<(CaOptions, SocketAddr)>,
 }
 
 impl Options {
@@ -49,6 +53,7 @@ impl Options {
             debug_address,
             watch: WatchOptions::default(),
             grace: Duration::from_secs(5),
+            ca: None,
         }
     }
 }
@@ -73,6 +78,8 @@ pub enum MeshdError {
     Source(#[from] SourceError),
     #[error("the xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("the CA: {0}")]
+    Ca(#[from] CaError),
     #[error("the first config build did not finish: {0}")]
     Join(String),
 }
@@ -88,6 +95,15 @@ pub struct Meshd {
     config: watch::Sender<Arc<ConfigState>>,
     status: Arc<SyncTable>,
     metrics: Arc<Metrics>,
+    ca: Option<BoundCa>,
+}
+
+/// The CA, its listener and TLS config.
+struct BoundCa {
+    ca: Arc<Ca>,
+    listener: TcpListener,
+    address: SocketAddr,
+    tls: rustls::ServerConfig,
 }
 
 async fn listen(
@@ -117,6 +133,20 @@ impl Meshd {
         let (xds, xds_address) = listen("xDS", opts.xds_address).await?;
         let (debug, debug_address) = listen("debug", opts.debug_address).await?;
         let metrics = Arc::new(Metrics::new());
+        let ca = match &opts.ca {
+            None => None,
+            Some((ca_opts, addr)) => {
+                let ca = Arc::new(Ca::open(ca_opts)?);
+                let (listener, address) = listen("CA", *addr).await?;
+                let tls = ca_server::tls_config(&ca, address.ip())?;
+                Some(BoundCa {
+                    ca,
+                    listener,
+                    address,
+                    tls,
+                })
+            }
+        };
         Ok(Meshd {
             opts,
             translator,
@@ -127,7 +157,13 @@ impl Meshd {
             config: watch::Sender::new(Arc::new(first)),
             status: Arc::new(SyncTable::default()),
             metrics,
+            ca,
         })
+    }
+
+    /// Where the CA listens, when it runs.
+    pub fn ca_address(&self) -> Option<SocketAddr> {
+        self.ca.as_ref().map(|c| c.address)
     }
 
     /// Where ADS listens.
@@ -153,6 +189,7 @@ impl Meshd {
             config,
             status,
             metrics,
+            ca,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(false));
@@ -162,6 +199,16 @@ impl Meshd {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        let ca_task = ca.map(|c| {
+            info!(ca.address = %c.address, ca.dir = %c.ca.dir().display(), "CA serving");
+            tokio::spawn(ca_server::serve(
+                c.listener,
+                c.tls,
+                c.ca,
+                config.subscribe(),
+                stop_rx.clone(),
+            ))
+        });
         let debug_task = tokio::spawn(debug::serve(
             debug,
             Arc::new(DebugState {
@@ -225,7 +272,7 @@ impl Meshd {
                 }
             }
         };
-        for task in [watcher, debug_task, gauges] {
+        for task in [watcher, debug_task, gauges].into_iter().chain(ca_task) {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await
                 .is_err()

@@ -335,12 +335,13 @@ async fn run_inner(
         ensure_free(a)?;
     }
 
-    // meshd.
-    let meshd = ChildGuard::spawn(
-        "meshd",
-        meshd_command(&opts.tools.meshd, s),
-        &log_dir.join("meshd.log"),
-    )?;
+    // meshd, with its CA in the log directory for mTLS scenarios.
+    let ca_dir = log_dir.join("ca");
+    let mut meshd_cmd = meshd_command(&opts.tools.meshd, s);
+    if s.scenario.mtls {
+        meshd_cmd.arg("--ca-dir").arg(&ca_dir);
+    }
+    let meshd = ChildGuard::spawn("meshd", meshd_cmd, &log_dir.join("meshd.log"))?;
     procs.push(meshd);
     wait_ready(s.debug_addr(), opts.start_timeout, procs)
         .await
@@ -372,7 +373,11 @@ async fn run_inner(
         if w.proxy == ProxyMode::None {
             continue;
         }
-        let identity = proxy_identity_args(s, w, index.workload_entry(w));
+        let mut identity = proxy_identity_args(s, w, index.workload_entry(w));
+        if s.scenario.mtls && opts.engine == ProxyEngine::Agent {
+            identity.push("--ca-dir".to_owned());
+            identity.push(ca_dir.display().to_string());
+        }
         let name = format!("proxy {}", w.name);
         let log = log_dir.join(format!("proxy-{}.log", w.name));
         let cmd = match opts.engine {
@@ -611,7 +616,13 @@ pub async fn run_step(s: &LoadedScenario, step: &Step, opts: &RunOptions) -> Vec
     let mut responses = Vec::new();
     let mut per_response = Vec::new();
     for _ in 0..step.count() {
+        let refused = step.expect.as_ref().is_some_and(|e| e.refused);
         match client::send(&req, via, step.timeout()).await {
+            Ok(resp) if refused => per_response.push(format!(
+                "expected no response, got {}",
+                expect::describe(&resp)
+            )),
+            Err(_) if refused => {}
             Ok(resp) => {
                 if let Some(e) = &step.expect {
                     let f = expect::check_response(e, &resp);

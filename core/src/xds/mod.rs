@@ -92,6 +92,7 @@ mod gateway;
 pub mod json;
 mod listener;
 mod local_bind;
+pub mod mtls;
 mod proto;
 pub mod registry;
 mod route;
@@ -186,6 +187,9 @@ pub struct ProxyInfo {
     /// capture; outbound traffic reaches it explicitly on `ip:15001` (HTTP proxy style) and
     /// inbound listeners bind `ip:PORT` rather than `0.0.0.0`.
     pub local_mode: bool,
+    /// The proxy holds a workload certificate, served to it over SDS (node metadata
+    /// `MESH_MTLS`): it gets mTLS listeners and clusters (see [`mtls`]).
+    pub mtls: bool,
 }
 
 impl ProxyInfo {
@@ -217,6 +221,7 @@ impl ProxyInfo {
             labels: BTreeMap::new(),
             service_account: "default".to_owned(),
             local_mode: ip.is_loopback(),
+            mtls: false,
         })
     }
 
