@@ -377,3 +377,253 @@ pub fn apply_client(
     };
     c.transport_socket = Some(tls_socket(&ctx));
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::analysis::{MeshConfig, Store};
+    use crate::xds::{ProxyConfig, ProxyKind, generate};
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+
+    /// `web` (127.0.0.20) calls `api` (127.0.0.21, endpoint port 9090) in `shop`.
+    const BASE: &str = r"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {app: api}
+  ports:
+  - {name: http, port: 8080, targetPort: 9090}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-v1, namespace: shop}
+spec: {address: 127.0.0.21, labels: {app: api, security.istio.io/tlsMode: istio}, serviceAccount: api}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web, namespace: shop}
+spec: {address: 127.0.0.20, labels: {app: web}, serviceAccount: web}
+";
+
+    fn snap(extra: &str) -> Snapshot {
+        let loaded = crate::source::load_bytes("t.yaml", format!("{BASE}---\n{extra}").as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let s = Snapshot::build(&Store::new(loaded.resources), &MeshConfig::default());
+        assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+        s
+    }
+
+    fn proxy(s: &Snapshot, name: &str, mtls: bool) -> ProxyInfo {
+        let w = s.registry.workload("shop", name).unwrap();
+        let mut p = ProxyInfo::from_node_id(&ProxyInfo::node_id(
+            ProxyKind::Sidecar,
+            w.address.parse().unwrap(),
+            name,
+            "shop",
+        ))
+        .unwrap();
+        p.labels = w.labels.clone();
+        p.mtls = mtls;
+        p
+    }
+
+    fn pa(ns: &str, name: &str, body: &str) -> String {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {body}\n---\n"
+        )
+    }
+
+    fn api_mode(s: &Snapshot, port: u16) -> PeerMode {
+        let w = s.registry.workload("shop", "api-v1").unwrap();
+        peer_mode(s, "shop", &w.labels, port)
+    }
+
+    #[test]
+    fn modes_resolve_mesh_then_namespace_then_workload_then_port() {
+        let istio_ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-system}\n---\n";
+        assert_eq!(api_mode(&snap(""), 9090), PeerMode::Permissive);
+        let mesh = format!(
+            "{istio_ns}{}",
+            pa("istio-system", "m", "{mtls: {mode: STRICT}}")
+        );
+        assert_eq!(api_mode(&snap(&mesh), 9090), PeerMode::Strict);
+        let ns = format!("{mesh}{}", pa("shop", "n", "{mtls: {mode: DISABLE}}"));
+        assert_eq!(api_mode(&snap(&ns), 9090), PeerMode::Disable);
+        // UNSET inherits from the namespace; a port-level mode wins on its port only.
+        let wl = format!(
+            "{ns}{}",
+            pa(
+                "shop",
+                "w",
+                "{selector: {matchLabels: {app: api}}, mtls: {mode: UNSET}, portLevelMtls: {9090: {mode: STRICT}}}"
+            )
+        );
+        let s = snap(&wl);
+        assert_eq!(api_mode(&s, 9090), PeerMode::Strict);
+        assert_eq!(api_mode(&s, 9091), PeerMode::Disable);
+        // A selector that does not match leaves the namespace's mode.
+        let other = format!(
+            "{ns}{}",
+            pa(
+                "shop",
+                "w",
+                "{selector: {matchLabels: {app: web}}, mtls: {mode: STRICT}}"
+            )
+        );
+        assert_eq!(api_mode(&snap(&other), 9090), PeerMode::Disable);
+    }
+
+    fn inbound(cfg: &ProxyConfig) -> &envoy_types::pb::envoy::config::listener::v3::Listener {
+        cfg.listeners
+            .iter()
+            .find(|l| l.name == "127.0.0.21_9090")
+            .expect("inbound listener")
+    }
+
+    #[test]
+    fn inbound_chains_follow_the_mode_only_for_proxies_with_certificates() {
+        let strict = snap(&pa("shop", "n", "{mtls: {mode: STRICT}}"));
+        let cfg = generate(&strict, &proxy(&strict, "api-v1", true));
+        let l = inbound(&cfg);
+        assert_eq!(l.listener_filters.len(), 1);
+        assert_eq!(l.filter_chains.len(), 1);
+        let chain = &l.filter_chains[0];
+        assert_eq!(
+            chain
+                .filter_chain_match
+                .as_ref()
+                .unwrap()
+                .transport_protocol,
+            "tls"
+        );
+        let Some(ConfigType::TypedConfig(any)) =
+            &chain.transport_socket.as_ref().unwrap().config_type
+        else {
+            panic!("no TLS context")
+        };
+        let ctx = DownstreamTlsContext::decode(any.value.as_slice()).unwrap();
+        assert_eq!(ctx.require_client_certificate, Some(proto::boolv(true)));
+        let common = ctx.common_tls_context.unwrap();
+        assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+        assert!(common.alpn_protocols.contains(&"h2".to_owned()));
+        let Some(filter::ConfigType::TypedConfig(hcm)) = &chain.filters[0].config_type else {
+            panic!()
+        };
+        let hcm = HttpConnectionManager::decode(hcm.value.as_slice()).unwrap();
+        assert_eq!(
+            hcm.forward_client_cert_details,
+            http_connection_manager::ForwardClientCertDetails::AppendForward as i32
+        );
+
+        let permissive = snap("");
+        let cfg = generate(&permissive, &proxy(&permissive, "api-v1", true));
+        let protocols: Vec<_> = inbound(&cfg)
+            .filter_chains
+            .iter()
+            .map(|c| c.filter_chain_match.clone().unwrap().transport_protocol)
+            .collect();
+        assert_eq!(protocols, ["tls", "raw_buffer"]);
+
+        let disable = snap(&pa("shop", "n", "{mtls: {mode: DISABLE}}"));
+        let cfg = generate(&disable, &proxy(&disable, "api-v1", true));
+        assert!(inbound(&cfg).listener_filters.is_empty());
+        assert!(inbound(&cfg).filter_chains[0].transport_socket.is_none());
+
+        // Without certificates the proxy keeps the plaintext listener, even under STRICT.
+        let cfg = generate(&strict, &proxy(&strict, "api-v1", false));
+        assert!(inbound(&cfg).listener_filters.is_empty());
+        assert!(inbound(&cfg).filter_chains[0].transport_socket.is_none());
+    }
+
+    fn api_cluster_tls(s: &Snapshot, mtls: bool) -> Option<UpstreamTlsContext> {
+        let cfg = generate(s, &proxy(s, "web", mtls));
+        let c = cfg
+            .clusters
+            .iter()
+            .find(|c| c.name == "outbound|8080||api.shop.svc.cluster.local")
+            .expect("api cluster");
+        let ts = c.transport_socket.as_ref()?;
+        let Some(ConfigType::TypedConfig(any)) = &ts.config_type else {
+            return None;
+        };
+        Some(UpstreamTlsContext::decode(any.value.as_slice()).unwrap())
+    }
+
+    fn dr(mode: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: api, namespace: shop}}\nspec: {{host: api.shop.svc.cluster.local, trafficPolicy: {{tls: {{mode: {mode}}}}}}}\n---\n"
+        )
+    }
+
+    #[test]
+    fn clients_send_mtls_to_meshed_endpoints_and_verify_their_identity() {
+        let s = snap("");
+        let ctx = api_cluster_tls(&s, true).expect("auto mTLS");
+        assert_eq!(ctx.sni, "outbound_.8080_._.api.shop.svc.cluster.local");
+        let common = ctx.common_tls_context.unwrap();
+        let Some(common_tls_context::ValidationContextType::CombinedValidationContext(v)) =
+            common.validation_context_type
+        else {
+            panic!("no validation context")
+        };
+        let sans = v
+            .default_validation_context
+            .unwrap()
+            .match_typed_subject_alt_names;
+        assert_eq!(sans.len(), 1);
+        assert_eq!(
+            sans[0].matcher,
+            Some(proto::exact_matcher(
+                "spiffe://cluster.local/ns/shop/sa/api"
+            ))
+        );
+        assert_eq!(
+            v.validation_context_sds_secret_config.unwrap().name,
+            "ROOTCA"
+        );
+        // A client without certificates, an explicit DISABLE, or a server that disables
+        // mTLS on the port: plaintext.
+        assert!(api_cluster_tls(&s, false).is_none());
+        assert!(api_cluster_tls(&snap(&dr("DISABLE")), true).is_none());
+        let off = pa(
+            "shop",
+            "w",
+            "{selector: {matchLabels: {app: api}}, portLevelMtls: {9090: {mode: DISABLE}}}",
+        );
+        assert!(api_cluster_tls(&snap(&off), true).is_none());
+    }
+
+    #[test]
+    fn istio_mutual_applies_without_the_sidecar_label() {
+        let unlabeled = r"
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: api-v2, namespace: shop}
+spec: {address: 127.0.0.22, labels: {app: api}, serviceAccount: api2}
+---
+";
+        // One endpoint without a sidecar: auto mTLS stays off for the whole cluster ...
+        assert!(api_cluster_tls(&snap(unlabeled), true).is_none());
+        // ... unless the DestinationRule asks for ISTIO_MUTUAL.
+        let ctx = api_cluster_tls(&snap(&format!("{unlabeled}{}", dr("ISTIO_MUTUAL"))), true)
+            .expect("ISTIO_MUTUAL");
+        let Some(common_tls_context::ValidationContextType::CombinedValidationContext(v)) =
+            ctx.common_tls_context.unwrap().validation_context_type
+        else {
+            panic!()
+        };
+        assert_eq!(
+            v.default_validation_context
+                .unwrap()
+                .match_typed_subject_alt_names
+                .len(),
+            2
+        );
+    }
+}
