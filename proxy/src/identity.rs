@@ -245,7 +245,7 @@ async fn call(
             Some(code) => {
                 return Err(IdentityError::Refused(format!(
                     "grpc-status {code}: {}",
-                    status("grpc-message").unwrap_or_default()
+                    percent_decode(&status("grpc-message").unwrap_or_default())
                 )));
             }
             None => {
@@ -272,6 +272,27 @@ async fn call(
     .await;
     conn.abort();
     result
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2); undoes it.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Keeps `tx` holding a current certificate for `id` until `stop` turns true: asks now,
@@ -329,5 +350,10 @@ mod tests {
             not_after: t0 + Duration::from_secs(100),
         };
         assert_eq!(c.renew_at(), t0 + Duration::from_secs(80));
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(percent_decode("no%20workload%3A x%"), "no workload: x%");
     }
 }
