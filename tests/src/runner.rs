@@ -340,6 +340,9 @@ async fn run_inner(
     let mut meshd_cmd = meshd_command(&opts.tools.meshd, s);
     if s.scenario.mtls {
         meshd_cmd.arg("--ca-dir").arg(&ca_dir);
+        if let Some(ttl) = s.scenario.cert_ttl_secs {
+            meshd_cmd.arg("--workload-cert-ttl").arg(format!("{ttl}s"));
+        }
     }
     let meshd = ChildGuard::spawn("meshd", meshd_cmd, &log_dir.join("meshd.log"))?;
     procs.push(meshd);

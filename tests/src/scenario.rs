@@ -46,6 +46,10 @@ pub struct Scenario {
     /// SDS: traffic between sidecars is mutual TLS where the config says so.
     #[serde(default)]
     pub mtls: bool,
+    /// The lifetime of workload certificates in an mTLS scenario (meshd's
+    /// `--workload-cert-ttl`; default its own, 24 h).
+    #[serde(default)]
+    pub cert_ttl_secs: Option<u64>,
 }
 
 /// What runs at one workload address.
