@@ -75,10 +75,9 @@
 //!
 //! # What is not translated (yet)
 //!
-//! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
-//! between sidecars is plaintext, so `principals`, `namespaces` and `source.principal`
-//! conditions are translated, to the peer certificate's URI SAN, but never match yet),
-//! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
+//! mTLS for proxies that hold no workload certificate (no `MESH_MTLS` node metadata: the
+//! native engine, Envoy without an agent CA; see [`mtls`]), mTLS on Kubernetes-mode and
+//! gateway listeners, CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
 //! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
 //! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using
 //! `credentialName` (reported), locality load balancing, delegate VirtualServices,
