@@ -7,6 +7,13 @@
 //! catalog saw more than one client certificate (by the `Hash` of x-forwarded-client-cert),
 //! and that both sidecars' `default` secrets change serial (read with `meshctl proxy-config secret`, which is thereby
 //! tested on live SDS secrets), and that the trust bundle `ROOTCA` stays the same.
+//!
+//! `a_sidecar_of_another_mesh_is_refused_and_says_why`: the same scenario (127.10.227.0/24),
+//! plus a second meshd with its own CA (another root) and a sidecar of that mesh with the
+//! client's identity: its calls to catalog fail the handshake (each side's certificate is
+//! signed by a root the other does not trust): 503, and the foreign sidecar counts the
+//! reason in `ssl.fail_verify_error` (Envoy's log says it only at debug level; after
+//! retries its 503 body keeps only the reset reason).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -16,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use mesh_e2e::client::{self, HttpRequest, Via};
 use mesh_e2e::expect::echo_reply;
-use mesh_e2e::process::{find_envoy, workspace_binary};
+use mesh_e2e::process::{ChildGuard, find_envoy, wait_for_port, workspace_binary};
 use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
 use mesh_e2e::scenario::{LoadedScenario, scenarios_root};
 
@@ -35,6 +42,10 @@ fn options(test: &str) -> Option<RunOptions> {
 
 /// A copy of scenario `name` with its `127.10.N.` addresses moved to `127.10.third.`.
 fn relocated(name: &str, third: u8) -> LoadedScenario {
+    relocated_to(name, third, &format!("relocated-{name}-{third}"))
+}
+
+fn relocated_to(name: &str, third: u8, dir: &str) -> LoadedScenario {
     let src = scenarios_root().join(name);
     let original = LoadedScenario::load(&src).unwrap();
     let from = {
@@ -43,7 +54,7 @@ fn relocated(name: &str, third: u8) -> LoadedScenario {
         format!("{prefix}.")
     };
     let to = format!("127.10.{third}.");
-    let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relocated-{name}"));
+    let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::create_dir_all(dst.join("config")).unwrap();
     let copy = |from_path: &Path, to_path: &Path| {
@@ -56,7 +67,7 @@ fn relocated(name: &str, third: u8) -> LoadedScenario {
         copy(&p, &dst.join("config").join(p.file_name().unwrap()));
     }
     let mut s = LoadedScenario::load(&dst).unwrap();
-    s.name = format!("{name}-relocated");
+    s.name = format!("{name}-{third}");
     s
 }
 
@@ -183,6 +194,119 @@ async fn certificates_rotate_under_load_without_failed_requests() {
             if r1 != r0 {
                 f.push(format!("{a}: the trust bundle changed ({r0:?} -> {r1:?})"));
             }
+        }
+        Ok(f)
+    })
+    .await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_of_another_mesh_is_refused_and_says_why() {
+    let Some(opts) = options("another_mesh_is_refused") else {
+        return;
+    };
+    let s = relocated("mtls-peer-authentication", 227);
+    let tools = Tools::discover(find_envoy().unwrap().unwrap()).unwrap();
+    let log_dir = opts.log_root.join("foreign");
+    let report = runner::run_then(&s, &opts, |s| async move {
+        // The other mesh: the same config, its client at .12, its own meshd and CA at .2.
+        let _ = std::fs::remove_dir_all(&log_dir);
+        let config = log_dir.join("config");
+        std::fs::create_dir_all(&config)?;
+        for entry in std::fs::read_dir(&s.config_dir)? {
+            let p = entry?.path();
+            let text = std::fs::read_to_string(&p)?.replace("127.10.227.10", "127.10.227.12");
+            std::fs::write(config.join(p.file_name().unwrap()), text)?;
+        }
+        let mut meshd = std::process::Command::new(&tools.meshd);
+        meshd
+            .arg("--config-dir")
+            .arg(&config)
+            .args(["--xds-address", "127.10.227.2:15010"])
+            .args(["--debug-address", "127.10.227.2:15014"])
+            .arg("--ca-dir")
+            .arg(log_dir.join("ca"));
+        let _meshd = ChildGuard::spawn("foreign meshd", meshd, &log_dir.join("meshd.log"))?;
+        wait_for_port("127.10.227.2:15012".parse()?, Duration::from_secs(20)).await?;
+        let identity: Vec<String> = [
+            "--xds-address",
+            "127.10.227.2:15010",
+            "--workload",
+            "shop/client",
+            "--ip",
+            "127.10.227.12",
+            "--service-account",
+            "client",
+            "--label",
+            "app=client",
+            "--label",
+            "security.istio.io/tlsMode=istio",
+            "--ca-dir",
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain([log_dir.join("ca").display().to_string()])
+        .collect();
+        let _proxy = ChildGuard::spawn(
+            "foreign proxy",
+            runner::agent_command(&tools, &identity),
+            &log_dir.join("proxy.log"),
+        )?;
+        let outbound: std::net::SocketAddr = "127.10.227.12:15001".parse()?;
+        wait_for_port(outbound, Duration::from_secs(30)).await?;
+        let req = HttpRequest::get("http://catalog.shop:9080/items");
+        // The listener is up once LDS is applied; the cluster and its secrets may still be
+        // warming (404 or no healthy upstream): wait for a handshake to have been tried.
+        let admin: std::net::SocketAddr = "127.10.227.12:15000".parse()?;
+        let stat = "cluster.outbound|9080||catalog.shop.svc.cluster.local.ssl.fail_verify_error";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (status, body, failures) = loop {
+            let r = client::send(&req, Via::Proxy(outbound), Duration::from_secs(5)).await?;
+            let stats = client::send(
+                &HttpRequest::get(&format!(
+                    "http://{admin}/stats?filter=ssl.fail_verify_error"
+                )),
+                Via::Direct(admin),
+                Duration::from_secs(5),
+            )
+            .await?;
+            let failures: u64 = String::from_utf8_lossy(&stats.body)
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(stat)?
+                        .strip_prefix(": ")?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0);
+            if failures > 0 || Instant::now() > deadline {
+                break (
+                    r.status,
+                    String::from_utf8_lossy(&r.body).into_owned(),
+                    failures,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        eprintln!("another mesh's sidecar got {status} {body:?}; {stat}: {failures}");
+        let mut f = Vec::new();
+        if status != 503 || failures == 0 {
+            f.push(format!(
+                "expected 503 and a certificate verification failure on the client side, got \
+                 {status} {body:?} and {stat} = {failures}"
+            ));
+        }
+        // This mesh's own client still gets through.
+        let own = client::send(
+            &req,
+            Via::Proxy(s.workload("client").unwrap().outbound_addr()),
+            Duration::from_secs(5),
+        )
+        .await?;
+        if own.status != 200 {
+            f.push(format!("this mesh's client got {}", own.status));
         }
         Ok(f)
     })
