@@ -30,6 +30,15 @@ pub struct CaClientOptions {
     pub trust_domain: Option<String>,
 }
 
+/// A directory removed with its contents when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Sends `true` when dropped.
 struct StopOnDrop(watch::Sender<bool>);
 
@@ -237,7 +246,21 @@ pub async fn run(
     let sds_path = match &opts.ca {
         None => None,
         Some(ca) => {
-            let path = temp_path(&opts.bootstrap, "sds.sock");
+            // The socket hands out the private key: it lives in a directory only this user
+            // can enter.
+            let dir = temp_path(&opts.bootstrap, "sds");
+            let _ = std::fs::remove_dir_all(&dir);
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|source| AgentError::Sds {
+                        path: dir.clone(),
+                        source,
+                    })?;
+            }
+            let path = dir.join("sds.sock");
             let (tx, certs) = watch::channel(None);
             let b = &opts.bootstrap;
             let td = ca
@@ -252,7 +275,6 @@ pub async fn run(
                 stop_rx.clone(),
             ));
             // Bind now so Envoy finds the socket; serve in the background.
-            let _ = std::fs::remove_file(&path);
             let listener =
                 tokio::net::UnixListener::bind(&path).map_err(|source| AgentError::Sds {
                     path: path.clone(),
@@ -263,12 +285,11 @@ pub async fn run(
                 if let Err(e) = sds::serve_listener(listener, certs, stop).await {
                     warn!(sds.path = %p.display(), error = %e, "SDS stopped");
                 }
-                let _ = std::fs::remove_file(&p);
             });
-            Some(path)
+            Some((path, RemoveOnDrop(dir)))
         }
     };
-    let file = BootstrapFile::write(&opts.bootstrap, sds_path.as_deref())?;
+    let file = BootstrapFile::write(&opts.bootstrap, sds_path.as_ref().map(|(p, _)| p.as_path()))?;
     info!(bootstrap = %file.0.display(), node.id = %opts.bootstrap.node_id(), "bootstrap written");
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(opts.min_backoff, opts.max_backoff);
