@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use mesh_controlplane::server::{self, DEFAULT_DEBUG_ADDRESS, DEFAULT_XDS_ADDRESS};
@@ -15,6 +16,7 @@ use mesh_controlplane::server::{self, DEFAULT_DEBUG_ADDRESS, DEFAULT_XDS_ADDRESS
 /// kept hundreds of MiB of freed memory after each push.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use mesh_controlplane::ca::CaOptions;
 use mesh_controlplane::{MeshTranslator, Meshd, Options};
 
 #[derive(Parser)]
@@ -37,6 +39,44 @@ struct Cli {
     /// Where the debug API and /metrics listen.
     #[arg(long, default_value = DEFAULT_DEBUG_ADDRESS)]
     debug_address: SocketAddr,
+    /// Run the CA with this directory: the root (created on first start unless
+    /// --ca-cert/--ca-key), the trust bundle `root-cert.pem` and the caller `token` that
+    /// sidecars read (`mesh-proxy run --ca-dir`). Without it there is no CA and sidecars
+    /// talk plaintext.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// Where the CA (Istio's CreateCertificate over TLS) listens [default: the xDS
+    /// address's IP, port 15012].
+    #[arg(long, requires = "ca_dir")]
+    ca_address: Option<SocketAddr>,
+    /// A root certificate (PEM) to sign with, instead of meshd's own.
+    #[arg(long, requires_all = ["ca_key", "ca_dir"])]
+    ca_cert: Option<PathBuf>,
+    /// The key (PEM) of --ca-cert.
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Lifetime of workload certificates (e.g. 24h, 30m, 90s).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    workload_cert_ttl: Duration,
+}
+
+/// `90s`, `30m`, `24h`, `2d` or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 24h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("the lifetime must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn main() -> ExitCode {
@@ -85,6 +125,20 @@ fn main() -> ExitCode {
             }
         }
     }
+    if let Some(dir) = cli.ca_dir.clone() {
+        let mut ca = CaOptions::new(dir);
+        ca.root = cli.ca_cert.clone().zip(cli.ca_key.clone());
+        ca.workload_ttl = cli.workload_cert_ttl;
+        let addr = cli.ca_address.unwrap_or_else(|| {
+            let port = if cli.xds_address.port() == 0 {
+                0
+            } else {
+                15012
+            };
+            SocketAddr::new(cli.xds_address.ip(), port)
+        });
+        opts.ca = Some((ca, addr));
+    }
     let result = runtime.block_on(async {
         let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await?;
         meshd.run(server::signal()).await
@@ -94,6 +148,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("meshd: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "0s", "h", "1w", "1.5h", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

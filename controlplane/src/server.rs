@@ -17,6 +17,8 @@ use tokio::sync::{oneshot, watch};
 use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
+use crate::ca::{Ca, CaError, CaOptions};
+use crate::ca_server;
 use crate::debug::{self, DebugState};
 use crate::kube_source::{KubeClient, KubeOptions, KubeSource};
 use crate::metrics::Metrics;
@@ -46,6 +48,8 @@ pub struct Options {
     /// Where the admission webhooks listen (`None`: not served; plain HTTP, see
     /// [`crate::webhook`]).
     pub webhook_address: Option<SocketAddr>,
+    /// The CA and where it serves (None: no CA).
+    pub ca: Option<(CaOptions, SocketAddr)>,
 }
 
 impl Options {
@@ -58,6 +62,7 @@ impl Options {
             grace: Duration::from_secs(5),
             kube: None,
             webhook_address: None,
+            ca: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub enum MeshdError {
     Source(#[from] SourceError),
     #[error("the xDS server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("the CA: {0}")]
+    Ca(#[from] CaError),
     #[error("the first config build did not finish: {0}")]
     Join(String),
 }
@@ -99,6 +106,15 @@ pub struct Meshd {
     metrics: Arc<Metrics>,
     kube: Option<KubeSource>,
     webhook: Option<(TcpListener, SocketAddr)>,
+    ca: Option<BoundCa>,
+}
+
+/// The CA, its listener and TLS config.
+struct BoundCa {
+    ca: Arc<Ca>,
+    listener: TcpListener,
+    address: SocketAddr,
+    tls: rustls::ServerConfig,
 }
 
 async fn listen(
@@ -152,6 +168,20 @@ impl Meshd {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        let ca = match &opts.ca {
+            None => None,
+            Some((ca_opts, addr)) => {
+                let ca = Arc::new(Ca::open(ca_opts)?);
+                let (listener, address) = listen("CA", *addr, any).await?;
+                let tls = ca_server::tls_config(&ca, address.ip())?;
+                Some(BoundCa {
+                    ca,
+                    listener,
+                    address,
+                    tls,
+                })
+            }
+        };
         Ok(Meshd {
             opts,
             translator,
@@ -164,7 +194,13 @@ impl Meshd {
             metrics,
             kube,
             webhook,
+            ca,
         })
+    }
+
+    /// Where the CA listens, when it runs.
+    pub fn ca_address(&self) -> Option<SocketAddr> {
+        self.ca.as_ref().map(|c| c.address)
     }
 
     /// Where ADS listens.
@@ -197,6 +233,7 @@ impl Meshd {
             metrics,
             kube,
             webhook,
+            ca,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let ready = Arc::new(AtomicBool::new(false));
@@ -206,6 +243,16 @@ impl Meshd {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        let ca_task = ca.map(|c| {
+            info!(ca.address = %c.address, ca.dir = %c.ca.dir().display(), "CA serving");
+            tokio::spawn(ca_server::serve(
+                c.listener,
+                c.tls,
+                c.ca,
+                config.subscribe(),
+                stop_rx.clone(),
+            ))
+        });
         let debug_task = tokio::spawn(debug::serve(
             debug,
             Arc::new(DebugState {
@@ -283,6 +330,7 @@ impl Meshd {
         for task in [watcher, debug_task, gauges]
             .into_iter()
             .chain(webhook_task)
+            .chain(ca_task)
         {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await

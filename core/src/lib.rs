@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod envoy;
 pub mod host;
+pub mod identity;
 pub mod kinds;
 pub mod model;
 pub mod resource;

@@ -14,7 +14,39 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use crate::bootstrap::{BootstrapOptions, bootstrap};
+use mesh_core::identity::SpiffeId;
+use tokio::sync::watch;
+
+use crate::bootstrap::{BootstrapOptions, add_sds, bootstrap};
+use crate::identity::{self, CaClientOptions as ClientOptions};
+use crate::sds;
+
+/// The agent's CA settings: how to reach meshd's CA and the trust domain of the identity
+/// it asks for.
+#[derive(Clone, Debug)]
+pub struct CaClientOptions {
+    pub client: ClientOptions,
+    /// Default `cluster.local`.
+    pub trust_domain: Option<String>,
+}
+
+/// A directory removed with its contents when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Sends `true` when dropped.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
 
 /// How the agent runs Envoy.
 #[derive(Clone, Debug)]
@@ -35,6 +67,9 @@ pub struct AgentOptions {
     pub stable_after: Duration,
     /// Consecutive failures after which the agent gives up.
     pub max_failures: u32,
+    /// meshd's CA: when set, the agent gets the workload certificate and serves it to
+    /// Envoy over SDS on a Unix socket.
+    pub ca: Option<CaClientOptions>,
 }
 
 impl AgentOptions {
@@ -49,6 +84,7 @@ impl AgentOptions {
             max_backoff: Duration::from_secs(30),
             stable_after: Duration::from_secs(10),
             max_failures: 10,
+            ca: None,
         }
     }
 }
@@ -66,6 +102,11 @@ pub enum AgentError {
         bin: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot serve SDS on {path}: {source}")]
+    Sds {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot wait for envoy: {0}")]
     Wait(std::io::Error),
     #[error("envoy failed {failures} times in a row (last: {last}); giving up")]
@@ -81,18 +122,27 @@ pub enum Stopped {
     EnvoyExited,
 }
 
+/// A per-process file name in the temp directory.
+fn temp_path(opts: &BootstrapOptions, ext: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "mesh-proxy-{}-{}-{}.{ext}",
+        opts.workload.namespace,
+        opts.workload.name,
+        std::process::id()
+    ))
+}
+
 /// The bootstrap file; removed when dropped.
 struct BootstrapFile(PathBuf);
 
 impl BootstrapFile {
-    fn write(opts: &BootstrapOptions) -> Result<Self, AgentError> {
-        let path = std::env::temp_dir().join(format!(
-            "mesh-proxy-{}-{}-{}.json",
-            opts.workload.namespace,
-            opts.workload.name,
-            std::process::id()
-        ));
-        let text = serde_json::to_string_pretty(&bootstrap(opts)).unwrap_or_default();
+    fn write(opts: &BootstrapOptions, sds: Option<&Path>) -> Result<Self, AgentError> {
+        let path = temp_path(opts, "json");
+        let mut json = bootstrap(opts);
+        if let Some(sds) = sds {
+            add_sds(&mut json, sds);
+        }
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         std::fs::write(&path, text).map_err(|source| AgentError::Bootstrap {
             path: path.clone(),
             source,
@@ -190,7 +240,56 @@ pub async fn run(
     opts: &AgentOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stopped, AgentError> {
-    let file = BootstrapFile::write(&opts.bootstrap)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Stops the identity and SDS tasks on every way out.
+    let _stop = StopOnDrop(stop_tx);
+    let sds_path = match &opts.ca {
+        None => None,
+        Some(ca) => {
+            // The socket hands out the private key: it lives in a directory only this user
+            // can enter.
+            let dir = temp_path(&opts.bootstrap, "sds");
+            let _ = std::fs::remove_dir_all(&dir);
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|source| AgentError::Sds {
+                        path: dir.clone(),
+                        source,
+                    })?;
+            }
+            let path = dir.join("sds.sock");
+            let (tx, certs) = watch::channel(None);
+            let b = &opts.bootstrap;
+            let td = ca
+                .trust_domain
+                .clone()
+                .unwrap_or_else(|| mesh_core::identity::DEFAULT_TRUST_DOMAIN.to_owned());
+            let id = SpiffeId::new(&td, &b.workload.namespace, &b.service_account);
+            tokio::spawn(identity::keep_current(
+                ca.client.clone(),
+                id,
+                tx,
+                stop_rx.clone(),
+            ));
+            // Bind now so Envoy finds the socket; serve in the background.
+            let listener =
+                tokio::net::UnixListener::bind(&path).map_err(|source| AgentError::Sds {
+                    path: path.clone(),
+                    source,
+                })?;
+            let (p, stop) = (path.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = sds::serve_listener(listener, certs, stop).await {
+                    warn!(sds.path = %p.display(), error = %e, "SDS stopped");
+                }
+            });
+            Some((path, RemoveOnDrop(dir)))
+        }
+    };
+    let file = BootstrapFile::write(&opts.bootstrap, sds_path.as_ref().map(|(p, _)| p.as_path()))?;
     info!(bootstrap = %file.0.display(), node.id = %opts.bootstrap.node_id(), "bootstrap written");
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(opts.min_backoff, opts.max_backoff);

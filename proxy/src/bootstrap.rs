@@ -170,6 +170,34 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
     out
 }
 
+/// Node metadata saying the proxy holds a workload certificate and serves it over SDS
+/// (`default`, `ROOTCA`), so meshd may give it mTLS listeners and clusters.
+pub const MTLS_METADATA: &str = "MESH_MTLS";
+
+/// Adds SDS to a bootstrap: the `sds-grpc` cluster on the Unix socket `path` (HTTP/2) and
+/// the [`MTLS_METADATA`] node metadata.
+pub fn add_sds(out: &mut Value, path: &std::path::Path) {
+    out["node"]["metadata"][MTLS_METADATA] = json!("true");
+    let cluster = json!({
+        "name": crate::sds::SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            },
+        },
+        "load_assignment": {
+            "cluster_name": crate::sds::SDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": path.display().to_string()}}}}]}],
+        },
+    });
+    if let Some(clusters) = out["static_resources"]["clusters"].as_array_mut() {
+        clusters.push(cluster);
+    }
+}
+
 fn socket_address(addr: SocketAddr) -> Value {
     json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
 }
@@ -247,6 +275,20 @@ mod tests {
         );
         let b = bootstrap(&opts("10.0.0.2"));
         assert!(b.get("cluster_manager").is_none());
+    }
+
+    #[test]
+    fn sds_adds_the_pipe_cluster_and_the_mtls_flag() {
+        let mut b = bootstrap(&opts("127.0.0.9"));
+        add_sds(&mut b, std::path::Path::new("/tmp/x/sds.sock"));
+        assert_eq!(b["node"]["metadata"][MTLS_METADATA], "true");
+        let sds = &b["static_resources"]["clusters"][1];
+        assert_eq!(sds["name"], "sds-grpc");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+                ["path"],
+            "/tmp/x/sds.sock"
+        );
     }
 
     #[test]

@@ -135,6 +135,41 @@ struct RunArgs {
     /// No access log line per request on stdout (native engine).
     #[arg(long)]
     no_access_log: bool,
+    #[command(flatten)]
+    ca: CaArgs,
+}
+
+#[derive(Args, Clone)]
+struct CaArgs {
+    /// meshd's CA directory (trust bundle `root-cert.pem`, `token`): with it the proxy gets
+    /// a workload certificate and takes part in mTLS.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// meshd's CA address [default: the xDS address's IP, port 15012].
+    #[arg(long, requires = "ca_dir")]
+    ca_address: Option<SocketAddr>,
+    /// The mesh's trust domain.
+    #[arg(long, default_value = mesh_core::identity::DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
+    /// Certificate lifetime to ask for, in seconds [default: the CA's].
+    #[arg(long, requires = "ca_dir")]
+    cert_ttl_secs: Option<u64>,
+}
+
+impl CaArgs {
+    fn options(&self, xds: SocketAddr) -> Option<agent::CaClientOptions> {
+        let dir = self.ca_dir.clone()?;
+        Some(agent::CaClientOptions {
+            client: mesh_proxy::identity::CaClientOptions {
+                address: self
+                    .ca_address
+                    .unwrap_or_else(|| SocketAddr::new(xds.ip(), 15012)),
+                dir,
+                ttl: self.cert_ttl_secs.map(std::time::Duration::from_secs),
+            },
+            trust_domain: Some(self.trust_domain.clone()),
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -277,6 +312,7 @@ fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode
         .unwrap_or_else(|| PathBuf::from("envoy"));
     let mut opts = AgentOptions::new(args.identity.options(), envoy_bin);
     opts.log_level = args.log_level;
+    opts.ca = args.ca.options(args.identity.xds_address);
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

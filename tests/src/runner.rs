@@ -339,12 +339,16 @@ async fn run_inner(
         ensure_free(a)?;
     }
 
-    // meshd.
-    let meshd = ChildGuard::spawn(
-        "meshd",
-        meshd_command(&opts.tools.meshd, s),
-        &log_dir.join("meshd.log"),
-    )?;
+    // meshd, with its CA in the log directory for mTLS scenarios.
+    let ca_dir = log_dir.join("ca");
+    let mut meshd_cmd = meshd_command(&opts.tools.meshd, s);
+    if s.scenario.mtls {
+        meshd_cmd.arg("--ca-dir").arg(&ca_dir);
+        if let Some(ttl) = s.scenario.cert_ttl_secs {
+            meshd_cmd.arg("--workload-cert-ttl").arg(format!("{ttl}s"));
+        }
+    }
+    let meshd = ChildGuard::spawn("meshd", meshd_cmd, &log_dir.join("meshd.log"))?;
     procs.push(meshd);
     wait_ready(s.debug_addr(), opts.start_timeout, procs)
         .await
@@ -376,7 +380,11 @@ async fn run_inner(
         if w.proxy == ProxyMode::None {
             continue;
         }
-        let identity = proxy_identity_args(s, w, index.workload_entry(w));
+        let mut identity = proxy_identity_args(s, w, index.workload_entry(w));
+        if s.scenario.mtls && opts.engine == ProxyEngine::Agent {
+            identity.push("--ca-dir".to_owned());
+            identity.push(ca_dir.display().to_string());
+        }
         let name = format!("proxy {}", w.name);
         let log = log_dir.join(format!("proxy-{}.log", w.name));
         let engine = opts
@@ -620,7 +628,13 @@ pub async fn run_step(s: &LoadedScenario, step: &Step, opts: &RunOptions) -> Vec
     let mut responses = Vec::new();
     let mut per_response = Vec::new();
     for _ in 0..step.count() {
+        let refused = step.expect.as_ref().is_some_and(|e| e.refused);
         match client::send(&req, via, step.timeout()).await {
+            Ok(resp) if refused => per_response.push(format!(
+                "expected no response, got {}",
+                expect::describe(&resp)
+            )),
+            Err(_) if refused => {}
             Ok(resp) => {
                 if let Some(e) = &step.expect {
                     let f = expect::check_response(e, &resp);

@@ -42,6 +42,14 @@ pub struct Scenario {
     pub meshd_ip: IpAddr,
     pub workloads: Vec<Workload>,
     pub requests: Vec<Step>,
+    /// meshd runs its CA and Envoy sidecars (agent mode) get workload certificates over
+    /// SDS: traffic between sidecars is mutual TLS where the config says so.
+    #[serde(default)]
+    pub mtls: bool,
+    /// The lifetime of workload certificates in an mTLS scenario (meshd's
+    /// `--workload-cert-ttl`; default its own, 24 h).
+    #[serde(default)]
+    pub cert_ttl_secs: Option<u64>,
 }
 
 /// What runs at one workload address.
@@ -215,6 +223,10 @@ pub struct Expect {
     pub attempt: Option<u64>,
     pub min_duration_ms: Option<u64>,
     pub max_duration_ms: Option<u64>,
+    /// The request gets no HTTP response at all (the connection is refused, reset or
+    /// closed: a STRICT mTLS port and a plaintext client).
+    #[serde(default)]
+    pub refused: bool,
 }
 
 /// A string check: a plain scalar is exact (`200` and `true` are read as text); a map

@@ -76,6 +76,7 @@ pub fn defined(
             labels: w.labels.clone(),
             service_account: w.service_account.clone(),
             local_mode: ip.is_loopback(),
+            mtls: false,
         };
         out.insert(info.id.clone(), info);
     }
@@ -110,6 +111,7 @@ pub fn defined(
                 .unwrap_or("default")
                 .to_owned(),
             local_mode: false,
+            mtls: false,
         };
         out.insert(info.id.clone(), info);
     }

@@ -112,7 +112,7 @@ pub fn debug_text(t: XdsType, bytes: &[u8]) -> String {
 }
 
 /// Who a proxy is: its node id, refined by the node metadata (`NAMESPACE`, `LABELS`,
-/// `SERVICE_ACCOUNT`, `WORKLOAD_NAME`, `LOCAL_MODE`).
+/// `SERVICE_ACCOUNT`, `WORKLOAD_NAME`, `LOCAL_MODE`, `MESH_MTLS`).
 pub fn proxy_info(node: &Node) -> Result<ProxyInfo, String> {
     let mut info = ProxyInfo::from_node_id(&node.id)?;
     let Some(md) = &node.metadata else {
@@ -150,6 +150,8 @@ pub fn proxy_info(node: &Node) -> Result<ProxyInfo, String> {
         },
         _ => {}
     }
+    // MESH_MTLS: the proxy's agent serves it a workload certificate over SDS.
+    info.mtls = string("MESH_MTLS").is_some_and(|s| s.eq_ignore_ascii_case("true"));
     Ok(info)
 }
 

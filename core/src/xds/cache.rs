@@ -235,6 +235,8 @@ impl<'a> Iterator for Merged<'a> {
 pub struct OutboundKey {
     pub namespace: String,
     pub local_mode: bool,
+    /// The proxy takes part in mTLS (its outbound clusters may carry TLS).
+    pub mtls: bool,
     /// Indexes of the snapshot's label selectors (see [`Cache`]) the proxy's labels match.
     pub selectors: Vec<u32>,
 }
@@ -312,6 +314,7 @@ impl Cache {
         Some(OutboundKey {
             namespace: proxy.namespace.clone(),
             local_mode: proxy.local_mode,
+            mtls: proxy.mtls,
             selectors,
         })
     }

@@ -209,6 +209,18 @@ fn push_outbound(
     apply_outlier_detection(&mut c, policy.outlier);
     if !passthrough {
         apply_tls(&mut c, policy.tls, svc);
+        // Istio's SNI for mesh clusters is the cluster name with `|` as `_.`.
+        super::mtls::apply_client(
+            &mut c,
+            scope.snap,
+            scope.proxy,
+            svc,
+            endpoints,
+            |ep| ep.port_for(port),
+            policy.tls,
+            &port.protocol,
+            &name.replace('|', "_."),
+        );
     }
     out.clusters.push(c);
 }

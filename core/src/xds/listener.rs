@@ -590,13 +590,28 @@ fn local_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig
     let ip = scope.proxy.ip.to_string();
     for p in ports {
         let name = format!("{ip}_{}", p.port);
+        let filters = inbound_filters(scope, p, &format!("inbound_{name}"));
+        let (filter_chains, inspect) = if scope.proxy.mtls {
+            let mode = super::mtls::inbound_mode(scope.snap, scope.proxy, p.port);
+            super::mtls::inbound_chains(scope.snap, mode, filters)
+        } else {
+            (
+                vec![FilterChain {
+                    filters,
+                    ..Default::default()
+                }],
+                false,
+            )
+        };
         out.listeners.push(Listener {
             name: name.clone(),
             address: Some(proto::socket(&ip, p.port)),
-            filter_chains: vec![FilterChain {
-                filters: inbound_filters(scope, p, &format!("inbound_{name}")),
-                ..Default::default()
-            }],
+            filter_chains,
+            listener_filters: if inspect {
+                vec![super::mtls::tls_inspector()]
+            } else {
+                Vec::new()
+            },
             traffic_direction: TrafficDirection::Inbound as i32,
             ..Default::default()
         });

@@ -75,10 +75,9 @@
 //!
 //! # What is not translated (yet)
 //!
-//! `ISTIO_MUTUAL` TLS and PeerAuthentication (no certificates are served yet: traffic
-//! between sidecars is plaintext, so `principals`, `namespaces` and `source.principal`
-//! conditions are translated, to the peer certificate's URI SAN, but never match yet),
-//! CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
+//! mTLS for proxies that hold no workload certificate (no `MESH_MTLS` node metadata: the
+//! native engine, Envoy without an agent CA; see [`mtls`]), mTLS on Kubernetes-mode and
+//! gateway listeners, CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
 //! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
 //! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using
 //! `credentialName` (reported), locality load balancing, delegate VirtualServices,
@@ -92,6 +91,7 @@ mod gateway;
 pub mod json;
 mod listener;
 mod local_bind;
+pub mod mtls;
 mod proto;
 pub mod registry;
 mod route;
@@ -186,6 +186,9 @@ pub struct ProxyInfo {
     /// capture; outbound traffic reaches it explicitly on `ip:15001` (HTTP proxy style) and
     /// inbound listeners bind `ip:PORT` rather than `0.0.0.0`.
     pub local_mode: bool,
+    /// The proxy holds a workload certificate, served to it over SDS (node metadata
+    /// `MESH_MTLS`): it gets mTLS listeners and clusters (see [`mtls`]).
+    pub mtls: bool,
 }
 
 impl ProxyInfo {
@@ -217,6 +220,7 @@ impl ProxyInfo {
             labels: BTreeMap::new(),
             service_account: "default".to_owned(),
             local_mode: ip.is_loopback(),
+            mtls: false,
         })
     }
 

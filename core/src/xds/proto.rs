@@ -115,6 +115,13 @@ pub(super) fn exact_matcher(s: &str) -> StringMatcher {
 }
 
 /// A percentage (0-100, fractional) as a per-million fraction, as Istio writes it.
+pub(super) fn prefix_matcher(s: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Prefix(s.to_owned())),
+        ..Default::default()
+    }
+}
+
 pub(super) fn percent_million(value: f64) -> FractionalPercent {
     let clamped = value.clamp(0.0, 100.0);
     // In range by the clamp: at most 1_000_000.

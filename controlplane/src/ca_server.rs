@@ -1,0 +1,184 @@
+//! Istio's CA service on 15012, over TLS.
+//!
+//! This module owns serving `istio.v1.auth.IstioCertificateService/CreateCertificate`:
+//! TLS with meshd's serving certificate (signed by the mesh root, so sidecars verify meshd
+//! with the trust bundle), HTTP/2, one unary gRPC method decoded and encoded by tonic's
+//! server codec. A caller is authenticated by the local-mode token
+//! (`authorization: Bearer TOKEN`); the CSR's identity must be in the mesh's trust domain
+//! and belong to a workload of the current registry. Every refusal is logged with why.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::identity::{
+    CREATE_CERTIFICATE_PATH, IstioCertificateRequest, IstioCertificateResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::ca::{Ca, CaError, registry_knows};
+use crate::source::ConfigState;
+
+/// The default CA address (DESIGN.md: 15012, mTLS + CA).
+pub const DEFAULT_CA_ADDRESS: &str = "127.0.0.1:15012";
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's TLS config: meshd's serving certificate, ALPN h2.
+pub fn tls_config(ca: &Ca, ip: std::net::IpAddr) -> Result<rustls::ServerConfig, CaError> {
+    let (chain, key) = ca.serving_identity(ip)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CaError::Sign(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| CaError::Sign(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(cfg)
+}
+
+/// What the method needs: the CA and the current config (trust domain, registry).
+#[derive(Clone)]
+struct Handler {
+    ca: Arc<Ca>,
+    config: watch::Receiver<Arc<ConfigState>>,
+    token: Option<String>,
+}
+
+impl tonic::server::UnaryService<IstioCertificateRequest> for Handler {
+    type Response = IstioCertificateResponse;
+    type Future = Pin<
+        Box<dyn Future<Output = Result<tonic::Response<IstioCertificateResponse>, Status>> + Send>,
+    >;
+
+    fn call(&mut self, req: tonic::Request<IstioCertificateRequest>) -> Self::Future {
+        let result = self.create(&req);
+        Box::pin(async move { result.map(tonic::Response::new) })
+    }
+}
+
+impl Handler {
+    fn create(
+        &self,
+        req: &tonic::Request<IstioCertificateRequest>,
+    ) -> Result<IstioCertificateResponse, Status> {
+        let presented = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != self.token.as_deref() {
+            warn!(
+                reason = "missing or wrong token",
+                "certificate request refused"
+            );
+            return Err(Status::unauthenticated(
+                "authenticate with the token in meshd's CA directory",
+            ));
+        }
+        let msg = req.get_ref();
+        let requested = u64::try_from(msg.validity_duration)
+            .ok()
+            .map(Duration::from_secs);
+        let config = self.config.borrow().clone();
+        let td = config.snapshot.mesh.trust_domain().to_owned();
+        match self.ca.sign_workload(&msg.csr, requested, &td, |id| {
+            registry_knows(&config.snapshot.registry, id)
+        }) {
+            Ok((id, cert_chain)) => {
+                info!(identity = %id, "certificate issued");
+                Ok(IstioCertificateResponse { cert_chain })
+            }
+            Err(e) => {
+                warn!(reason = %e, "certificate request refused");
+                Err(match e {
+                    CaError::Unknown(_) | CaError::TrustDomain { .. } => {
+                        Status::permission_denied(e.to_string())
+                    }
+                    CaError::Sign(_) | CaError::Io { .. } | CaError::Root { .. } => {
+                        Status::internal(e.to_string())
+                    }
+                    _ => Status::invalid_argument(e.to_string()),
+                })
+            }
+        }
+    }
+
+    async fn route(self, req: Request<Incoming>) -> Response<tonic::body::Body> {
+        if req.uri().path() != CREATE_CERTIFICATE_PATH {
+            return Status::unimplemented(format!("{} is not served", req.uri().path()))
+                .into_http();
+        }
+        let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::default());
+        grpc.unary(self, req).await
+    }
+}
+
+/// Serves the CA on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    tls: rustls::ServerConfig,
+    ca: Arc<Ca>,
+    config: watch::Receiver<Arc<ConfigState>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let handler = Handler {
+        token: Some(ca.token().to_owned()),
+        ca,
+        config,
+    };
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "CA accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let (acceptor, handler, mut stop) = (acceptor.clone(), handler.clone(), stop.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    warn!(client.addr = %peer, reason = %e, "CA TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    warn!(client.addr = %peer, "CA TLS handshake timed out");
+                    return;
+                }
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                let h = handler.clone();
+                async move { Ok::<_, Infallible>(h.route(req).await) }
+            });
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r {
+                    warn!(client.addr = %peer, error = %e, "CA connection ended");
+                },
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                }
+            }
+        });
+    }
+}

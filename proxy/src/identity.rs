@@ -1,0 +1,359 @@
+//! The workload's certificate: request, keep current, rotate.
+//!
+//! This module owns the proxy's side of meshd's CA: a fresh key (ECDSA P-256) and CSR per
+//! request naming the workload's SPIFFE id, `CreateCertificate` called over TLS (meshd's
+//! certificate verified against the trust bundle in the CA directory, the local-mode token
+//! as `authorization: Bearer`), and a rotation loop that asks again when 20% of the
+//! lifetime is left (retrying with back-off on failure). The current certificate is
+//! published through a `watch` as [`WorkloadCert`] for SDS ([`crate::sds`]) and the native
+//! engine. The unary gRPC call is framed here (five-byte prefix, `grpc-status` trailer):
+//! one request per rotation does not need a channel stack.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::identity::{
+    CREATE_CERTIFICATE_PATH, IstioCertificateRequest, IstioCertificateResponse, SpiffeId,
+};
+use prost::Message;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+use tracing::{info, warn};
+
+/// The trust bundle's file name in the CA directory (as meshd writes it).
+pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+/// The token's file name in the CA directory.
+pub const TOKEN_FILE: &str = "token";
+/// Rotate when this fraction of the lifetime is left.
+const ROTATE_LEFT: f64 = 0.2;
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the CA is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct CaClientOptions {
+    pub address: SocketAddr,
+    /// meshd's CA directory: `root-cert.pem` (trust bundle) and `token`.
+    pub dir: PathBuf,
+    /// Lifetime to ask for (None: the CA's default).
+    pub ttl: Option<Duration>,
+}
+
+/// Why a certificate could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the trust bundle {0} holds no certificate")]
+    NoRoot(PathBuf),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot make a key or CSR: {0}")]
+    Csr(String),
+    #[error("cannot reach the CA at {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("the CA refused: {0}")]
+    Refused(String),
+    #[error("the CA's answer is not usable: {0}")]
+    Answer(String),
+    #[error("the CA did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A workload certificate, its key and the trust bundle, PEM, with what a reader needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadCert {
+    pub id: SpiffeId,
+    /// The workload certificate first, then the rest of the chain.
+    pub chain_pem: String,
+    pub key_pem: String,
+    /// The trust bundle (roots).
+    pub root_pem: String,
+    /// The leaf's serial number, hex.
+    pub serial: String,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl WorkloadCert {
+    /// When to ask for the next one: when 20% of the lifetime is left.
+    pub fn renew_at(&self) -> SystemTime {
+        let life = self
+            .not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default();
+        self.not_after - life.mul_f64(ROTATE_LEFT)
+    }
+}
+
+/// Reads the leaf's serial and validity from a PEM chain.
+fn leaf_facts(chain_pem: &str) -> Result<(String, SystemTime, SystemTime), IdentityError> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| IdentityError::Answer("no certificate in the chain".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| IdentityError::Answer(e.to_string()))?;
+    let t = |ts: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(ts).unwrap_or(0));
+    Ok((
+        cert.raw_serial_as_string().replace(':', ""),
+        t(cert.validity().not_before.timestamp()),
+        t(cert.validity().not_after.timestamp()),
+    ))
+}
+
+fn read(path: PathBuf) -> Result<String, IdentityError> {
+    std::fs::read_to_string(&path).map_err(|source| IdentityError::Read { path, source })
+}
+
+/// Asks the CA for a certificate for `id` (a new key each time).
+pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCert, IdentityError> {
+    let root_pem = read(opts.dir.join(ROOT_CERT_FILE))?;
+    let token = read(opts.dir.join(TOKEN_FILE))?.trim().to_owned();
+    let key = rcgen::KeyPair::generate().map_err(|e| IdentityError::Csr(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.subject_alt_names =
+        vec![rcgen::SanType::URI(id.to_string().try_into().map_err(
+            |e: rcgen::Error| IdentityError::Csr(e.to_string()),
+        )?)];
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .map_err(|e| IdentityError::Csr(e.to_string()))?;
+    let req = IstioCertificateRequest {
+        csr,
+        validity_duration: opts
+            .ttl
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+    };
+    let resp = tokio::time::timeout(REQUEST_TIMEOUT, call(opts, &root_pem, &token, &req))
+        .await
+        .map_err(|_| IdentityError::Timeout(REQUEST_TIMEOUT))??;
+    let mut chain = resp.cert_chain.into_iter();
+    let leaf = chain
+        .next()
+        .ok_or_else(|| IdentityError::Answer("empty chain".into()))?;
+    let rest: Vec<String> = chain.collect();
+    let (serial, not_before, not_after) = leaf_facts(&leaf)?;
+    // The chain without its last element (the root) is what the workload presents.
+    let presented: Vec<&String> = std::iter::once(&leaf)
+        .chain(rest.iter().take(rest.len().saturating_sub(1)))
+        .collect();
+    let chain_pem = presented
+        .into_iter()
+        .map(|p| p.trim_end().to_owned() + "\n")
+        .collect();
+    Ok(WorkloadCert {
+        id: id.clone(),
+        chain_pem,
+        key_pem: key.serialize_pem(),
+        root_pem,
+        serial,
+        not_before,
+        not_after,
+    })
+}
+
+/// TLS to meshd, verified with the trust bundle; ALPN h2.
+fn connector(root_pem: &str) -> Result<TlsConnector, IdentityError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(root_pem.as_bytes()).flatten() {
+        roots
+            .add(der)
+            .map_err(|e| IdentityError::Tls(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(IdentityError::Tls("empty trust bundle".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| IdentityError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsConnector::from(Arc::new(cfg)))
+}
+
+async fn call(
+    opts: &CaClientOptions,
+    root_pem: &str,
+    token: &str,
+    req: &IstioCertificateRequest,
+) -> Result<IstioCertificateResponse, IdentityError> {
+    let addr = opts.address;
+    let connect = |reason: String| IdentityError::Connect { addr, reason };
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| connect(e.to_string()))?;
+    let tls = connector(root_pem)?
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .map_err(|e| connect(format!("TLS: {e}")))?;
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .map_err(|e| connect(e.to_string()))?;
+    let conn = tokio::spawn(conn);
+    let payload = req.encode_to_vec();
+    let mut body = BytesMut::with_capacity(payload.len() + 5);
+    body.extend_from_slice(&[0]);
+    body.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    body.extend_from_slice(&payload);
+    let http = hyper::Request::post(format!("http://{addr}{CREATE_CERTIFICATE_PATH}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(body.freeze()))
+        .map_err(|e| IdentityError::Answer(e.to_string()))?;
+    let result = async {
+        let resp = send
+            .send_request(http)
+            .await
+            .map_err(|e| connect(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let collected = body
+            .collect()
+            .await
+            .map_err(|e| IdentityError::Answer(e.to_string()))?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let status = |k: &str| {
+            trailers
+                .get(k)
+                .or_else(|| parts.headers.get(k))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        match status("grpc-status").as_deref() {
+            Some("0") => {}
+            Some(code) => {
+                return Err(IdentityError::Refused(format!(
+                    "grpc-status {code}: {}",
+                    percent_decode(&status("grpc-message").unwrap_or_default())
+                )));
+            }
+            None => {
+                return Err(IdentityError::Answer(format!(
+                    "no grpc-status (HTTP {})",
+                    parts.status
+                )));
+            }
+        }
+        let mut bytes: Bytes = collected.to_bytes();
+        if bytes.len() < 5 || bytes[0] != 0 {
+            return Err(IdentityError::Answer(
+                "not an uncompressed gRPC frame".into(),
+            ));
+        }
+        bytes.advance(1);
+        let len = usize::try_from(bytes.get_u32()).unwrap_or(usize::MAX);
+        if bytes.len() < len {
+            return Err(IdentityError::Answer("short gRPC frame".into()));
+        }
+        IstioCertificateResponse::decode(bytes.slice(..len))
+            .map_err(|e| IdentityError::Answer(e.to_string()))
+    }
+    .await;
+    conn.abort();
+    result
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2); undoes it.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Keeps `tx` holding a current certificate for `id` until `stop` turns true: asks now,
+/// then again when 20% of the lifetime is left; on failure retries with back-off (1 s to
+/// 30 s) while the current certificate stays published.
+pub async fn keep_current(
+    opts: CaClientOptions,
+    id: SpiffeId,
+    tx: watch::Sender<Option<Arc<WorkloadCert>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let wait = match request(&opts, &id).await {
+            Ok(cert) => {
+                backoff = Duration::from_secs(1);
+                let wait = cert
+                    .renew_at()
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::from_secs(1))
+                    .max(Duration::from_secs(1));
+                info!(identity = %id, serial = %cert.serial, renew_in = ?wait, "certificate received");
+                tx.send_replace(Some(Arc::new(cert)));
+                wait
+            }
+            Err(e) => {
+                warn!(identity = %id, error = %e, retry_in = ?backoff, "certificate request failed");
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                w
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn renewal_is_due_with_a_fifth_of_the_lifetime_left() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let c = WorkloadCert {
+            id: SpiffeId::new("cluster.local", "a", "b"),
+            chain_pem: String::new(),
+            key_pem: String::new(),
+            root_pem: String::new(),
+            serial: String::new(),
+            not_before: t0,
+            not_after: t0 + Duration::from_secs(100),
+        };
+        assert_eq!(c.renew_at(), t0 + Duration::from_secs(80));
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        assert_eq!(percent_decode("no%20workload%3A x%"), "no workload: x%");
+    }
+}

@@ -1,0 +1,238 @@
+//! mesh-proxy's certificate client against meshd's CA, both in-process: issuance over TLS
+//! with the token, refusals (wrong token, identity no workload runs as, foreign trust
+//! domain) with the CA's reason, and rotation when 20% of the lifetime is left.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mesh_controlplane::ca::CaOptions;
+use mesh_controlplane::{MeshTranslator, Meshd, Options};
+use mesh_core::identity::SpiffeId;
+use mesh_proxy::identity::{self, CaClientOptions, IdentityError};
+use tokio::sync::watch;
+
+const CONFIG: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web, namespace: shop}
+spec: {address: 127.0.0.20, labels: {app: web}, serviceAccount: web}
+";
+
+struct Running {
+    ca: SocketAddr,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), mesh_controlplane::MeshdError>>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("meshd stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn meshd(name: &str, ttl: Duration) -> Running {
+    let dir = std::env::temp_dir().join(format!("mesh-ca-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/mesh.yaml"), CONFIG).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut opts = Options::new(dir.join("config"), any, any);
+    let mut ca = CaOptions::new(dir.join("ca"));
+    ca.workload_ttl = ttl;
+    opts.ca = Some((ca, any));
+    let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await.unwrap();
+    let ca = meshd.ca_address().expect("CA address");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(meshd.run(async {
+        let _ = rx.await;
+    }));
+    Running {
+        ca,
+        dir,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+fn client(m: &Running) -> CaClientOptions {
+    CaClientOptions {
+        address: m.ca,
+        dir: m.dir.join("ca"),
+        ttl: None,
+    }
+}
+
+#[tokio::test]
+async fn a_known_workload_gets_a_certificate_for_its_identity() {
+    let m = meshd("issue", Duration::from_secs(3600)).await;
+    let id = SpiffeId::new("cluster.local", "shop", "web");
+    let cert = identity::request(&client(&m), &id).await.unwrap();
+    assert_eq!(cert.id, id);
+    let life = cert.not_after.duration_since(cert.not_before).unwrap();
+    assert!((3600..=3660).contains(&life.as_secs()), "lifetime {life:?}");
+    assert!(cert.not_after > SystemTime::now() + Duration::from_secs(3000));
+    assert!(cert.chain_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(cert.chain_pem.matches("BEGIN CERTIFICATE").count(), 1);
+    assert_eq!(
+        cert.root_pem,
+        std::fs::read_to_string(m.dir.join("ca/root-cert.pem")).unwrap()
+    );
+    // The leaf names the identity and chains to the root.
+    let der = rustls_pemfile_first(&cert.chain_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert!(
+        format!("{:?}", san.value.general_names).contains("spiffe://cluster.local/ns/shop/sa/web")
+    );
+    let root = rustls_pemfile_first(&cert.root_pem);
+    let (_, root) = x509_parser::parse_x509_certificate(&root).unwrap();
+    leaf.verify_signature(Some(root.public_key())).unwrap();
+    // A shorter lifetime may be asked for.
+    let mut short = client(&m);
+    short.ttl = Some(Duration::from_secs(600));
+    let cert = identity::request(&short, &id).await.unwrap();
+    let life = cert.not_after.duration_since(cert.not_before).unwrap();
+    assert!((600..=660).contains(&life.as_secs()), "lifetime {life:?}");
+    m.stop().await;
+}
+
+fn rustls_pemfile_first(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn the_ca_refuses_wrong_tokens_unknown_identities_and_foreign_trust_domains() {
+    let m = meshd("refuse", Duration::from_secs(3600)).await;
+    let refused = |r: Result<identity::WorkloadCert, IdentityError>| match r {
+        Err(IdentityError::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let why = refused(
+        identity::request(
+            &client(&m),
+            &SpiffeId::new("cluster.local", "shop", "admin"),
+        )
+        .await,
+    );
+    assert!(
+        why.contains("grpc-status 7") && why.contains("no workload"),
+        "{why}"
+    );
+    let why =
+        refused(identity::request(&client(&m), &SpiffeId::new("evil.org", "shop", "web")).await);
+    assert!(why.contains("trust domain cluster.local"), "{why}");
+    // Another token: a copy of the CA dir with the token changed.
+    let other = m.dir.join("other-ca");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(m.dir.join("ca/root-cert.pem"), other.join("root-cert.pem")).unwrap();
+    std::fs::write(other.join("token"), "not-the-token").unwrap();
+    let mut c = client(&m);
+    c.dir = other;
+    let why = refused(identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web")).await);
+    assert!(why.contains("grpc-status 16"), "{why}");
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_root_does_not_talk_to_the_ca() {
+    let m = meshd("trust", Duration::from_secs(3600)).await;
+    let other = meshd("trust-other", Duration::from_secs(3600)).await;
+    // The token is right, the trust bundle is another mesh's.
+    let dir = m.dir.join("mixed");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        other.dir.join("ca/root-cert.pem"),
+        dir.join("root-cert.pem"),
+    )
+    .unwrap();
+    std::fs::copy(m.dir.join("ca/token"), dir.join("token")).unwrap();
+    let mut c = client(&m);
+    c.dir = dir;
+    match identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web")).await {
+        Err(IdentityError::Connect { reason, .. }) => {
+            assert!(
+                reason.contains("TLS") && reason.contains("certificate"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+    m.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_rotate_when_a_fifth_of_the_lifetime_is_left() {
+    // 10 s certificates (the CA's minimum): the next one is due after 8 s.
+    let m = meshd("rotate", Duration::from_secs(10)).await;
+    let (tx, mut rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(identity::keep_current(
+        client(&m),
+        SpiffeId::new("cluster.local", "shop", "web"),
+        tx,
+        stop_rx,
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
+        .await
+        .expect("a first certificate")
+        .unwrap()
+        .clone()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let second = tokio::time::timeout(
+        Duration::from_secs(15),
+        rx.wait_for(|c| c.as_ref().is_some_and(|c| c.serial != first.serial)),
+    )
+    .await
+    .expect("a rotated certificate")
+    .unwrap()
+    .clone()
+    .unwrap();
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(5) && after <= Duration::from_secs(10),
+        "rotated after {after:?}"
+    );
+    assert_ne!(
+        first.key_pem, second.key_pem,
+        "a new key with each certificate"
+    );
+    assert!(second.not_after > first.not_after);
+    stop_tx.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .unwrap()
+        .unwrap();
+    m.stop().await;
+}
