@@ -36,6 +36,8 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "demo" -d 'Run a who
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "stat" -d 'Show requests per second, success rate, latency percentiles, bytes and mTLS share per workload or route, scraped from the proxies (no Prometheus server needed)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "top" -d '`stat` as a view that refreshes every window until Ctrl-C'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -350,23 +352,46 @@ never\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -l exit-code -d 'Exit 1 when the change would change any proxy\'s config, analyzer message or refused object (0 when nothing)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand diff" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -s n -l namespace -d 'Only this namespace' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l controlplane -d 'meshd\'s debug API, whose /debug/syncz lists the proxies to scrape' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l proxy -d 'Scrape these proxy admin addresses (`IP`, `IP:PORT`) instead of asking meshd. Repeatable' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l window -d 'The time between the two scrapes (`2s`, `500ms`, `1m`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l by -d 'One row per serving workload, or per calling workload and destination service' -r -f -a "workload\t'One row per serving workload'
+route\t'One row per calling workload and destination service'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -s o -l output -d 'Output format (default: a table)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -s n -l namespace -d 'Only this namespace' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -l controlplane -d 'meshd\'s debug API, whose /debug/syncz lists the proxies to scrape' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -l proxy -d 'Scrape these proxy admin addresses (`IP`, `IP:PORT`) instead of asking meshd. Repeatable' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -l window -d 'The time between the two scrapes (`2s`, `500ms`, `1m`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -l by -d 'One row per serving workload, or per calling workload and destination service' -r -f -a "workload\t'One row per serving workload'
+route\t'One row per calling workload and destination service'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -s o -l output -d 'Output format (default: a table)' -r -f -a "json\t''
+yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -l once -d 'Print one frame and stop (the default when the output is not a terminal)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand top" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "json\t''
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "stat" -d 'Show requests per second, success rate, latency percentiles, bytes and mTLS share per workload or route, scraped from the proxies (no Prometheus server needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "top" -d '`stat` as a view that refreshes every window until Ctrl-C'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff stat top completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'

@@ -45,6 +45,13 @@ pub enum Command {
     /// Show what a config change would do to every proxy's xDS and to analyzer messages,
     /// before applying it (against a directory or a running meshd).
     Diff(crate::diff::DiffArgs),
+    /// Show requests per second, success rate, latency percentiles, bytes and mTLS share per
+    /// workload or route, scraped from the proxies (no Prometheus server needed).
+    #[command(after_help = crate::stat::STAT_EXAMPLES)]
+    Stat(crate::stat::StatArgs),
+    /// `stat` as a view that refreshes every window until Ctrl-C.
+    #[command(after_help = crate::stat::TOP_EXAMPLES)]
+    Top(crate::stat::TopArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

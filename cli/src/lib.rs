@@ -11,6 +11,7 @@ pub mod inject;
 pub mod output;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod stat;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -66,6 +67,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Describe(d) => describe::run(&d),
         Command::KubeInject(k) => inject::run(&k),
         Command::Diff(d) => diff::run(&d),
+        Command::Stat(s) => stat::run_stat(&s),
+        Command::Top(t) => stat::run_top(&t),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());
