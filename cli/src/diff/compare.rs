@@ -12,7 +12,7 @@
 //! over all cores. The translation is a plain function ([`Translate`]) so that tests can
 //! stand in for it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -472,39 +472,88 @@ fn message_name(kind: ResourceKind) -> &'static str {
 /// other resource whole.
 fn render_change(kind: ResourceKind, old: &EncodedResource, new: &EncodedResource) -> String {
     let full_name = message_name(kind);
-    let mut o = xds::json::encoded_to_value(full_name, &old.value);
-    let mut n = xds::json::encoded_to_value(full_name, &new.value);
-    if kind == ResourceKind::Route
-        && let (Ok(o), Ok(n)) = (&mut o, &mut n)
-    {
-        drop_same_virtual_hosts(o, n);
-    }
-    unified(&render_json(o), &render_json(n))
+    let reduced = match kind {
+        ResourceKind::Route => drop_same_virtual_hosts(&old.value, &new.value),
+        _ => None,
+    };
+    let (o, n) = match &reduced {
+        Some((o, n)) => (o.as_slice(), n.as_slice()),
+        None => (&old.value[..], &new.value[..]),
+    };
+    unified(
+        &render_json(xds::json::encoded_to_value(full_name, o)),
+        &render_json(xds::json::encoded_to_value(full_name, n)),
+    )
 }
 
-/// Removes from both route configurations the virtual hosts (by name) that are the same in
-/// both.
-fn drop_same_virtual_hosts(old: &mut Value, new: &mut Value) {
-    const FIELD: &str = "virtual_hosts";
-    let by_name = |rc: &Value| -> HashMap<String, Value> {
-        rc.get(FIELD)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| Some((v.get("name")?.as_str()?.to_owned(), v.clone())))
+/// `RouteConfiguration.virtual_hosts`.
+const VIRTUAL_HOSTS_FIELD: u64 = 2;
+
+/// Both encoded route configurations without the virtual hosts whose encodings are equal
+/// (the encoding is deterministic, so equal bytes are equal virtual hosts): done on the
+/// wire, before decoding, as rendering a thousand virtual hosts costs far more than
+/// comparing their bytes. `None` when either is not a well-formed message.
+fn drop_same_virtual_hosts(old: &[u8], new: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (o, n) = (fields(old)?, fields(new)?);
+    fn hosts<'a>(f: &[Field<'a>]) -> HashSet<&'a [u8]> {
+        f.iter()
+            .filter(|x| x.number == VIRTUAL_HOSTS_FIELD)
+            .map(|x| x.bytes)
+            .collect()
+    }
+    let (oh, nh) = (hosts(&o), hosts(&n));
+    let keep = |f: &[Field<'_>], other: &HashSet<&[u8]>| -> Vec<u8> {
+        f.iter()
+            .filter(|x| x.number != VIRTUAL_HOSTS_FIELD || !other.contains(x.bytes))
+            .flat_map(|x| x.bytes.iter().copied())
             .collect()
     };
-    let (ob, nb) = (by_name(old), by_name(new));
-    let same = |v: &Value| -> bool {
-        v.get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|name| ob.get(name).is_some_and(|o| nb.get(name) == Some(o)))
-    };
-    for rc in [old, new] {
-        if let Some(hosts) = rc.get_mut(FIELD).and_then(Value::as_array_mut) {
-            hosts.retain(|v| !same(v));
+    Some((keep(&o, &nh), keep(&n, &oh)))
+}
+
+/// One top-level field of an encoded message: its number and its whole encoding (key
+/// included).
+struct Field<'a> {
+    number: u64,
+    bytes: &'a [u8],
+}
+
+/// The top-level fields of an encoded message, in order; `None` if malformed.
+fn fields(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
         }
+        None
     }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let start = buf;
+        let key = varint(&mut buf)?;
+        let len = match key & 7 {
+            0 => {
+                varint(&mut buf)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(varint(&mut buf)?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        buf = buf.get(len..)?;
+        let used = start.len() - buf.len();
+        out.push(Field {
+            number: key >> 3,
+            bytes: start.get(..used)?,
+        });
+    }
+    Some(out)
 }
 
 /// A resource as Envoy's JSON, pretty-printed with keys sorted (prost keeps maps in
@@ -696,5 +745,41 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
             changed += cached.proxies.len();
         }
         assert!(changed > 0);
+    }
+
+    #[test]
+    fn a_route_configuration_renders_only_its_changed_virtual_hosts() {
+        use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+        let vh = |name: &str, domain: &str| VirtualHost {
+            name: name.to_owned(),
+            domains: vec![domain.to_owned()],
+            ..Default::default()
+        };
+        let rc = |hosts: Vec<VirtualHost>| RouteConfiguration {
+            name: "80".to_owned(),
+            virtual_hosts: hosts,
+            ..Default::default()
+        };
+        let enc = |r: &RouteConfiguration| {
+            EncodedResource::new(r.name.clone(), xds::wire::encode_route_configuration(r))
+        };
+        let old = enc(&rc(vec![vh("a", "a.x"), vh("b", "b.x"), vh("c", "c.x")]));
+        let new = enc(&rc(vec![vh("a", "a.x"), vh("b", "b2.x"), vh("d", "d.x")]));
+        let d = render_change(ResourceKind::Route, &old, &new);
+        for shown in ["\"b.x\"", "\"b2.x\"", "\"c.x\"", "\"d.x\""] {
+            assert!(d.contains(shown), "{shown} missing:\n{d}");
+        }
+        assert!(
+            !d.contains("a.x"),
+            "an unchanged virtual host is shown:\n{d}"
+        );
+        assert!(
+            d.contains("-        \"b.x\"") && d.contains("+        \"b2.x\""),
+            "{d}"
+        );
+        assert!(
+            fields(&[0x0a, 0x05, b'a']).is_none(),
+            "a truncated field is malformed"
+        );
     }
 }
