@@ -15,7 +15,8 @@
 //!   and success), `upstream_rq_time` buckets, `upstream_cx_tx_bytes_total` (in) and
 //!   `upstream_cx_rx_bytes_total` (out). Envoy has no per-request security label, so the
 //!   mTLS share is unknown. A request Envoy answers itself (a fault abort) never reaches a
-//!   cluster and is not counted.
+//!   cluster and is not counted. Envoy's default tags cut cluster names at the first dot
+//!   ([`envoy_metric`] puts them back together).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,7 +94,7 @@ fn emits_istio(samples: &[Sample]) -> bool {
     samples.iter().any(|s| s.name.starts_with("istio_"))
 }
 
-/// The rows, sorted by namespace, workload and destination.
+/// The rows with traffic in the window, sorted by namespace, workload and destination.
 pub fn rows(scrapes: &[Scrape], by: By, window: Duration) -> Vec<Row> {
     let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
     for scrape in scrapes {
@@ -104,7 +105,12 @@ pub fn rows(scrapes: &[Scrape], by: By, window: Duration) -> Vec<Row> {
         }
     }
     let secs = window.as_secs_f64();
+    // Envoy lists every cluster, used or not: a row needs traffic in the window.
+    let busy = |a: &Acc| {
+        a.requests > 0.0 || a.bytes_in.unwrap_or(0.0) > 0.0 || a.bytes_out.unwrap_or(0.0) > 0.0
+    };
     acc.into_iter()
+        .filter(|(_, a)| busy(a))
         .map(|((namespace, workload, destination), a)| {
             let round = |v: f64| v.round().max(0.0);
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -203,22 +209,45 @@ fn envoy_cluster(name: &str, by: By) -> Option<Option<String>> {
     }
 }
 
+/// The cluster stats read, by their name after the cluster.
+const ENVOY_METRICS: [&str; 4] = [
+    "upstream_rq_xx",
+    "upstream_rq_time_bucket",
+    "upstream_cx_tx_bytes_total",
+    "upstream_cx_rx_bytes_total",
+];
+
+/// The metric and the whole cluster name of an Envoy cluster stat. Envoy's default tag
+/// extraction ends the `envoy_cluster_name` label at the cluster name's first dot and
+/// leaves the rest in the metric name (`outbound|9080|v1|reviews` and
+/// `envoy_cluster_bookinfo_svc_cluster_local_upstream_rq_xx`), so the name is put back
+/// together. Stats of one kind of upstream only (`external_`, `internal_`) are left out:
+/// the plain stat counts both.
+fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
+    let rest = s.name.strip_prefix("envoy_cluster_")?;
+    let metric = ENVOY_METRICS.into_iter().find(|m| rest.ends_with(m))?;
+    let middle = &rest[..rest.len() - metric.len()];
+    if !(middle.is_empty() || middle.ends_with('_'))
+        || middle.ends_with("external_")
+        || middle.ends_with("internal_")
+    {
+        return None;
+    }
+    let label = s.label("envoy_cluster_name");
+    let cluster = if middle.is_empty() {
+        label.to_owned()
+    } else {
+        format!("{label}.{}", middle.trim_end_matches('_').replace('_', "."))
+    };
+    Some((metric, cluster))
+}
+
 fn envoy(scrape: &Scrape, by: By, acc: &mut BTreeMap<Key, Acc>) {
     for s in &scrape.samples {
-        let name = s.name.as_str();
-        let Some(metric) = name.strip_prefix("envoy_cluster_") else {
+        let Some((metric, cluster)) = envoy_metric(s) else {
             continue;
         };
-        if !matches!(
-            metric,
-            "upstream_rq_xx"
-                | "upstream_rq_time_bucket"
-                | "upstream_cx_tx_bytes_total"
-                | "upstream_cx_rx_bytes_total"
-        ) {
-            continue;
-        }
-        let Some(destination) = envoy_cluster(s.label("envoy_cluster_name"), by) else {
+        let Some(destination) = envoy_cluster(&cluster, by) else {
             continue;
         };
         let key = (
@@ -333,13 +362,16 @@ istio_response_bytes_sum{reporter=\"destination\",destination_workload=\"a\",des
         let text = "\
 envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"inbound|9080||\"} 9
 envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"5\",envoy_cluster_name=\"inbound|9080||\"} 1
-envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v1|ratings.shop.svc.cluster.local\"} 5
-envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v2|ratings.shop.svc.cluster.local\"} 5
+envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v1|ratings\"} 5
+envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v2|ratings\"} 5
+envoy_cluster_shop_svc_cluster_local_external_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v2|ratings\"} 5
+envoy_cluster_external_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"inbound|9080||\"} 9
 envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"xds-grpc\"} 3
 envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"inbound|9080||\",le=\"10\"} 10
 envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"inbound|9080||\",le=\"+Inf\"} 10
 envoy_cluster_upstream_cx_tx_bytes_total{envoy_cluster_name=\"inbound|9080||\"} 1000
 envoy_cluster_upstream_cx_rx_bytes_total{envoy_cluster_name=\"inbound|9080||\"} 5000
+envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|80||idle\"} 0
 ";
         let scrape = Scrape {
             namespace: "shop".into(),
