@@ -82,7 +82,7 @@ pub struct StatArgs {
 
     /// Scrape these proxy admin addresses (`IP`, `IP:PORT`) instead of asking meshd.
     /// Repeatable.
-    #[arg(long = "proxy", value_name = "ADDR")]
+    #[arg(long = "proxy", value_name = "ADDR", conflicts_with = "controlplane")]
     pub proxies: Vec<String>,
 
     /// The time between the two scrapes (`2s`, `500ms`, `1m`).
@@ -388,8 +388,12 @@ pub fn table(report: &Report, by: By) -> String {
         lines.push(l);
     }
     if report.rows.is_empty() {
+        let unreachable = match report.errors.len() {
+            0 => String::new(),
+            n => format!(" ({n} could not be scraped)"),
+        };
         return format!(
-            "No traffic seen in {:.1} s on {} proxies.\n",
+            "No traffic seen in {:.1} s on {} proxies{unreachable}.\n",
             report.window_seconds, report.proxies
         );
     }
