@@ -213,15 +213,16 @@ struct Shared<'a> {
     empty: Arc<EncodedPart>,
     /// Names that differ between two shared parts (per resource type, in
     /// [`ResourceKind::ALL`] order), by the parts' addresses (before, after): each pair of
-    /// parts is compared once, however many proxies hold it. The caches keep the parts
-    /// alive, so an address names one part for the whole comparison.
-    pairs: Mutex<HashMap<(usize, usize), Slot<PartDiff>>>,
+    /// parts is compared once, however many proxies hold it. The entry holds both parts, so
+    /// that no address is freed and reused by another part during the comparison.
+    pairs: Mutex<HashMap<(usize, usize), PairSlot>>,
     /// Unified diffs by resource type, name and both digests: proxies that see the same
     /// change to a resource share its rendering.
     renders: Mutex<HashMap<RenderKey, Slot<String>>>,
 }
 
 type PartDiff = [Vec<String>; 4];
+type PairSlot = (Arc<EncodedPart>, Arc<EncodedPart>, Slot<PartDiff>);
 type RenderKey = (ResourceKind, String, u64, u64);
 type Slot<T> = Arc<OnceLock<Arc<T>>>;
 
@@ -358,9 +359,22 @@ fn compare_configs(
         Arc::as_ptr(&before.shared) as usize,
         Arc::as_ptr(&after.shared) as usize,
     );
-    let parts = memo(&shared.pairs, key, || {
-        ResourceKind::ALL.map(|k| changed_names(before.shared.list(k), after.shared.list(k)))
-    });
+    let slot = shared
+        .pairs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert_with(|| (before.shared.clone(), after.shared.clone(), Slot::default()))
+        .2
+        .clone();
+    let parts = slot
+        .get_or_init(|| {
+            Arc::new(
+                ResourceKind::ALL
+                    .map(|k| changed_names(before.shared.list(k), after.shared.list(k))),
+            )
+        })
+        .clone();
     let kind = |i: usize| compare_kind(shared, ResourceKind::ALL[i], &parts[i], before, after);
     let d = ConfigDiff {
         listeners: kind(0),
@@ -719,6 +733,16 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
         EncodedConfig::unshared(&xds::generate(s, p))
     }
 
+    /// The cache's translation with every shared part a fresh copy, freed after use: parts
+    /// are compared by address, and a freed address may come back for another part.
+    fn fresh(c: &Cache, s: &Snapshot, p: &ProxyInfo) -> EncodedConfig {
+        let e = c.generate(s, p);
+        EncodedConfig {
+            shared: Arc::new((*e.shared).clone()),
+            own: e.own,
+        }
+    }
+
     #[test]
     fn the_shared_translation_reports_what_translating_every_proxy_whole_reports() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/diff");
@@ -737,6 +761,8 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
             let cached = diff_with(&change, &[], Cache::generate);
             let reference = diff_with(&change, &[], whole);
             assert_eq!(cached.proxies, reference.proxies, "{file}");
+            let copied = diff_with(&change, &[], fresh);
+            assert_eq!(copied.proxies, reference.proxies, "{file}");
             assert_eq!(
                 cached.unchanged_proxies, reference.unchanged_proxies,
                 "{file}"
