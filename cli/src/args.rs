@@ -58,6 +58,13 @@ pub enum Command {
     /// webhooks, proxies in sync).
     #[command(after_help = crate::cluster::check::EXAMPLES)]
     Check(crate::cluster::check::CheckArgs),
+    /// Show requests per second, success rate, latency percentiles, bytes and mTLS share per
+    /// workload or route, scraped from the proxies (no Prometheus server needed).
+    #[command(after_help = crate::stat::STAT_EXAMPLES)]
+    Stat(crate::stat::StatArgs),
+    /// `stat` as a view that refreshes every window until Ctrl-C.
+    #[command(after_help = crate::stat::TOP_EXAMPLES)]
+    Top(crate::stat::TopArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         #[arg(value_enum)]

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod output;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod stat;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -72,6 +73,8 @@ pub fn run(cli: Cli) -> u8 {
         Command::Install(i) => cluster::install::run(&i),
         Command::Uninstall(u) => cluster::uninstall::run(&u),
         Command::Check(c) => cluster::check::run(&c),
+        Command::Stat(s) => stat::run_stat(&s),
+        Command::Top(t) => stat::run_top(&t),
         Command::Completion { shell } => {
             let mut cmd = command();
             clap_complete::generate(shell, &mut cmd, "meshctl", &mut std::io::stdout());

@@ -2,29 +2,33 @@
 //! and after compared by type and name, the analyzer messages and refused objects of both
 //! sides compared, all gathered in a [`Report`].
 //!
-//! Proxies are translated on every core, each proxy's two configs compared and dropped at
-//! once (a proxy of a large mesh receives megabytes). Proxies whose translation inputs are
-//! the same ([`GenerateKey`]) share one translation. The translation is a plain function
-//! ([`Translate`]) so that a per-key cache of outbound config can take its place.
+//! Each side is translated as meshd translates it, through a per-snapshot
+//! [`Cache`]: a sidecar's outbound part (most of its config) is generated and encoded once per
+//! outbound key and shared by every proxy of the key; only each proxy's own part (inbound,
+//! its local-mode listener) is generated per proxy. Resources are compared by digest and
+//! bytes: each pair of shared parts (before, after) is compared once, however many proxies
+//! hold it, then each proxy's own resources. Only resources that differ are decoded and
+//! rendered as JSON for their unified diff, once per distinct change. Proxies are spread
+//! over all cores. The translation is a plain function ([`Translate`]) so that tests can
+//! stand in for it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use mesh_core::analysis::{self, MeshConfig, Message, Store};
-use mesh_core::xds::{self, ProxyConfig, ProxyInfo, ProxyKind, Rejected, Snapshot};
+use mesh_core::xds::cache::{Cache, EncodedConfig, EncodedPart, EncodedResource, ResourceKind};
+use mesh_core::xds::{self, ProxyInfo, ProxyKind, Rejected, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Change;
-use super::proxies::{self, GenerateKey};
+use super::proxies;
 use crate::output::MessageRecord;
 
-/// How one proxy's config is produced from a snapshot (meshd's translation).
-pub type Translate = fn(&Snapshot, &ProxyInfo) -> ProxyConfig;
+/// How one proxy's config is produced from a snapshot (meshd's translation, through the
+/// side's cache).
+pub type Translate = fn(&Cache, &Snapshot, &ProxyInfo) -> EncodedConfig;
 
 /// What happened to one resource type of one proxy.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -149,7 +153,7 @@ fn side(resources: &[mesh_core::resource::Resource], connected: &[String]) -> Si
 
 /// Compares both sides of the change with meshd's translation.
 pub fn diff(change: &Change, connected: &[String]) -> Report {
-    diff_with(change, connected, xds::generate)
+    diff_with(change, connected, Cache::generate)
 }
 
 /// [`diff`] with a given translation.
@@ -199,6 +203,45 @@ pub fn diff_with(change: &Change, connected: &[String], translate: Translate) ->
 
 type Job<'a> = (&'a String, Option<&'a ProxyInfo>, Option<&'a ProxyInfo>);
 
+/// Work shared by the threads of one comparison: both sides' caches, the shared-part
+/// comparisons done so far and the unified diffs rendered so far.
+struct Shared<'a> {
+    before: &'a Snapshot,
+    after: &'a Snapshot,
+    caches: (Cache, Cache),
+    /// The outbound part of a proxy absent from one side.
+    empty: Arc<EncodedPart>,
+    /// Names that differ between two shared parts (per resource type, in
+    /// [`ResourceKind::ALL`] order), by the parts' addresses (before, after): each pair of
+    /// parts is compared once, however many proxies hold it. The entry holds both parts, so
+    /// that no address is freed and reused by another part during the comparison.
+    pairs: Mutex<HashMap<(usize, usize), PairSlot>>,
+    /// Unified diffs by resource type, name and both digests: proxies that see the same
+    /// change to a resource share its rendering.
+    renders: Mutex<HashMap<RenderKey, Slot<String>>>,
+}
+
+type PartDiff = [Vec<String>; 4];
+type PairSlot = (Arc<EncodedPart>, Arc<EncodedPart>, Slot<PartDiff>);
+type RenderKey = (ResourceKind, String, u64, u64);
+type Slot<T> = Arc<OnceLock<Arc<T>>>;
+
+/// The value of `key` in `map`, made by `fill` the first time (other threads asking for the
+/// same key meanwhile wait for it; threads asking for other keys go on).
+fn memo<K: std::hash::Hash + Eq, T>(
+    map: &Mutex<HashMap<K, Slot<T>>>,
+    key: K,
+    fill: impl FnOnce() -> T,
+) -> Arc<T> {
+    let slot = map
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .clone();
+    slot.get_or_init(|| Arc::new(fill())).clone()
+}
+
 /// Translates and compares every proxy, on all cores.
 fn proxy_diffs(
     before: &Snapshot,
@@ -206,96 +249,77 @@ fn proxy_diffs(
     jobs: &[Job<'_>],
     translate: Translate,
 ) -> Vec<Outcome> {
-    // Proxies with the same translation inputs share one translation: group them.
-    let mut groups: BTreeMap<(Option<GenerateKey>, Option<GenerateKey>), Vec<usize>> =
-        BTreeMap::new();
-    for (i, (_, b, a)) in jobs.iter().enumerate() {
-        groups
-            .entry((b.map(GenerateKey::of), a.map(GenerateKey::of)))
-            .or_default()
-            .push(i);
-    }
-    let groups: Vec<Vec<usize>> = groups.into_values().collect();
+    let shared = Shared {
+        before,
+        after,
+        caches: (Cache::new(), Cache::new()),
+        empty: Arc::default(),
+        pairs: Mutex::default(),
+        renders: Mutex::default(),
+    };
     let threads = std::thread::available_parallelism()
         .map(std::num::NonZeroUsize::get)
         .unwrap_or(1)
         .clamp(1, 16);
-    let next = Mutex::new(0usize);
+    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Outcome>> = Mutex::new(vec![Outcome::Unchanged; jobs.len()]);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                let mut memo = Memos::new();
                 loop {
-                    let g = {
-                        let Ok(mut n) = next.lock() else { return };
-                        let g = *n;
-                        *n += 1;
-                        g
-                    };
-                    let Some(members) = groups.get(g) else { return };
-                    let Some(&first) = members.first() else {
-                        continue;
-                    };
-                    let (_, b, a) = jobs[first];
-                    let empty = ProxyConfig::default();
-                    let translated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        (
-                            b.map(|p| translate(before, p)),
-                            a.map(|p| translate(after, p)),
-                        )
-                    }));
-                    let (cb, ca) = match translated {
-                        Ok(c) => c,
-                        Err(panic) => {
-                            let error = panic_message(panic.as_ref());
-                            let Ok(mut out) = results.lock() else { return };
-                            for &i in members {
-                                out[i] = Outcome::Failed(error.clone());
-                            }
-                            continue;
-                        }
-                    };
-                    let diff = compare_configs(
-                        cb.as_ref().unwrap_or(&empty),
-                        ca.as_ref().unwrap_or(&empty),
-                        &mut memo,
-                    );
-                    drop((cb, ca));
-                    let Ok(mut out) = results.lock() else { return };
-                    for &i in members {
-                        let (id, b, a) = jobs[i];
-                        let Some(d) = &diff else {
-                            out[i] = Outcome::Unchanged;
-                            continue;
-                        };
-                        out[i] = Outcome::Changed(Box::new({
-                            let info = a.or(b);
-                            ProxyDiff {
-                                id: id.clone(),
-                                kind: match info.map(|p| p.kind) {
-                                    Some(ProxyKind::Gateway) => "gateway",
-                                    _ => "sidecar",
-                                },
-                                namespace: info.map(|p| p.namespace.clone()).unwrap_or_default(),
-                                workload: info.map(|p| p.workload.clone()).unwrap_or_default(),
-                                status: match (b, a) {
-                                    (None, Some(_)) => "added",
-                                    (Some(_), None) => "removed",
-                                    _ => "changed",
-                                },
-                                clusters: d.clusters.clone(),
-                                listeners: d.listeners.clone(),
-                                routes: d.routes.clone(),
-                                endpoints: d.endpoints.clone(),
-                            }
-                        }));
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&job) = jobs.get(k) else { return };
+                    let outcome = proxy_outcome(&shared, job, translate);
+                    let mut out = results.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(slot) = out.get_mut(k) {
+                        *slot = outcome;
                     }
                 }
             });
         }
     });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
+    results.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Translates one proxy on both sides and compares its configs.
+fn proxy_outcome(shared: &Shared<'_>, job: Job<'_>, translate: Translate) -> Outcome {
+    let (id, b, a) = job;
+    let absent = || EncodedConfig {
+        shared: shared.empty.clone(),
+        own: EncodedPart::default(),
+    };
+    let translated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (
+            b.map_or_else(absent, |p| translate(&shared.caches.0, shared.before, p)),
+            a.map_or_else(absent, |p| translate(&shared.caches.1, shared.after, p)),
+        )
+    }));
+    let (cb, ca) = match translated {
+        Ok(c) => c,
+        Err(panic) => return Outcome::Failed(panic_message(panic.as_ref())),
+    };
+    let Some(d) = compare_configs(shared, &cb, &ca) else {
+        return Outcome::Unchanged;
+    };
+    let info = a.or(b);
+    Outcome::Changed(Box::new(ProxyDiff {
+        id: id.clone(),
+        kind: match info.map(|p| p.kind) {
+            Some(ProxyKind::Gateway) => "gateway",
+            _ => "sidecar",
+        },
+        namespace: info.map(|p| p.namespace.clone()).unwrap_or_default(),
+        workload: info.map(|p| p.workload.clone()).unwrap_or_default(),
+        status: match (b, a) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            _ => "changed",
+        },
+        clusters: d.clusters,
+        listeners: d.listeners,
+        routes: d.routes,
+        endpoints: d.endpoints,
+    }))
 }
 
 /// What became of one proxy.
@@ -323,89 +347,40 @@ struct ConfigDiff {
     endpoints: TypeDiff,
 }
 
-/// Unified diffs already rendered, by resource name: proxies that see the same change to a
-/// resource (most of them, in a mesh without Sidecar scoping) share its rendering, which
-/// costs far more than comparing the messages. One per thread.
-struct Memo<M> {
-    seen: HashMap<String, Vec<(M, M, String)>>,
-}
-
-/// How many distinct changes of one resource a memo keeps.
-const MEMO_PER_NAME: usize = 16;
-
-impl<M: PartialEq + Clone> Memo<M> {
-    fn new() -> Self {
-        Memo {
-            seen: HashMap::new(),
-        }
-    }
-
-    fn diff(&mut self, name: &str, old: &M, new: &M, render: fn(&M) -> String) -> String {
-        let entries = self.seen.entry(name.to_owned()).or_default();
-        if let Some((_, _, d)) = entries.iter().find(|(o, n, _)| o == old && n == new) {
-            return d.clone();
-        }
-        let d = unified(&render(old), &render(new));
-        if entries.len() < MEMO_PER_NAME {
-            entries.push((old.clone(), new.clone(), d.clone()));
-        }
-        d
-    }
-}
-
-/// One thread's memos.
-struct Memos {
-    clusters: Memo<Cluster>,
-    listeners: Memo<Listener>,
-    routes: Memo<RouteConfiguration>,
-    endpoints: Memo<ClusterLoadAssignment>,
-}
-
-impl Memos {
-    fn new() -> Self {
-        Memos {
-            clusters: Memo::new(),
-            listeners: Memo::new(),
-            routes: Memo::new(),
-            endpoints: Memo::new(),
-        }
-    }
-}
-
+/// Compares one proxy's configs: the names whose shared entries differ (once per pair of
+/// shared parts) and the names of both own parts are looked up on both sides; every other
+/// name is in both shared parts with the same bytes.
 fn compare_configs(
-    before: &ProxyConfig,
-    after: &ProxyConfig,
-    memo: &mut Memos,
+    shared: &Shared<'_>,
+    before: &EncodedConfig,
+    after: &EncodedConfig,
 ) -> Option<ConfigDiff> {
+    let key = (
+        Arc::as_ptr(&before.shared) as usize,
+        Arc::as_ptr(&after.shared) as usize,
+    );
+    let slot = shared
+        .pairs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert_with(|| (before.shared.clone(), after.shared.clone(), Slot::default()))
+        .2
+        .clone();
+    let parts = slot
+        .get_or_init(|| {
+            Arc::new(
+                ResourceKind::ALL
+                    .map(|k| changed_names(before.shared.list(k), after.shared.list(k))),
+            )
+        })
+        .clone();
+    let kind = |i: usize| compare_kind(shared, ResourceKind::ALL[i], &parts[i], before, after);
     let d = ConfigDiff {
-        clusters: compare_list(
-            &before.clusters,
-            &after.clusters,
-            |c| &c.name,
-            |c| render_json(xds::json::to_value(c)),
-            &mut memo.clusters,
-        ),
-        listeners: compare_list(
-            &before.listeners,
-            &after.listeners,
-            |l| &l.name,
-            |l| render_json(xds::json::to_value(l)),
-            &mut memo.listeners,
-        ),
-        routes: compare_list(
-            &before.routes,
-            &after.routes,
-            |r| &r.name,
-            |r| render_json(xds::json::to_value(r)),
-            &mut memo.routes,
-        ),
-        endpoints: compare_list(
-            &before.endpoints,
-            &after.endpoints,
-            |e| &e.cluster_name,
-            |e| render_json(xds::json::to_value(e)),
-            &mut memo.endpoints,
-        ),
+        listeners: kind(0),
+        routes: kind(1),
+        clusters: kind(2),
+        endpoints: kind(3),
     };
     if d.clusters.is_empty()
         && d.listeners.is_empty()
@@ -418,79 +393,181 @@ fn compare_configs(
     }
 }
 
-/// Compares two lists of resources by name (typed equality; maps inside compare as maps).
-fn compare_list<M: PartialEq + Clone + Reduce>(
-    before: &[M],
-    after: &[M],
-    name: fn(&M) -> &String,
-    render: fn(&M) -> String,
-    memo: &mut Memo<M>,
+/// The names whose entries differ between two name-sorted lists (present on one side only,
+/// or with other bytes), in name order.
+fn changed_names(before: &[EncodedResource], after: &[EncodedResource]) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut b, mut a) = (before, after);
+    loop {
+        let name = match (b.first(), a.first()) {
+            (Some(x), Some(y)) => x.name.as_str().min(y.name.as_str()),
+            (Some(x), None) => x.name.as_str(),
+            (None, Some(y)) => y.name.as_str(),
+            (None, None) => return out,
+        };
+        let run = |l: &[EncodedResource]| l.iter().take_while(|r| r.name == name).count();
+        let (nb, na) = (run(b), run(a));
+        let (rb, rest_b) = b.split_at(nb);
+        let (ra, rest_a) = a.split_at(na);
+        if nb != na || rb.iter().zip(ra).any(|(x, y)| !same(x, y)) {
+            out.push(name.to_owned());
+        }
+        (b, a) = (rest_b, rest_a);
+    }
+}
+
+/// Whether two resources have the same bytes (the digest first: it settles most).
+fn same(x: &EncodedResource, y: &EncodedResource) -> bool {
+    x.digest == y.digest && x.value == y.value
+}
+
+/// The resource a proxy holds under `name`: the last of that name, as a client keeps the
+/// last (its own part comes after the shared one, see [`EncodedConfig::iter`]).
+fn lookup<'a>(
+    config: &'a EncodedConfig,
+    kind: ResourceKind,
+    name: &str,
+) -> Option<&'a EncodedResource> {
+    let last = |l: &'a [EncodedResource]| {
+        let end = l.partition_point(|r| r.name.as_str() <= name);
+        end.checked_sub(1)
+            .and_then(|i| l.get(i))
+            .filter(|r| r.name == name)
+    };
+    last(config.own.list(kind)).or_else(|| last(config.shared.list(kind)))
+}
+
+/// One resource type of one proxy: the names that may differ (`shared_changed`, and every
+/// name of both own parts) looked up on both sides.
+fn compare_kind(
+    shared: &Shared<'_>,
+    kind: ResourceKind,
+    shared_changed: &[String],
+    before: &EncodedConfig,
+    after: &EncodedConfig,
 ) -> TypeDiff {
-    let b: BTreeMap<&String, &M> = before.iter().map(|m| (name(m), m)).collect();
-    let a: BTreeMap<&String, &M> = after.iter().map(|m| (name(m), m)).collect();
+    let names: BTreeSet<&str> = shared_changed
+        .iter()
+        .map(String::as_str)
+        .chain(before.own.list(kind).iter().map(|r| r.name.as_str()))
+        .chain(after.own.list(kind).iter().map(|r| r.name.as_str()))
+        .collect();
     let mut out = TypeDiff::default();
-    for (n, old) in &b {
-        match a.get(n) {
-            None => out.removed.push((*n).clone()),
-            Some(new) if *new != *old => {
-                let diff = match M::reduce(old, new) {
-                    Some((o, n2)) => memo.diff(n, &o, &n2, render),
-                    None => memo.diff(n, old, new, render),
-                };
+    for name in names {
+        match (lookup(before, kind, name), lookup(after, kind, name)) {
+            (Some(_), None) => out.removed.push(name.to_owned()),
+            (None, Some(_)) => out.added.push(name.to_owned()),
+            (Some(old), Some(new)) if !same(old, new) => {
+                let key = (kind, name.to_owned(), old.digest, new.digest);
+                let diff = memo(&shared.renders, key, || render_change(kind, old, new));
                 out.changed.push(ChangedResource {
-                    name: (*n).clone(),
-                    diff,
+                    name: name.to_owned(),
+                    diff: (*diff).clone(),
                 });
             }
-            Some(_) => {}
-        }
-    }
-    for n in a.keys() {
-        if !b.contains_key(n) {
-            out.added.push((*n).clone());
+            _ => {}
         }
     }
     out
 }
 
-/// Leaving out of a changed resource's rendering the parts that did not change, where a
-/// resource has many independent parts: a route configuration's virtual hosts (one per
-/// service in a large mesh). The rest of the resource is kept whole.
-trait Reduce: Sized {
-    /// Copies of `old` and `new` without their equal parts, or `None` to render them whole.
-    fn reduce(_old: &Self, _new: &Self) -> Option<(Self, Self)> {
-        None
-    }
+/// The message type of a resource type.
+fn message_name(kind: ResourceKind) -> &'static str {
+    xds::json::type_name(match kind {
+        ResourceKind::Listener => xds::type_url::LISTENER,
+        ResourceKind::Route => xds::type_url::ROUTE,
+        ResourceKind::Cluster => xds::type_url::CLUSTER,
+        ResourceKind::Endpoint => xds::type_url::ENDPOINT,
+    })
 }
 
-impl Reduce for Cluster {}
-impl Reduce for Listener {}
-impl Reduce for ClusterLoadAssignment {}
+/// A changed resource as a unified diff of Envoy's JSON. A route configuration is shown
+/// without the virtual hosts that did not change (one per service in a large mesh); every
+/// other resource whole.
+fn render_change(kind: ResourceKind, old: &EncodedResource, new: &EncodedResource) -> String {
+    let full_name = message_name(kind);
+    let reduced = match kind {
+        ResourceKind::Route => drop_same_virtual_hosts(&old.value, &new.value),
+        _ => None,
+    };
+    let (o, n) = match &reduced {
+        Some((o, n)) => (o.as_slice(), n.as_slice()),
+        None => (&old.value[..], &new.value[..]),
+    };
+    unified(
+        &render_json(xds::json::encoded_to_value(full_name, o)),
+        &render_json(xds::json::encoded_to_value(full_name, n)),
+    )
+}
 
-impl Reduce for RouteConfiguration {
-    /// Keeps the virtual hosts that are added, removed or changed (by name).
-    fn reduce(old: &Self, new: &Self) -> Option<(Self, Self)> {
-        let by_name = |rc: &Self| -> HashMap<String, usize> {
-            rc.virtual_hosts
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.name.clone(), i))
-                .collect()
-        };
-        let (ob, nb) = (by_name(old), by_name(new));
-        let same = |name: &str| -> bool {
-            match (ob.get(name), nb.get(name)) {
-                (Some(&i), Some(&j)) => old.virtual_hosts[i] == new.virtual_hosts[j],
-                _ => false,
-            }
-        };
-        let keep = |rc: &Self| -> Self {
-            let mut out = rc.clone();
-            out.virtual_hosts.retain(|v| !same(&v.name));
-            out
-        };
-        Some((keep(old), keep(new)))
+/// `RouteConfiguration.virtual_hosts`.
+const VIRTUAL_HOSTS_FIELD: u64 = 2;
+
+/// Both encoded route configurations without the virtual hosts whose encodings are equal
+/// (the encoding is deterministic, so equal bytes are equal virtual hosts): done on the
+/// wire, before decoding, as rendering a thousand virtual hosts costs far more than
+/// comparing their bytes. `None` when either is not a well-formed message.
+fn drop_same_virtual_hosts(old: &[u8], new: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (o, n) = (fields(old)?, fields(new)?);
+    fn hosts<'a>(f: &[Field<'a>]) -> HashSet<&'a [u8]> {
+        f.iter()
+            .filter(|x| x.number == VIRTUAL_HOSTS_FIELD)
+            .map(|x| x.bytes)
+            .collect()
     }
+    let (oh, nh) = (hosts(&o), hosts(&n));
+    let keep = |f: &[Field<'_>], other: &HashSet<&[u8]>| -> Vec<u8> {
+        f.iter()
+            .filter(|x| x.number != VIRTUAL_HOSTS_FIELD || !other.contains(x.bytes))
+            .flat_map(|x| x.bytes.iter().copied())
+            .collect()
+    };
+    Some((keep(&o, &nh), keep(&n, &oh)))
+}
+
+/// One top-level field of an encoded message: its number and its whole encoding (key
+/// included).
+struct Field<'a> {
+    number: u64,
+    bytes: &'a [u8],
+}
+
+/// The top-level fields of an encoded message, in order; `None` if malformed.
+fn fields(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let start = buf;
+        let key = varint(&mut buf)?;
+        let len = match key & 7 {
+            0 => {
+                varint(&mut buf)?;
+                0
+            }
+            1 => 8,
+            2 => usize::try_from(varint(&mut buf)?).ok()?,
+            5 => 4,
+            _ => return None,
+        };
+        buf = buf.get(len..)?;
+        let used = start.len() - buf.len();
+        out.push(Field {
+            number: key >> 3,
+            bytes: start.get(..used)?,
+        });
+    }
+    Some(out)
 }
 
 /// A resource as Envoy's JSON, pretty-printed with keys sorted (prost keeps maps in
@@ -594,11 +671,11 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
         super::super::apply(base, new, &[]).unwrap()
     }
 
-    fn panicking(_: &Snapshot, p: &ProxyInfo) -> ProxyConfig {
+    fn panicking(c: &Cache, s: &Snapshot, p: &ProxyInfo) -> EncodedConfig {
         if p.workload == "a2" {
             panic!("boom");
         }
-        xds::generate(&Snapshot::default(), p)
+        c.generate(s, p)
     }
 
     #[test]
@@ -620,7 +697,7 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
                 "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a3, namespace: x, labels: {app: a}}\nspec: {address: 127.31.0.3}\n",
             ),
             &[],
-            xds::generate,
+            Cache::generate,
         );
         let added: Vec<&ProxyDiff> = report
             .proxies
@@ -650,5 +727,85 @@ apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a2, na
             );
             assert!(p.endpoints.changed[0].diff.contains("127.31.0.3"));
         }
+    }
+
+    fn whole(_: &Cache, s: &Snapshot, p: &ProxyInfo) -> EncodedConfig {
+        EncodedConfig::unshared(&xds::generate(s, p))
+    }
+
+    /// The cache's translation with every shared part a fresh copy, freed after use: parts
+    /// are compared by address, and a freed address may come back for another part.
+    fn fresh(c: &Cache, s: &Snapshot, p: &ProxyInfo) -> EncodedConfig {
+        let e = c.generate(s, p);
+        EncodedConfig {
+            shared: Arc::new((*e.shared).clone()),
+            own: e.own,
+        }
+    }
+
+    #[test]
+    fn the_shared_translation_reports_what_translating_every_proxy_whole_reports() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/diff");
+        let base = mesh_core::source::load_paths(&[dir.join("base")], true);
+        assert!(base.errors.is_empty(), "{:?}", base.errors);
+        let mut changed = 0;
+        for file in [
+            "weight-shift.yaml",
+            "new-subset.yaml",
+            "gateway-route.yaml",
+            "delete.yaml",
+            "broken.yaml",
+        ] {
+            let new = mesh_core::source::load_paths(&[dir.join(file)], true);
+            let change = super::super::apply(base.resources.clone(), new.resources, &[]).unwrap();
+            let cached = diff_with(&change, &[], Cache::generate);
+            let reference = diff_with(&change, &[], whole);
+            assert_eq!(cached.proxies, reference.proxies, "{file}");
+            let copied = diff_with(&change, &[], fresh);
+            assert_eq!(copied.proxies, reference.proxies, "{file}");
+            assert_eq!(
+                cached.unchanged_proxies, reference.unchanged_proxies,
+                "{file}"
+            );
+            assert!(cached.translation_errors.is_empty(), "{file}");
+            changed += cached.proxies.len();
+        }
+        assert!(changed > 0);
+    }
+
+    #[test]
+    fn a_route_configuration_renders_only_its_changed_virtual_hosts() {
+        use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+        let vh = |name: &str, domain: &str| VirtualHost {
+            name: name.to_owned(),
+            domains: vec![domain.to_owned()],
+            ..Default::default()
+        };
+        let rc = |hosts: Vec<VirtualHost>| RouteConfiguration {
+            name: "80".to_owned(),
+            virtual_hosts: hosts,
+            ..Default::default()
+        };
+        let enc = |r: &RouteConfiguration| {
+            EncodedResource::new(r.name.clone(), xds::wire::encode_route_configuration(r))
+        };
+        let old = enc(&rc(vec![vh("a", "a.x"), vh("b", "b.x"), vh("c", "c.x")]));
+        let new = enc(&rc(vec![vh("a", "a.x"), vh("b", "b2.x"), vh("d", "d.x")]));
+        let d = render_change(ResourceKind::Route, &old, &new);
+        for shown in ["\"b.x\"", "\"b2.x\"", "\"c.x\"", "\"d.x\""] {
+            assert!(d.contains(shown), "{shown} missing:\n{d}");
+        }
+        assert!(
+            !d.contains("a.x"),
+            "an unchanged virtual host is shown:\n{d}"
+        );
+        assert!(
+            d.contains("-        \"b.x\"") && d.contains("+        \"b2.x\""),
+            "{d}"
+        );
+        assert!(
+            fields(&[0x0a, 0x05, b'a']).is_none(),
+            "a truncated field is malformed"
+        );
     }
 }

@@ -129,33 +129,6 @@ pub fn defined(
     out
 }
 
-/// The fields of a [`ProxyInfo`] the translation reads (everything but the node id): two
-/// proxies with the same key receive the same config, so it is generated once per key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GenerateKey {
-    pub kind: ProxyKind,
-    pub ip: IpAddr,
-    pub namespace: String,
-    pub workload: String,
-    pub labels: BTreeMap<String, String>,
-    pub service_account: String,
-    pub local_mode: bool,
-}
-
-impl GenerateKey {
-    pub fn of(p: &ProxyInfo) -> GenerateKey {
-        GenerateKey {
-            kind: p.kind,
-            ip: p.ip,
-            namespace: p.namespace.clone(),
-            workload: p.workload.clone(),
-            labels: p.labels.clone(),
-            service_account: p.service_account.clone(),
-            local_mode: p.local_mode,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
