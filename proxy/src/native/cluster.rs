@@ -429,10 +429,12 @@ pub struct ClusterShared {
     /// The workload certificate's holder (TLS without one fails to connect).
     identity: Option<Arc<super::tls::Identity>>,
     /// HTTP/1.1 connections over TLS, by host (the pooled client above is plaintext only).
-    h1_tls: std::sync::Mutex<
-        HashMap<HostAddr, Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>,
-    >,
+    /// Each connection is tagged with the serial of the certificate it was made with: once
+    /// the certificate rotates, idle connections made with the old one are not reused.
+    h1_tls: std::sync::Mutex<HashMap<HostAddr, Vec<(String, H1Sender)>>>,
 }
+
+type H1Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// Idle TLS HTTP/1.1 connections kept per host.
 const H1_TLS_IDLE: usize = 32;
@@ -507,17 +509,23 @@ impl ClusterShared {
         }
     }
 
-    /// An HTTP/1.1 connection over TLS to `addr`: an idle one, or a new one.
-    async fn h1_tls_sender(
-        &self,
-        addr: &HostAddr,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, UpstreamError> {
+    /// The serial of the workload certificate in force ("" without one).
+    fn serial(&self) -> String {
+        self.identity
+            .as_ref()
+            .and_then(|i| i.current())
+            .map(|c| c.serial.clone())
+            .unwrap_or_default()
+    }
+
+    /// An HTTP/1.1 connection over TLS to `addr`: an idle one made with the certificate in
+    /// force, or a new one.
+    async fn h1_tls_sender(&self, addr: &HostAddr) -> Result<(String, H1Sender), UpstreamError> {
+        let serial = self.serial();
         let idle = self.h1_tls.lock().ok().and_then(|mut m| {
             let v = m.get_mut(addr)?;
-            v.retain(|s| !s.is_closed());
-            let i = v
-                .iter()
-                .position(hyper::client::conn::http1::SendRequest::is_ready)?;
+            v.retain(|(s, c)| !c.is_closed() && *s == serial);
+            let i = v.iter().position(|(_, c)| c.is_ready())?;
             Some(v.swap_remove(i))
         });
         if let Some(s) = idle {
@@ -534,7 +542,7 @@ impl ClusterShared {
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        Ok(sender)
+        Ok((serial, sender))
     }
 
     /// Sends one HTTP/1.1 request over TLS; the connection goes back to the idle set (it is
@@ -544,7 +552,7 @@ impl ClusterShared {
         addr: &HostAddr,
         mut req: hyper::Request<Full<Bytes>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
-        let mut s = self.h1_tls_sender(addr).await?;
+        let (serial, mut s) = self.h1_tls_sender(addr).await?;
         if !req.headers().contains_key(hyper::header::HOST)
             && let Some(a) = req.uri().authority()
             && let Ok(v) = hyper::header::HeaderValue::from_str(a.as_str())
@@ -566,9 +574,9 @@ impl ClusterShared {
         let resp = s.send_request(req).await;
         if let Ok(mut m) = self.h1_tls.lock() {
             let v = m.entry(addr.clone()).or_default();
-            v.retain(|s| !s.is_closed());
+            v.retain(|(_, c)| !c.is_closed());
             if v.len() < H1_TLS_IDLE {
-                v.push(s);
+                v.push((serial, s));
             }
         }
         resp.map_err(|e| UpstreamError::Reset(e.to_string()))
