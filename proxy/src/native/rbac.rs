@@ -16,7 +16,7 @@
 //! Evaluated: `any`, `and_rules`/`and_ids`, `or_rules`/`or_ids`, `not_rule`/`not_id`,
 //! `header` (pseudo-headers `:method`, `:authority`, `:path`, `:scheme` included),
 //! `url_path`, the `uri_template` path matcher, `destination_ip`, `destination_port`,
-//! `requested_server_name` (always the empty name: no TLS yet), `direct_remote_ip`,
+//! `requested_server_name` (always the empty name: the SNI of TLS connections is not recorded yet), `direct_remote_ip`,
 //! `source_ip`, `remote_ip` (the last `x-forwarded-for` address unless the HCM sets
 //! `use_remote_address`, else the peer), `metadata`
 //! / `sourced_metadata` on the dynamic metadata jwt_authn writes ([`Metadata`]), and
