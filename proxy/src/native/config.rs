@@ -150,7 +150,15 @@ pub struct ListenerSpec {
     pub plaintext: bool,
     /// The plaintext chain's client-certificate forwarding.
     pub plain_xfcc: Xfcc,
+    /// How long `tls_inspector` waits for the client's first bytes (`listener_filters_timeout`,
+    /// Envoy's default 15 s; zero: no limit), and whether the connection then goes on as
+    /// plaintext (`continue_on_listener_filters_timeout`) rather than being closed.
+    pub inspect_timeout: Option<std::time::Duration>,
+    pub continue_on_inspect_timeout: bool,
 }
+
+/// Envoy's default `listener_filters_timeout`.
+pub const DEFAULT_INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Why a listener cannot be applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -233,6 +241,14 @@ impl TryFrom<&Listener> for ListenerSpec {
             tls,
             plaintext: plaintext.is_some(),
             plain_xfcc,
+            inspect_timeout: match super::route::optional_duration(
+                l.listener_filters_timeout.as_ref(),
+            ) {
+                None => Some(DEFAULT_INSPECT_TIMEOUT),
+                Some(d) if d.is_zero() => None,
+                Some(d) => Some(d),
+            },
+            continue_on_inspect_timeout: l.continue_on_listener_filters_timeout,
         })
     }
 }

@@ -148,20 +148,30 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-/// How long a client may take to send its first byte (TLS or not) or finish the TLS
-/// handshake on a listener with a TLS chain.
-const TLS_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one accepted connection: plaintext, or TLS first when the listener has a TLS
 /// chain and the client starts a handshake (as `tls_inspector` tells them apart).
 async fn serve(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
-    let Some(tls) = &spec.tls else {
+    // Servers always require a client certificate (`tls::ServerTls` refuses other configs).
+    if spec.tls.is_none() {
         return serve_on(sock, peer, spec.clone(), proxy, None).await;
-    };
+    }
     let mut first = [0u8; 1];
-    let is_tls = match tokio::time::timeout(TLS_DETECT_TIMEOUT, sock.peek(&mut first)).await {
+    let peeked = match spec.inspect_timeout {
+        Some(t) => tokio::time::timeout(t, sock.peek(&mut first)).await,
+        None => Ok(sock.peek(&mut first).await),
+    };
+    let is_tls = match peeked {
         Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
-        _ => return,
+        Ok(_) => return,
+        // As Envoy's listener filter timeout: close, or go on as plaintext when told to.
+        Err(_) if spec.continue_on_inspect_timeout => false,
+        Err(_) => {
+            debug!(client.addr = %peer, listener.name = %spec.name, "no first bytes within the listener filter timeout; closing");
+            return;
+        }
     };
     if !is_tls {
         if spec.plaintext {
@@ -181,9 +191,8 @@ async fn serve(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy
             return;
         }
     };
-    let _ = tls.require_client_certificate;
     let accepted = tokio::time::timeout(
-        TLS_DETECT_TIMEOUT,
+        TLS_HANDSHAKE_TIMEOUT,
         tokio_rustls::TlsAcceptor::from(cfg).accept(sock),
     )
     .await;
