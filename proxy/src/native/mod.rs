@@ -152,7 +152,7 @@ pub async fn run(
     let health_task = tokio::spawn(admin::serve(health_l, proxy.clone(), admin::Server::Health));
     let sink = Box::new(listener::Listeners::new(proxy.clone()));
     let ads_task = tokio::spawn(ads::run(
-        id.xds_address,
+        id.xds_address.clone(),
         ads::node(id),
         proxy.store.clone(),
         proxy.ads.clone(),
