@@ -8,8 +8,9 @@
 //! in meshctl and has not moved into a crate meshd can use yet, and a pass-through keeps
 //! pod creation working under the `Fail` policy of the injection webhook configuration.
 //!
-//! The server speaks plain HTTP/1.1; the API server calls webhooks over TLS only, so in a
-//! cluster this needs meshd's TLS (not built yet). Tests post real AdmissionReview JSON.
+//! The server speaks HTTP/1.1, over TLS when meshd has a CA ([`serve_tls`], the serving
+//! certificate from [`crate::webhook_tls`]; the API server calls webhooks over TLS only) or
+//! plain ([`serve`]) otherwise. Tests post real AdmissionReview JSON.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -180,7 +181,24 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// Serves the webhooks on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) {
+    serve_with(listener, None, stop).await;
+}
+
+/// Serves the webhooks over TLS (as the API server calls them) until `stop` turns true.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    stop: watch::Receiver<bool>,
+) {
+    serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), stop).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -193,14 +211,33 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         };
         debug!(client.addr = %peer, "webhook connection");
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(
                     |req| async move { Ok::<_, Infallible>(handle(req).await) },
                 );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(s)) => {
+                            let _ = http.serve_connection(TokioIo::new(s), service).await;
+                        }
+                        Ok(Err(e)) => {
+                            warn!(client.addr = %peer, reason = %e, "webhook TLS handshake failed");
+                        }
+                        Err(_) => warn!(client.addr = %peer, "webhook TLS handshake timed out"),
+                    }
+                }
+            }
         });
     }
 }
