@@ -25,6 +25,9 @@ pub const DEFAULT_NAMESPACE: &str = "istio-system";
 /// The injection webhook configuration's name.
 pub const INJECTOR: &str = "istio-sidecar-injector";
 
+/// How often set bundles are checked again.
+const RECHECK: Duration = Duration::from_secs(60);
+
 /// The validation webhook configuration's name for meshd in `namespace`.
 pub fn validator_name(namespace: &str) -> String {
     format!("istio-validator-{namespace}")
@@ -155,8 +158,9 @@ pub async fn patch_bundles(
     Ok(changed)
 }
 
-/// Keeps trying [`patch_bundles`] (the configurations may be applied after meshd starts)
-/// until it succeeds or `stop` turns true; back-off 1 s to 30 s.
+/// Keeps the bundles set until `stop` turns true: retries [`patch_bundles`] with back-off
+/// (1 s to 30 s) while the configurations are missing (they may be applied after meshd
+/// starts), then checks again every minute (a re-created configuration has no bundle).
 pub async fn keep_bundles(
     client: kube::Client,
     namespace: String,
@@ -167,16 +171,24 @@ pub async fn keep_bundles(
     loop {
         match patch_bundles(&client, &namespace, &root_pem).await {
             Ok(n) => {
-                info!(webhooks.changed = n, "webhook CA bundles set");
-                return;
+                if n > 0 {
+                    info!(webhooks.changed = n, "webhook CA bundles set");
+                }
+                pause = RECHECK;
             }
-            Err(e) => warn!(error = %e, retry_in = ?pause, "cannot set the webhook CA bundles"),
+            Err(e) => {
+                warn!(error = %e, retry_in = ?pause, "cannot set the webhook CA bundles");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
-        pause = (pause * 2).min(Duration::from_secs(30));
+        pause = if pause >= RECHECK {
+            Duration::from_secs(1)
+        } else {
+            (pause * 2).min(Duration::from_secs(30))
+        };
     }
 }
 
