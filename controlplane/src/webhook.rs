@@ -4,9 +4,8 @@
 //!
 //! This module owns the AdmissionReview exchange (admission.k8s.io/v1): `/validate`
 //! answers allowed or denied with every error, and warnings as admission warnings.
-//! `/inject` answers allowed with no patch and a warning: the injector (kube-inject) lives
-//! in meshctl and has not moved into a crate meshd can use yet, and a pass-through keeps
-//! pod creation working under the `Fail` policy of the injection webhook configuration.
+//! `/inject` answers with the JSONPatch that injects the sidecar ([`crate::webhook_inject`],
+//! mesh-core's injector, the one `meshctl kube-inject` uses).
 //!
 //! The server speaks HTTP/1.1, over TLS when meshd has a CA ([`serve_tls`], the serving
 //! certificate from [`crate::webhook_tls`]; the API server calls webhooks over TLS only) or
@@ -40,7 +39,7 @@ pub enum ReviewError {
     NotAReview(String),
 }
 
-fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
+pub(crate) fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
     if review["kind"] != "AdmissionReview" {
         return Err(ReviewError::NotAReview(
             "kind is not AdmissionReview".into(),
@@ -56,7 +55,7 @@ fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
     Ok((request, uid))
 }
 
-fn answer(
+pub(crate) fn answer(
     review: &J,
     uid: &str,
     allowed: bool,
@@ -115,20 +114,13 @@ pub fn validate_review(review: &J) -> Result<J, ReviewError> {
     }
 }
 
-/// Answers an injection AdmissionReview: allowed, unchanged, with a warning (see the
-/// module docs).
+/// Answers an injection AdmissionReview: the Pod's JSONPatch from mesh-core's injector
+/// ([`crate::webhook_inject`]), with meshd's settings for its namespace.
 pub fn inject_review(review: &J) -> Result<J, ReviewError> {
-    let (_, uid) = request_of(review)?;
-    Ok(answer(
+    crate::webhook_inject::inject_review_with(
         review,
-        uid,
-        true,
-        None,
-        vec![
-            "meshd does not inject sidecars yet: the pod was admitted unchanged; use `meshctl kube-inject`"
-                .into(),
-        ],
-    ))
+        &crate::webhook_inject::settings(&crate::webhook_tls::namespace()),
+    )
 }
 
 fn respond(code: StatusCode, body: String) -> Response<Full<Bytes>> {
