@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use meshctl::inject::{Settings, inject_text};
+use meshctl::inject::{Settings, SettingsFiles, inject_text};
 use serde_json::Value as J;
 
 /// Cases that do not agree, with the reason. The test fails when one of them starts

@@ -148,7 +148,7 @@ fn set_changes_the_output_and_bad_keys_are_usage_errors() {
     assert!(text.contains("name: istio-validator-mesh\n"));
 
     // meshd's log level reaches its environment; the injection webhooks' failure policy is
-    // Ignore unless set (meshd's webhook has no TLS yet).
+    // Istio's Fail unless set.
     let render = |sets: &[&str]| {
         let mut v = Values::for_profile(Profile::Default);
         for s in sets {
@@ -164,7 +164,7 @@ fn set_changes_the_output_and_bad_keys_are_usage_errors() {
     };
     let objs = render(&[
         "meshd.logLevel=debug",
-        "webhooks.injection.failurePolicy=Fail",
+        "webhooks.injection.failurePolicy=Ignore",
     ]);
     let meshd = objs
         .iter()
@@ -185,7 +185,7 @@ fn set_changes_the_output_and_bad_keys_are_usage_errors() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|h| h["failurePolicy"] == "Fail")
+            .all(|h| h["failurePolicy"] == "Ignore")
     );
     let hooks = find(&render(&[]), "MutatingWebhookConfiguration");
     assert!(
@@ -193,7 +193,7 @@ fn set_changes_the_output_and_bad_keys_are_usage_errors() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|h| h["failurePolicy"] == "Ignore")
+            .all(|h| h["failurePolicy"] == "Fail")
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))

@@ -304,13 +304,23 @@ impl Ca {
         &self,
         ip: IpAddr,
     ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
+        self.serving_identity_for(
+            vec!["istiod.istio-system.svc".to_owned(), "localhost".to_owned()],
+            &[ip],
+        )
+    }
+
+    /// A serving certificate for DNS SANs `names` and IP SANs `ips`, signed by the root
+    /// (the chain ends with the root); with its key.
+    pub fn serving_identity_for(
+        &self,
+        names: Vec<String>,
+        ips: &[IpAddr],
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CaError> {
         let key = KeyPair::generate().map_err(|e| CaError::Sign(e.to_string()))?;
-        let mut p = CertificateParams::new(vec![
-            "istiod.istio-system.svc".to_owned(),
-            "localhost".to_owned(),
-        ])
-        .map_err(|e| CaError::Sign(e.to_string()))?;
-        p.subject_alt_names.push(SanType::IpAddress(ip));
+        let mut p = CertificateParams::new(names).map_err(|e| CaError::Sign(e.to_string()))?;
+        p.subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "meshd");
         p.distinguished_name = dn;

@@ -16,6 +16,8 @@ pub mod source;
 pub mod status;
 pub mod translate;
 pub mod webhook;
+pub mod webhook_inject;
+pub mod webhook_tls;
 pub mod xds;
 
 pub use server::{Meshd, MeshdError, Options};

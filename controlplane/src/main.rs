@@ -29,8 +29,10 @@ struct Cli {
     /// The default in a pod when no --config-dir is given.
     #[arg(long)]
     kube: bool,
-    /// Where the admission webhooks (/validate, /inject) listen, plain HTTP (default with
-    /// --kube: 0.0.0.0:15017; otherwise not served).
+    /// Where the admission webhooks (/validate, /inject) listen (default with --kube:
+    /// 0.0.0.0:15017; otherwise not served): over TLS with a certificate from the CA for
+    /// meshd's Service names in $POD_NAMESPACE (default istio-system) when meshd has a CA,
+    /// else plain HTTP.
     #[arg(long)]
     webhook_address: Option<SocketAddr>,
     /// Where ADS (gRPC, plaintext) listens.
@@ -42,7 +44,8 @@ struct Cli {
     /// Run the CA with this directory: the root (created on first start unless
     /// --ca-cert/--ca-key), the trust bundle `root-cert.pem` and the caller `token` that
     /// sidecars read (`mesh-proxy run --ca-dir`). Without it there is no CA and sidecars
-    /// talk plaintext.
+    /// talk plaintext; with --kube it defaults to $TMPDIR/meshd-ca (the webhooks need TLS,
+    /// and meshd writes the root into the webhook configurations' caBundle).
     #[arg(long)]
     ca_dir: Option<PathBuf>,
     /// Where the CA (Istio's CreateCertificate over TLS) listens [default: the xDS
@@ -125,7 +128,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    if let Some(dir) = cli.ca_dir.clone() {
+    let ca_dir = cli
+        .ca_dir
+        .clone()
+        .or_else(|| use_kube.then(|| std::env::temp_dir().join("meshd-ca")));
+    if let Some(dir) = ca_dir {
         let mut ca = CaOptions::new(dir);
         ca.root = cli.ca_cert.clone().zip(cli.ca_key.clone());
         ca.workload_ttl = cli.workload_cert_ttl;

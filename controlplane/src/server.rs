@@ -106,6 +106,8 @@ pub struct Meshd {
     metrics: Arc<Metrics>,
     kube: Option<KubeSource>,
     webhook: Option<(TcpListener, SocketAddr)>,
+    /// The webhooks' TLS (when meshd has a CA).
+    webhook_tls: Option<Arc<rustls::ServerConfig>>,
     ca: Option<BoundCa>,
 }
 
@@ -182,6 +184,14 @@ impl Meshd {
                 })
             }
         };
+        let webhook_tls = match (&webhook, &ca) {
+            (Some((_, addr)), Some(c)) => Some(crate::webhook_tls::tls_config(
+                &c.ca,
+                &crate::webhook_tls::namespace(),
+                addr.ip(),
+            )?),
+            _ => None,
+        };
         Ok(Meshd {
             opts,
             translator,
@@ -194,6 +204,7 @@ impl Meshd {
             metrics,
             kube,
             webhook,
+            webhook_tls,
             ca,
         })
     }
@@ -233,9 +244,23 @@ impl Meshd {
             metrics,
             kube,
             webhook,
+            webhook_tls,
             ca,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        // In a cluster the API server must trust the webhooks' certificate: write the CA
+        // root into the webhook configurations.
+        let bundle_task = match (&opts.kube, &webhook_tls, &ca) {
+            (Some(client), Some(_), Some(c)) => {
+                Some(tokio::spawn(crate::webhook_tls::keep_bundles(
+                    client.0.clone(),
+                    crate::webhook_tls::namespace(),
+                    c.ca.root_pem().to_owned(),
+                    stop_rx.clone(),
+                )))
+            }
+            _ => None,
+        };
         let ready = Arc::new(AtomicBool::new(false));
 
         let gauges = tokio::spawn(track_config(
@@ -271,9 +296,15 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
-        let webhook_task = webhook.map(|(listener, addr)| {
-            info!(webhook.address = %addr, "admission webhooks serving (plain HTTP)");
-            tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+        let webhook_task = webhook.map(|(listener, addr)| match webhook_tls {
+            Some(tls) => {
+                info!(webhook.address = %addr, "admission webhooks serving (TLS)");
+                tokio::spawn(crate::webhook::serve_tls(listener, tls, stop_rx.clone()))
+            }
+            None => {
+                info!(webhook.address = %addr, "admission webhooks serving (plain HTTP; no CA)");
+                tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+            }
         });
         let source_name = match &kube {
             Some(_) => "kubernetes".to_owned(),
@@ -331,6 +362,7 @@ impl Meshd {
             .into_iter()
             .chain(webhook_task)
             .chain(ca_task)
+            .chain(bundle_task)
         {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await

@@ -4,12 +4,12 @@
 //!
 //! This module owns the AdmissionReview exchange (admission.k8s.io/v1): `/validate`
 //! answers allowed or denied with every error, and warnings as admission warnings.
-//! `/inject` answers allowed with no patch and a warning: the injector (kube-inject) lives
-//! in meshctl and has not moved into a crate meshd can use yet, and a pass-through keeps
-//! pod creation working under the `Fail` policy of the injection webhook configuration.
+//! `/inject` answers with the JSONPatch that injects the sidecar ([`crate::webhook_inject`],
+//! mesh-core's injector, the one `meshctl kube-inject` uses).
 //!
-//! The server speaks plain HTTP/1.1; the API server calls webhooks over TLS only, so in a
-//! cluster this needs meshd's TLS (not built yet). Tests post real AdmissionReview JSON.
+//! The server speaks HTTP/1.1, over TLS when meshd has a CA ([`serve_tls`], the serving
+//! certificate from [`crate::webhook_tls`]; the API server calls webhooks over TLS only) or
+//! plain ([`serve`]) otherwise. Tests post real AdmissionReview JSON.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ pub enum ReviewError {
     NotAReview(String),
 }
 
-fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
+pub(crate) fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
     if review["kind"] != "AdmissionReview" {
         return Err(ReviewError::NotAReview(
             "kind is not AdmissionReview".into(),
@@ -55,7 +55,7 @@ fn request_of(review: &J) -> Result<(&J, &str), ReviewError> {
     Ok((request, uid))
 }
 
-fn answer(
+pub(crate) fn answer(
     review: &J,
     uid: &str,
     allowed: bool,
@@ -114,20 +114,13 @@ pub fn validate_review(review: &J) -> Result<J, ReviewError> {
     }
 }
 
-/// Answers an injection AdmissionReview: allowed, unchanged, with a warning (see the
-/// module docs).
+/// Answers an injection AdmissionReview: the Pod's JSONPatch from mesh-core's injector
+/// ([`crate::webhook_inject`]), with meshd's settings for its namespace.
 pub fn inject_review(review: &J) -> Result<J, ReviewError> {
-    let (_, uid) = request_of(review)?;
-    Ok(answer(
+    crate::webhook_inject::inject_review_with(
         review,
-        uid,
-        true,
-        None,
-        vec![
-            "meshd does not inject sidecars yet: the pod was admitted unchanged; use `meshctl kube-inject`"
-                .into(),
-        ],
-    ))
+        &crate::webhook_inject::settings(&crate::webhook_tls::namespace()),
+    )
 }
 
 fn respond(code: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -180,7 +173,24 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// Serves the webhooks on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) {
+    serve_with(listener, None, stop).await;
+}
+
+/// Serves the webhooks over TLS (as the API server calls them) until `stop` turns true.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    stop: watch::Receiver<bool>,
+) {
+    serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), stop).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -193,14 +203,33 @@ pub async fn serve(listener: TcpListener, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         };
         debug!(client.addr = %peer, "webhook connection");
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(
                     |req| async move { Ok::<_, Infallible>(handle(req).await) },
                 );
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(s)) => {
+                            let _ = http.serve_connection(TokioIo::new(s), service).await;
+                        }
+                        Ok(Err(e)) => {
+                            warn!(client.addr = %peer, reason = %e, "webhook TLS handshake failed");
+                        }
+                        Err(_) => warn!(client.addr = %peer, "webhook TLS handshake timed out"),
+                    }
+                }
+            }
         });
     }
 }

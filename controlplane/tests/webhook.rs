@@ -1,7 +1,8 @@
 //! meshd's admission webhooks over HTTP with real AdmissionReview JSON: a valid object is
 //! allowed, an invalid one denied with the validator's field paths, DELETE allowed,
-//! malformed requests refused with 400, and `/inject` admits unchanged with a warning.
-//! Plain HTTP: meshd has no TLS for the webhooks yet.
+//! malformed requests refused with 400; `/inject` answers a Pod with the JSONPatch that injects
+//! it, and admits unchanged what is already injected or opted out.
+//! Plain HTTP here (TLS: `webhook_tls.rs`).
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{Read, Write};
@@ -153,7 +154,7 @@ fn validation_allows_valid_and_denies_invalid_objects() {
 }
 
 #[test]
-fn malformed_requests_and_injection() {
+fn malformed_requests_are_refused() {
     let server = start();
     let (code, answer) = post(server.addr, "/validate", "{not json");
     assert_eq!(code, 400);
@@ -167,17 +168,107 @@ fn malformed_requests_and_injection() {
     assert_eq!(answer["error"], "not an AdmissionReview: no request");
     let (code, _) = post(server.addr, "/mutate", "{}");
     assert_eq!(code, 404);
+}
 
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
-                     "spec": {"containers": [{"name": "app", "image": "app"}]}});
-    let (code, answer) = post(server.addr, "/inject", &review("CREATE", pod));
+/// Applies a JSONPatch of top-level `add`/`replace`/`remove` ops (what `/inject` sends).
+fn apply_patch(mut doc: J, response: &J) -> J {
+    assert_eq!(response["patchType"], "JSONPatch", "{response}");
+    let bytes: k8s_openapi::ByteString = serde_json::from_value(response["patch"].clone()).unwrap();
+    let ops: Vec<J> = serde_json::from_slice(&bytes.0).unwrap();
+    for op in ops {
+        let key = op["path"].as_str().unwrap().strip_prefix('/').unwrap();
+        assert!(!key.contains('/'), "not top-level: {op}");
+        match op["op"].as_str().unwrap() {
+            "add" | "replace" => doc[key] = op["value"].clone(),
+            "remove" => {
+                doc.as_object_mut().unwrap().remove(key);
+            }
+            other => panic!("unexpected op {other}"),
+        }
+    }
+    doc
+}
+
+fn pod_review(pod: &J) -> String {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "a1b2",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "shop",
+            "operation": "CREATE",
+            "object": pod,
+        }
+    })
+    .to_string()
+}
+
+fn names(list: &J) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn injection_patches_the_pod() {
+    let server = start();
+    // As a Deployment's ReplicaSet creates it: generateName, no namespace in the object.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "reviews-v1-7d9f-", "labels": {"app": "reviews", "version": "v1"}},
+        "spec": {"containers": [{"name": "app", "image": "reviews:1", "ports": [{"containerPort": 9080}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 9080}}}]}});
+    let (code, answer) = post(server.addr, "/inject", &pod_review(&pod));
     assert_eq!(code, 200);
-    assert_eq!(answer["response"]["allowed"], true);
-    assert!(answer["response"].get("patch").is_none());
+    assert_eq!(answer["response"]["uid"], "a1b2");
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let injected = apply_patch(pod.clone(), &answer["response"]);
+    let spec = &injected["spec"];
+    let all: Vec<String> = [names(&spec["initContainers"]), names(&spec["containers"])].concat();
+    assert!(all.contains(&"istio-proxy".to_owned()), "{all:?}");
+    assert!(all.contains(&"istio-init".to_owned()), "{all:?}");
+    assert!(all.contains(&"app".to_owned()), "{all:?}");
+    let status = injected["metadata"]["annotations"]["sidecar.istio.io/status"]
+        .as_str()
+        .unwrap();
+    assert!(status.contains("istio-proxy"), "{status}");
+    assert_eq!(injected["metadata"]["labels"]["app"], "reviews");
+    // The app's HTTP probe now goes through the agent's status port.
+    let app = spec["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app")
+        .unwrap();
+    assert_eq!(app["readinessProbe"]["httpGet"]["port"], 15020, "{app}");
+    // The sidecar reaches meshd by its Service name.
     assert!(
-        answer["response"]["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("meshctl kube-inject")
+        injected
+            .to_string()
+            .contains("meshd.istio-system.svc:15010")
     );
+
+    // Already injected: admitted unchanged.
+    let (_, again) = post(server.addr, "/inject", &pod_review(&injected));
+    assert_eq!(again["response"]["allowed"], true);
+    assert!(again["response"].get("patch").is_none(), "{again}");
+    // Opted out: admitted unchanged.
+    let mut off = pod.clone();
+    off["metadata"]["annotations"] = json!({"sidecar.istio.io/inject": "false"});
+    let (_, answer) = post(server.addr, "/inject", &pod_review(&off));
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
+    // A malformed capture annotation: denied with the field.
+    let mut bad = pod;
+    bad["metadata"]["annotations"] =
+        json!({"traffic.sidecar.istio.io/excludeInboundPorts": "80,http"});
+    let (_, answer) = post(server.addr, "/inject", &pod_review(&bad));
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("excludeInboundPorts"), "{message}");
 }

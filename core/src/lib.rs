@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod envoy;
 pub mod host;
 pub mod identity;
+pub mod inject;
 pub mod kinds;
 pub mod model;
 pub mod resource;

@@ -4,7 +4,10 @@
 //! `sidecar~IP~NAME.NS~NS.svc.cluster.local` and the node metadata meshd reads:
 //! `NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`, `WORKLOAD_NAME`, `LOCAL_MODE`) and the static
 //! part of Envoy's configuration: ADS over gRPC to meshd through the `xds-grpc` cluster,
-//! clusters and listeners from ADS, and the admin listener.
+//! clusters and listeners from ADS, and the admin listener. meshd's address is an
+//! [`XdsAddress`]: `IP:PORT`, or `HOST:PORT` (in a cluster, meshd's Service name) which the
+//! bootstrap reaches through a STRICT_DNS cluster and the native engine resolves on every
+//! connection attempt.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +28,126 @@ pub enum BootstrapError {
     Workload(String),
     #[error("label {0:?} is not KEY=VALUE")]
     Label(String),
+    #[error("xDS address {0:?} is not IP:PORT or HOST:PORT")]
+    XdsAddress(String),
+}
+
+/// meshd's xDS address: an IP and port, or a host name and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XdsAddress {
+    Ip(SocketAddr),
+    Name { host: String, port: u16 },
+}
+
+impl XdsAddress {
+    /// The port meshd's xDS server listens on.
+    pub fn port(&self) -> u16 {
+        match self {
+            XdsAddress::Ip(a) => a.port(),
+            XdsAddress::Name { port, .. } => *port,
+        }
+    }
+
+    /// The same host with another port (meshd's CA beside its xDS server).
+    pub fn with_port(&self, port: u16) -> XdsAddress {
+        match self {
+            XdsAddress::Ip(a) => XdsAddress::Ip(SocketAddr::new(a.ip(), port)),
+            XdsAddress::Name { host, .. } => XdsAddress::Name {
+                host: host.clone(),
+                port,
+            },
+        }
+    }
+
+    /// The addresses to try, in the resolver's order (a name is looked up on each call,
+    /// so a reconnect follows a Service that moved).
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            XdsAddress::Ip(a) => Ok(vec![*a]),
+            XdsAddress::Name { host, port } => {
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
+                    .await?
+                    .collect();
+                if found.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{host} has no addresses"),
+                    ));
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// As [`XdsAddress::resolve`], blocking (for start-up, outside a runtime).
+    pub fn resolve_blocking(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        match self {
+            XdsAddress::Ip(a) => Ok(vec![*a]),
+            XdsAddress::Name { host, port } => {
+                let found: Vec<SocketAddr> = (host.as_str(), *port).to_socket_addrs()?.collect();
+                if found.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("{host} has no addresses"),
+                    ));
+                }
+                Ok(found)
+            }
+        }
+    }
+}
+
+impl From<SocketAddr> for XdsAddress {
+    fn from(a: SocketAddr) -> Self {
+        XdsAddress::Ip(a)
+    }
+}
+
+/// A DNS name: dot-separated labels of letters, digits and inner hyphens, not all digits
+/// (so a malformed IPv4 address is not taken for a name).
+fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(label_ok)
+        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+impl std::str::FromStr for XdsAddress {
+    type Err = BootstrapError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(XdsAddress::Ip(a));
+        }
+        let bad = || BootstrapError::XdsAddress(s.to_owned());
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if !is_host_name(host) {
+            return Err(bad());
+        }
+        Ok(XdsAddress::Name {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for XdsAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            XdsAddress::Ip(a) => write!(f, "{a}"),
+            XdsAddress::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
 }
 
 /// A workload as `NAMESPACE/NAME`.
@@ -73,7 +196,7 @@ pub fn parse_label(s: &str) -> Result<(String, String), BootstrapError> {
 #[derive(Clone, Debug)]
 pub struct BootstrapOptions {
     pub kind: ProxyKind,
-    pub xds_address: SocketAddr,
+    pub xds_address: XdsAddress,
     pub workload: Workload,
     pub ip: IpAddr,
     pub admin_port: u16,
@@ -114,6 +237,35 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
         metadata.insert("LOCAL_MODE".into(), json!("true"));
     }
     let ads = json!({"ads": {}, "resource_api_version": "V3"});
+    let mut xds_cluster = json!({
+        "name": XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"},
+                    },
+                },
+            },
+        },
+        "upstream_connection_options": {
+            "tcp_keepalive": {"keepalive_time": 300},
+        },
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": xds_socket_address(&opts.xds_address)}}]}],
+        },
+    });
+    // A name (meshd's Service): Envoy resolves it and follows its changes, preferring IPv4
+    // (a name with both families would otherwise also get hosts meshd may not listen on).
+    if let XdsAddress::Name { .. } = opts.xds_address {
+        xds_cluster["type"] = json!("STRICT_DNS");
+        xds_cluster["dns_lookup_family"] = json!("V4_PREFERRED");
+        xds_cluster["respect_dns_ttl"] = json!(true);
+    }
     let mut out = json!({
         "node": {
             "id": opts.node_id(),
@@ -130,28 +282,7 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
             "lds_config": ads,
         },
         "static_resources": {
-            "clusters": [{
-                "name": XDS_CLUSTER,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "typed_extension_protocol_options": {
-                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                        "explicit_http_config": {
-                            "http2_protocol_options": {
-                                "connection_keepalive": {"interval": "30s", "timeout": "10s"},
-                            },
-                        },
-                    },
-                },
-                "upstream_connection_options": {
-                    "tcp_keepalive": {"keepalive_time": 300},
-                },
-                "load_assignment": {
-                    "cluster_name": XDS_CLUSTER,
-                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket_address(opts.xds_address)}}]}],
-                },
-            }],
+            "clusters": [xds_cluster],
         },
         "admin": {
             "address": socket_address(opts.admin_address()),
@@ -195,6 +326,15 @@ pub fn add_sds(out: &mut Value, path: &std::path::Path) {
     });
     if let Some(clusters) = out["static_resources"]["clusters"].as_array_mut() {
         clusters.push(cluster);
+    }
+}
+
+fn xds_socket_address(addr: &XdsAddress) -> Value {
+    match addr {
+        XdsAddress::Ip(a) => socket_address(*a),
+        XdsAddress::Name { host, port } => {
+            json!({"socket_address": {"address": host, "port_value": port}})
+        }
     }
 }
 
@@ -263,6 +403,95 @@ mod tests {
         assert_eq!(
             b["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
             XDS_CLUSTER
+        );
+    }
+
+    #[test]
+    fn xds_address_is_an_ip_or_a_host_name() {
+        assert_eq!(
+            "127.0.0.1:15010".parse::<XdsAddress>().unwrap(),
+            XdsAddress::Ip("127.0.0.1:15010".parse().unwrap())
+        );
+        assert_eq!(
+            "[::1]:15010".parse::<XdsAddress>().unwrap(),
+            XdsAddress::Ip("[::1]:15010".parse().unwrap())
+        );
+        let name: XdsAddress = "meshd.istio-system.svc:15010".parse().unwrap();
+        assert_eq!(
+            name,
+            XdsAddress::Name {
+                host: "meshd.istio-system.svc".into(),
+                port: 15010
+            }
+        );
+        assert_eq!(name.to_string(), "meshd.istio-system.svc:15010");
+        assert_eq!(
+            name.with_port(15012).to_string(),
+            "meshd.istio-system.svc:15012"
+        );
+        assert_eq!(
+            "LocalHost:1".parse::<XdsAddress>().unwrap().to_string(),
+            "localhost:1"
+        );
+        for bad in [
+            "meshd",
+            "meshd:",
+            ":15010",
+            "meshd:99999",
+            "meshd:x",
+            "-meshd:1",
+            "me_shd:1",
+            "a..b:1",
+            "1.2.3:15010",
+            "::1:15010",
+            "http://meshd:15010",
+        ] {
+            assert!(bad.parse::<XdsAddress>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_resolves_and_an_ip_does_not_need_to() {
+        let ip: XdsAddress = "10.9.8.7:15010".parse().unwrap();
+        assert_eq!(
+            ip.resolve().await.unwrap(),
+            vec!["10.9.8.7:15010".parse().unwrap()]
+        );
+        let name: XdsAddress = "localhost:15010".parse().unwrap();
+        let found = name.resolve().await.unwrap();
+        assert!(
+            found
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 15010),
+            "{found:?}"
+        );
+        assert!(!found.is_empty());
+        assert_eq!(name.resolve_blocking().unwrap().len(), found.len());
+        let missing: XdsAddress = "no-such-host.invalid:15010".parse().unwrap();
+        assert!(missing.resolve().await.is_err());
+    }
+
+    #[test]
+    fn a_host_name_gets_a_strict_dns_cluster() {
+        let mut o = opts("10.1.2.3");
+        o.xds_address = "meshd.istio-system.svc:15010".parse().unwrap();
+        let b = bootstrap(&o);
+        let c = &b["static_resources"]["clusters"][0];
+        assert_eq!(c["name"], XDS_CLUSTER);
+        assert_eq!(c["type"], "STRICT_DNS");
+        assert_eq!(c["dns_lookup_family"], "V4_PREFERRED");
+        assert_eq!(c["respect_dns_ttl"], true);
+        let sa = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+        assert_eq!(sa["address"], "meshd.istio-system.svc");
+        assert_eq!(sa["port_value"], 15010);
+        // The IP form stays STATIC with no DNS settings.
+        let c = &bootstrap(&opts("10.1.2.3"))["static_resources"]["clusters"][0];
+        assert_eq!(c["type"], "STATIC");
+        assert!(c.get("dns_lookup_family").is_none());
+        assert_eq!(
+            c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+                ["address"],
+            "127.0.0.1"
         );
     }
 

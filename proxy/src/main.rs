@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mesh_core::xds::ProxyKind;
 use mesh_proxy::agent::{self, AgentOptions};
-use mesh_proxy::bootstrap::{self, BootstrapOptions, Workload};
+use mesh_proxy::bootstrap::{self, BootstrapOptions, Workload, XdsAddress};
 use mesh_proxy::init;
 
 #[derive(Parser)]
@@ -93,9 +93,10 @@ fn parse_interfaces(s: &str) -> Result<Interfaces, String> {
 
 #[derive(Args, Clone)]
 struct Identity {
-    /// meshd's xDS address.
+    /// meshd's xDS address: IP:PORT, or HOST:PORT (resolved on every connection attempt;
+    /// Envoy gets a STRICT_DNS cluster).
     #[arg(long, default_value = "127.0.0.1:15010")]
-    xds_address: SocketAddr,
+    xds_address: XdsAddress,
     /// The workload, as NAMESPACE/NAME.
     #[arg(long)]
     workload: Workload,
@@ -145,7 +146,8 @@ struct CaArgs {
     /// a workload certificate and takes part in mTLS.
     #[arg(long)]
     ca_dir: Option<PathBuf>,
-    /// meshd's CA address [default: the xDS address's IP, port 15012].
+    /// meshd's CA address [default: the xDS address's host, port 15012; a name is resolved
+    /// once at start-up].
     #[arg(long, requires = "ca_dir")]
     ca_address: Option<SocketAddr>,
     /// The mesh's trust domain.
@@ -157,18 +159,31 @@ struct CaArgs {
 }
 
 impl CaArgs {
-    fn options(&self, xds: SocketAddr) -> Option<agent::CaClientOptions> {
-        let dir = self.ca_dir.clone()?;
-        Some(agent::CaClientOptions {
+    fn options(&self, xds: &XdsAddress) -> Result<Option<agent::CaClientOptions>, String> {
+        let Some(dir) = self.ca_dir.clone() else {
+            return Ok(None);
+        };
+        let address = match self.ca_address {
+            Some(a) => a,
+            None => {
+                let ca = xds.with_port(15012);
+                ca.resolve_blocking()
+                    .map_err(|e| {
+                        format!("cannot resolve the CA address {ca} (or give --ca-address): {e}")
+                    })?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("{ca} has no addresses"))?
+            }
+        };
+        Ok(Some(agent::CaClientOptions {
             client: mesh_proxy::identity::CaClientOptions {
-                address: self
-                    .ca_address
-                    .unwrap_or_else(|| SocketAddr::new(xds.ip(), 15012)),
+                address,
                 dir,
                 ttl: self.cert_ttl_secs.map(std::time::Duration::from_secs),
             },
             trust_domain: Some(self.trust_domain.clone()),
-        })
+        }))
     }
 }
 
@@ -191,7 +206,7 @@ impl Identity {
                 Kind::Sidecar => ProxyKind::Sidecar,
                 Kind::Router => ProxyKind::Gateway,
             },
-            xds_address: self.xds_address,
+            xds_address: self.xds_address.clone(),
             workload: self.workload.clone(),
             ip: self.ip,
             admin_port: self.admin_port,
@@ -313,7 +328,13 @@ fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode
         .unwrap_or_else(|| PathBuf::from("envoy"));
     let mut opts = AgentOptions::new(args.identity.options(), envoy_bin);
     opts.log_level = args.log_level;
-    opts.ca = args.ca.options(args.identity.xds_address);
+    opts.ca = match args.ca.options(&args.identity.xds_address) {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!("mesh-proxy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -7,8 +7,7 @@
 //! injected ([`pod`]); every other object passes through unchanged. Problems point at
 //! `file:line`.
 
-pub mod pod;
-pub mod probes;
+pub use mesh_core::inject::{pod, probes};
 pub mod settings;
 
 use std::io::{Read, Write};
@@ -19,7 +18,7 @@ use serde_json::Value as J;
 use thiserror::Error;
 
 pub use pod::Outcome;
-pub use settings::Settings;
+pub use settings::{Settings, SettingsFiles};
 
 use crate::exit;
 

@@ -13,60 +13,14 @@ use serde_json::Value as J;
 
 use super::InjectError;
 
-/// What the injector needs to know besides the object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// The sidecar's image (`values.global.proxy.image`, `hub`/`tag`).
-    pub proxy_image: String,
-    /// The init container's image (`values.global.proxy_init.image`; default: the sidecar's).
-    pub init_image: String,
-    /// The agent's status port (15020): probes are rewritten to it.
-    pub status_port: u16,
-    /// Defaults for the `traffic.sidecar.istio.io/*` annotations.
-    pub include_ip_ranges: String,
-    pub exclude_ip_ranges: String,
-    pub include_inbound_ports: String,
-    pub exclude_inbound_ports: String,
-    pub exclude_outbound_ports: String,
-    /// Kubernetes native sidecars (an init container that keeps running).
-    pub native_sidecar: bool,
-    /// Rewrite HTTP/TCP/gRPC probes to pass through the agent.
-    pub rewrite_probes: bool,
-    /// `enabled` or `disabled` (pods without an inject annotation are skipped when disabled).
-    pub policy_enabled: bool,
-    /// Where the sidecar reaches meshd.
-    pub discovery_address: String,
-    /// The mesh's interception mode (REDIRECT, TPROXY, NONE).
-    pub interception_mode: String,
-    /// Image pull secrets added to every injected pod.
-    pub image_pull_secrets: Vec<String>,
-    /// A CNI plugin installs the capture rules: the init step only checks them.
-    pub cni: bool,
-}
+pub use mesh_core::inject::settings::{DEFAULT_IMAGE, Settings};
 
-/// The default sidecar image.
-pub const DEFAULT_IMAGE: &str = "ghcr.io/meshctl/mesh-proxy:latest";
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            proxy_image: DEFAULT_IMAGE.to_owned(),
-            init_image: DEFAULT_IMAGE.to_owned(),
-            status_port: 15020,
-            include_ip_ranges: "*".to_owned(),
-            exclude_ip_ranges: String::new(),
-            include_inbound_ports: "*".to_owned(),
-            exclude_inbound_ports: String::new(),
-            exclude_outbound_ports: String::new(),
-            native_sidecar: true,
-            rewrite_probes: true,
-            policy_enabled: true,
-            discovery_address: "meshd.istio-system.svc:15010".to_owned(),
-            interception_mode: "REDIRECT".to_owned(),
-            image_pull_secrets: Vec::new(),
-            cni: false,
-        }
-    }
+/// Reading [`Settings`] from Istio's files (`--injectConfigFile`, `--meshConfigFile`).
+pub trait SettingsFiles {
+    /// Applies an injector config file.
+    fn apply_inject_config(&mut self, path: &Path) -> Result<(), InjectError>;
+    /// Applies a mesh config file.
+    fn apply_mesh_config(&mut self, path: &Path) -> Result<(), InjectError>;
 }
 
 fn read_yaml(path: &Path) -> Result<J, InjectError> {
@@ -97,9 +51,9 @@ fn text(v: &J) -> Option<String> {
     }
 }
 
-impl Settings {
+impl SettingsFiles for Settings {
     /// Applies an injector config file (see the module docs).
-    pub fn apply_inject_config(&mut self, path: &Path) -> Result<(), InjectError> {
+    fn apply_inject_config(&mut self, path: &Path) -> Result<(), InjectError> {
         let doc = read_yaml(path)?;
         let bad = |m: String| InjectError::Config {
             path: path.display().to_string(),
@@ -184,7 +138,7 @@ impl Settings {
     }
 
     /// Applies a mesh config file (`defaultConfig.discoveryAddress`, `interceptionMode`).
-    pub fn apply_mesh_config(&mut self, path: &Path) -> Result<(), InjectError> {
+    fn apply_mesh_config(&mut self, path: &Path) -> Result<(), InjectError> {
         let doc = read_yaml(path)?;
         // A ConfigMap carries the mesh config as text under data.mesh.
         let mesh = match doc.pointer("/data/mesh").and_then(J::as_str) {

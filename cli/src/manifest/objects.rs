@@ -13,6 +13,8 @@ use super::values::Values;
 pub const MESHD: &str = "meshd";
 /// The injection webhook configuration's name (Istio's).
 pub const INJECTOR: &str = "istio-sidecar-injector";
+/// meshd's CA directory in its pod (an emptyDir).
+pub const MESHD_CA_DIR: &str = "/var/run/meshd/ca";
 /// meshd's ports (DESIGN.md): xDS plaintext, xDS mTLS + CA, debug/metrics, webhooks.
 pub const MESHD_PORTS: [(&str, u16); 4] = [
     ("grpc-xds", 15010),
@@ -204,8 +206,13 @@ pub fn meshd_deployment(values: &Values) -> J {
                             "--kube",
                             "--xds-address=0.0.0.0:15010",
                             "--debug-address=0.0.0.0:15014",
+                            format!("--ca-dir={MESHD_CA_DIR}"),
                         ],
                         "env": meshd_env(values),
+                        // The root filesystem is read-only: the CA (root, trust bundle,
+                        // token) lives on an emptyDir, a new root per pod; meshd writes it
+                        // into the webhook configurations' caBundle.
+                        "volumeMounts": [{"name": "meshd-ca", "mountPath": MESHD_CA_DIR}],
                         "ports": ports,
                         "readinessProbe": {
                             "httpGet": {"path": "/ready", "port": 15014},
@@ -216,6 +223,7 @@ pub fn meshd_deployment(values: &Values) -> J {
                         "resources": {"requests": {"cpu": values.meshd_cpu, "memory": values.meshd_memory}},
                         "securityContext": restricted_security_context(),
                     }],
+                    "volumes": [{"name": "meshd-ca", "emptyDir": {}}],
                 },
             },
         },

@@ -47,9 +47,9 @@ pub struct Values {
     pub validation_webhook: bool,
     /// The validation webhook's failure policy (`Fail` or `Ignore`).
     pub validation_failure_policy: String,
-    /// The injection webhooks' failure policy. `Ignore` by default while meshd's webhook
-    /// server has no TLS and does not inject: with `Fail` (Istio's choice), pods in
-    /// injection-enabled namespaces could not be created at all.
+    /// The injection webhooks' failure policy: `Fail` by default, as Istio (meshd serves
+    /// `/inject` over TLS and sets the CA bundle); `Ignore` lets pods be created without a
+    /// sidecar while meshd is down.
     pub injection_failure_policy: String,
     pub ingress_gateway: bool,
     pub ingress_service_type: String,
@@ -124,7 +124,7 @@ impl Values {
             injection_webhook: true,
             validation_webhook: true,
             validation_failure_policy: "Ignore".into(),
-            injection_failure_policy: "Ignore".into(),
+            injection_failure_policy: "Fail".into(),
             ingress_gateway: profile != Profile::Minimal,
             ingress_service_type: "LoadBalancer".into(),
             egress_gateway: demo,

@@ -5,7 +5,8 @@
 //! - `/version`;
 //! - GET and DELETE of one object, 404 with a `Status` when it is absent;
 //! - server-side apply: PATCH with `application/apply-patch+yaml` and a `fieldManager`
-//!   (anything else is refused, as a real server refuses an apply without them),
+//!   (other PATCH types are refused, as a real server refuses an apply without them),
+//!   and JSON merge patch (RFC 7386, `application/merge-patch+json`) of an existing object,
 //!   `dryRun=All` validates without storing, namespaced objects need their namespace;
 //! - CRDs become Established on the second read after they are applied; Deployments are
 //!   Available or not as the test says;
@@ -725,6 +726,21 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
                 &format!("{} \"{name}\" not found", t.plural),
             ),
         },
+        "PATCH" if content_type == "application/merge-patch+json" => {
+            let Some(mut obj) = s.objects.get(&key).cloned() else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", t.plural),
+                );
+            };
+            let Ok(patch) = serde_json::from_slice::<J>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+            };
+            merge_patch(&mut obj, &patch);
+            s.record(&key, Some(obj.clone()));
+            respond(StatusCode::OK, &obj)
+        }
         "PATCH" => {
             if content_type != "application/apply-patch+yaml" {
                 return status(
@@ -785,5 +801,25 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
             respond(StatusCode::OK, &obj)
         }
         _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &method),
+    }
+}
+
+/// RFC 7386: objects merge key by key, `null` removes, anything else replaces.
+fn merge_patch(target: &mut J, patch: &J) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(J::Null), v);
+                }
+            }
+        }
+        (_, Some(_)) => {
+            *target = json!({});
+            merge_patch(target, patch);
+        }
+        _ => *target = patch.clone(),
     }
 }

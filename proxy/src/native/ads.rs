@@ -9,7 +9,8 @@
 //! with the reasons in `error_detail` and the last fully applied version; otherwise it is
 //! ACKed (version and nonce). A response that cannot be decoded changes nothing. When the stream ends or meshd is unreachable the last good config keeps
 //! serving, and the client reconnects with exponential back-off (100 ms to 10 s, jittered),
-//! resending the versions and names it holds.
+//! resending the versions and names it holds. A host-name xDS address is resolved again on
+//! every connection attempt, and each address it gives is tried in turn.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::config::{Applied, Config, Store};
-use crate::bootstrap::{self, BootstrapOptions};
+use crate::bootstrap::{self, BootstrapOptions, XdsAddress};
 
 /// gRPC's INVALID_ARGUMENT, the code of a NACK's error detail.
 const INVALID_ARGUMENT: i32 = 3;
@@ -123,7 +124,7 @@ pub trait ListenerSink: Send {
 
 /// Runs the client until `shutdown` turns true.
 pub async fn run(
-    xds: SocketAddr,
+    xds: XdsAddress,
     node: Node,
     store: Arc<Store>,
     status: Arc<AdsStatus>,
@@ -136,7 +137,7 @@ pub async fn run(
             return;
         }
         let started = Instant::now();
-        let result = session(xds, &node, &store, &status, sink.as_mut(), &mut shutdown).await;
+        let result = session(&xds, &node, &store, &status, sink.as_mut(), &mut shutdown).await;
         status
             .connected
             .store(false, std::sync::atomic::Ordering::Relaxed);
@@ -303,23 +304,36 @@ fn apply(current: &Config, k: Kind, resources: &[Any], version: &str) -> Result<
     })
 }
 
+/// Connects to the first of `xds`'s addresses that answers (a name is resolved now).
+async fn connect(xds: &XdsAddress) -> Result<(tonic::transport::Channel, SocketAddr), String> {
+    let addrs = tokio::time::timeout(Duration::from_secs(5), xds.resolve())
+        .await
+        .map_err(|_| format!("cannot resolve {xds}: timed out"))?
+        .map_err(|e| format!("cannot resolve {xds}: {e}"))?;
+    let mut last = format!("{xds} has no addresses");
+    for addr in addrs {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10));
+        match endpoint.connect().await {
+            Ok(channel) => return Ok((channel, addr)),
+            Err(e) => last = format!("cannot connect to meshd at {xds} ({addr}): {e}"),
+        }
+    }
+    Err(last)
+}
+
 async fn session(
-    xds: SocketAddr,
+    xds: &XdsAddress,
     node: &Node,
     store: &Store,
     status: &AdsStatus,
     sink: &mut dyn ListenerSink,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{xds}"))
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to meshd at {xds}: {e}"))?;
+    let (channel, resolved) = connect(xds).await?;
     let mut client =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(16);
@@ -355,7 +369,7 @@ async fn session(
     status
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    info!(xds.address = %xds, "xDS stream open");
+    info!(xds.address = %xds, xds.resolved = %resolved, "xDS stream open");
     loop {
         tokio::select! {
             msg = inbound.message() => match msg {

@@ -205,7 +205,7 @@ pub async fn run(
     }
     let sink = Box::new(listener::Listeners::new(proxy.clone()));
     let ads_task = tokio::spawn(ads::run(
-        id.xds_address,
+        id.xds_address.clone(),
         node,
         proxy.store.clone(),
         proxy.ads.clone(),
