@@ -302,13 +302,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode {
     if let Engine::Native = args.engine {
+        let ca = match args.ca.options(&args.identity.xds_address) {
+            Ok(ca) => ca,
+            Err(e) => {
+                eprintln!("mesh-proxy: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let opts = mesh_proxy::native::NativeOptions {
             identity: args.identity.options(),
             health_port: args.health_port,
             access_log: !args.no_access_log,
             log_level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
             set_log_level: set_level,
-            ca: args.ca.options(args.identity.xds_address),
+            ca,
         };
         let runtime = match runtime() {
             Ok(rt) => rt,
