@@ -22,8 +22,9 @@
 //!   the connections opened to the destination's clusters that were TLS (`ssl.handshake`
 //!   over `upstream_cx_total`); unknown when no connection was opened in the window.
 //!   A request Envoy answers itself (a fault abort) never reaches a cluster and is not
-//!   counted. Envoy's default tags cut cluster names at the first dot
-//!   ([`envoy_metric`] puts them back together).
+//!   counted. Envoy's default tags cut cluster names at the first dot; mesh-proxy's
+//!   bootstrap adds Istio's `cluster_name` tag, which keeps `.svc.cluster.local` names
+//!   whole ([`envoy_metric`] reads it first and puts the others back together).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -230,7 +231,9 @@ const ENVOY_METRICS: [&str; 6] = [
 /// extraction ends the `envoy_cluster_name` label at the cluster name's first dot and
 /// leaves the rest in the metric name (`outbound|9080|v1|reviews` and
 /// `envoy_cluster_bookinfo_svc_cluster_local_upstream_rq_xx`), so the name is put back
-/// together. Stats of one kind of upstream only (`external_`, `internal_`) are left out:
+/// together. Istio's `cluster_name` tag (in mesh-proxy's bootstrap) keeps names ending in
+/// `.svc.cluster.local` whole and is read first; other hosts are still cut and
+/// re-assembled the same way. Stats of one kind of upstream only (`external_`, `internal_`) are left out:
 /// the plain stat counts both.
 fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
     let rest = s.name.strip_prefix("envoy_cluster_")?;
@@ -242,7 +245,12 @@ fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
     {
         return None;
     }
-    let label = s.label("envoy_cluster_name");
+    // mesh-proxy's Envoy bootstrap adds Istio's `cluster_name` tag, which keeps
+    // `.svc.cluster.local` names whole; other Envoys have only the default one.
+    let label = match s.label("cluster_name") {
+        "" => s.label("envoy_cluster_name"),
+        whole => whole,
+    };
     let cluster = if middle.is_empty() {
         label.to_owned()
     } else {
@@ -495,5 +503,27 @@ envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"
         assert_eq!(share("plain.shop.svc.cluster.local"), Some(0.0));
         // No connection opened in the window: unknown.
         assert_eq!(share("pooled.shop.svc.cluster.local"), None);
+    }
+
+    #[test]
+    fn istio_cluster_name_tag_is_read_first() {
+        let text = "\
+envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v1|ratings\",cluster_name=\"outbound|9080|v1|ratings.shop.svc.cluster.local\"} 3
+envoy_cluster_org_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|80||httpbin\",cluster_name=\"outbound|80||httpbin\"} 2
+";
+        let scrape = Scrape {
+            namespace: "shop".into(),
+            workload: "reviews-v1".into(),
+            samples: parse(text).unwrap(),
+        };
+        let r = rows(&[scrape], By::Route, Duration::from_secs(1));
+        let dests: Vec<(&str, u64)> = r
+            .iter()
+            .map(|r| (r.destination.as_deref().unwrap(), r.requests))
+            .collect();
+        assert_eq!(
+            dests,
+            [("httpbin.org", 2), ("ratings.shop.svc.cluster.local", 3)]
+        );
     }
 }
