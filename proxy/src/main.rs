@@ -293,6 +293,7 @@ fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode
             access_log: !args.no_access_log,
             log_level: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
             set_log_level: set_level,
+            ca: args.ca.options(args.identity.xds_address),
         };
         let runtime = match runtime() {
             Ok(rt) => rt,

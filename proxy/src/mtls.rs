@@ -1,7 +1,7 @@
 //! rustls configurations for mutual TLS with the workload certificate.
 //!
-//! This module owns how mesh-proxy's own data plane will speak mTLS (issue 7, step 4; not
-//! wired into `native::listener` / `native::cluster` yet): a server config that presents
+//! This module owns how mesh-proxy's own data plane speaks mTLS (used through
+//! `native::tls`, which holds the current certificate): a server config that presents
 //! the workload certificate, requires a client certificate chaining to the trust bundle
 //! and whose SPIFFE id is in the mesh's trust domain; a client config that presents the
 //! workload certificate and accepts a server whose chain reaches the trust bundle and

@@ -381,10 +381,6 @@ async fn run_inner(
             continue;
         }
         let mut identity = proxy_identity_args(s, w, index.workload_entry(w));
-        if s.scenario.mtls && opts.engine == ProxyEngine::Agent {
-            identity.push("--ca-dir".to_owned());
-            identity.push(ca_dir.display().to_string());
-        }
         let name = format!("proxy {}", w.name);
         let log = log_dir.join(format!("proxy-{}.log", w.name));
         let engine = opts
@@ -392,6 +388,12 @@ async fn run_inner(
             .get(&w.name)
             .copied()
             .unwrap_or(opts.engine);
+        // Both engines get their certificate from meshd's CA (the agent serves it to Envoy
+        // over SDS; the native engine uses it in process).
+        if s.scenario.mtls && matches!(engine, ProxyEngine::Agent | ProxyEngine::Native) {
+            identity.push("--ca-dir".to_owned());
+            identity.push(ca_dir.display().to_string());
+        }
         let cmd = match engine {
             ProxyEngine::Agent => agent_command(&opts.tools, &identity),
             ProxyEngine::Native => native_command(&opts.tools, &identity),

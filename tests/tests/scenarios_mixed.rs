@@ -1,4 +1,5 @@
-//! Mixed meshes: the authorization and trace scenarios (`authz-*`, `trace-headers`) with
+//! Mixed meshes: the authorization, trace and mTLS scenarios (`authz-*`, `trace-headers`,
+//! `mtls-peer-authentication`: mTLS between a native proxy and Envoy both ways) with
 //! native mesh-proxy callers in front of Envoy servers, and Envoy callers in front of native
 //! servers. A caller is a workload some request is sent `from`; every other workload with a
 //! proxy is a server. Each request gets the outcome its scenario states, whichever engine
@@ -20,7 +21,15 @@ use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
 use mesh_e2e::scenario::{LoadedScenario, copy_moving_addresses, load_all, scenarios_root};
 
 fn picked(name: &str) -> bool {
-    name.starts_with("authz-") || name == "trace-headers"
+    name.starts_with("authz-") || name == "trace-headers" || name == "mtls-peer-authentication"
+}
+
+/// `MESH_E2E_SCENARIO=a,b` runs only those scenarios.
+fn only() -> Option<Vec<String>> {
+    std::env::var("MESH_E2E_SCENARIO")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
 }
 
 fn callers(s: &LoadedScenario) -> BTreeSet<String> {
@@ -51,7 +60,13 @@ async fn authorization_holds_across_native_and_envoy_proxies() {
         copy_moving_addresses(&scenarios_root(), &root, octet).unwrap();
         let mut all = load_all(&root).unwrap();
         all.retain(|s| picked(&s.name));
-        assert!(all.len() >= 7, "the authz-* scenarios and trace-headers");
+        assert!(
+            all.len() >= 8,
+            "the authz-* scenarios, trace-headers and mTLS"
+        );
+        if let Some(only) = only() {
+            all.retain(|s| only.contains(&s.name));
+        }
         expected += all.len();
         for s in all {
             let callers = callers(&s);

@@ -19,10 +19,7 @@ use mesh_e2e::scenario::{copy_moving_addresses, load_all, scenarios_root};
 
 /// Scenarios the native engine does not pass yet, and why. Keep it honest: the test fails
 /// when one of these starts passing.
-const NOT_YET: &[(&str, &str)] = &[(
-    "mtls-peer-authentication",
-    "the native engine has no TLS yet and gets no workload certificate: it stays plaintext, so STRICT does not refuse plaintext and no x-forwarded-client-cert is set (issue 7)",
-)];
+const NOT_YET: &[(&str, &str)] = &[];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_pass_through_meshd_and_the_native_proxy() {

@@ -75,8 +75,8 @@
 //!
 //! # What is not translated (yet)
 //!
-//! mTLS for proxies that hold no workload certificate (no `MESH_MTLS` node metadata: the
-//! native engine, Envoy without an agent CA; see [`mtls`]), mTLS on Kubernetes-mode and
+//! mTLS for proxies that hold no workload certificate (no `MESH_MTLS` node metadata: a
+//! proxy started without `--ca-dir`; see [`mtls`]), mTLS on Kubernetes-mode and
 //! gateway listeners, CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
 //! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
 //! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using

@@ -306,6 +306,50 @@ fn with_bootstrap(dump: &mut Value, bootstrap: &Value) {
     }
 }
 
+/// Appends the SecretsConfigDump of the workload certificate (`default`, private key
+/// redacted) and the trust bundle (`ROOTCA`), as Envoy shows its SDS secrets; none before
+/// the first certificate arrives.
+fn with_secrets(dump: &mut Value, cert: Option<&crate::identity::WorkloadCert>) {
+    let mut active = Vec::new();
+    if let Some(c) = cert {
+        let at = timestamp(c.not_before);
+        active.push(json!({
+            "name": crate::native::tls::SECRET_DEFAULT,
+            "version_info": c.serial,
+            "last_updated": at,
+            "secret": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": crate::native::tls::SECRET_DEFAULT,
+                "tls_certificate": {
+                    "certificate_chain": {"inline_string": c.chain_pem},
+                    "private_key": {"inline_string": "[redacted]"},
+                },
+            },
+        }));
+        active.push(json!({
+            "name": crate::native::tls::SECRET_ROOTCA,
+            "version_info": c.serial,
+            "last_updated": at,
+            "secret": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                "name": crate::native::tls::SECRET_ROOTCA,
+                "validation_context": {"trusted_ca": {"inline_string": c.root_pem}},
+            },
+        }));
+    }
+    const SECRETS: &str = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump";
+    let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) else {
+        return;
+    };
+    match configs
+        .iter_mut()
+        .find(|c| c.get("@type").and_then(Value::as_str) == Some(SECRETS))
+    {
+        Some(section) => section["dynamic_active_secrets"] = Value::Array(active),
+        None => configs.push(json!({"@type": SECRETS, "dynamic_active_secrets": active})),
+    }
+}
+
 fn listeners_out(c: &Config, json_format: bool) -> Response<Full<Bytes>> {
     if json_format {
         let statuses: Vec<Value> = c
@@ -379,6 +423,9 @@ async fn admin(req: Request<Incoming>, p: Arc<Proxy>) -> Result<Response<Full<By
             match config_dump(&c, eds) {
                 Ok(mut v) => {
                     with_bootstrap(&mut v, &p.bootstrap);
+                    if let Some(id) = &p.identity {
+                        with_secrets(&mut v, id.current().as_deref());
+                    }
                     json_resp(&v)
                 }
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -75,6 +75,11 @@ pub(super) async fn check(
                     local: conn.listener.addr,
                     trust_xff: !http.use_remote_address,
                     metadata: &metadata,
+                    principal: conn
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.peer.as_ref())
+                        .map(ToString::to_string),
                 };
                 if !rbac.check(&subject) {
                     out.flags.push("RBAC");

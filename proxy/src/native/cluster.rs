@@ -13,7 +13,10 @@
 //! beyond `max_connections`), `max_retries`; overflow answers 503 with
 //! `x-envoy-overloaded` (response flag UO).
 //!
-//! Refused (NACK): upstream TLS (`transport_socket` other than raw buffer), custom cluster
+//! Upstream TLS: `envoy.transport_sockets.tls` with meshd's SDS secrets (see
+//! [`super::tls`]), made with the workload certificate in force at connect time.
+//!
+//! Refused (NACK): other transport sockets and TLS settings, custom cluster
 //! types other than the dynamic forward proxy, active health checks, the typed
 //! load-balancing policy, and Unix-socket endpoints. Ignored: DNS refresh settings, TCP
 //! keepalive, slow start, idle and connection-duration limits, metadata.
@@ -147,6 +150,8 @@ pub struct ClusterSpec {
     pub eds_name: Option<String>,
     /// STATIC and STRICT_DNS endpoints.
     pub static_hosts: Vec<HostAddr>,
+    /// The client side of mTLS (`None`: plaintext).
+    pub tls: Option<super::tls::UpstreamTls>,
     pub proto: PbCluster,
 }
 
@@ -194,17 +199,8 @@ impl TryFrom<&PbCluster> for ClusterSpec {
 
     fn try_from(c: &PbCluster) -> Result<Self, ClusterError> {
         let n = c.name.as_str();
-        if let Some(ts) = &c.transport_socket
-            && ts.name != "envoy.transport_sockets.raw_buffer"
-        {
-            return Err(err(
-                n,
-                format!(
-                    "transport socket {:?} (upstream TLS) is not supported by the native engine",
-                    ts.name
-                ),
-            ));
-        }
+        let tls = super::tls::UpstreamTls::from_socket(c.transport_socket.as_ref())
+            .map_err(|e| err(n, format!("upstream TLS: {e}")))?;
         if !c.transport_socket_matches.is_empty() {
             return Err(err(n, "transport socket matches are not supported"));
         }
@@ -336,6 +332,7 @@ impl TryFrom<&PbCluster> for ClusterSpec {
             panic_threshold,
             eds_name,
             static_hosts,
+            tls,
             proto: c.clone(),
         })
     }
@@ -427,7 +424,20 @@ pub struct ClusterShared {
     pub bind: Option<std::net::IpAddr>,
     /// Hosts by address, so outlier state survives endpoint updates.
     hosts: std::sync::Mutex<HashMap<HostAddr, std::sync::Weak<Host>>>,
+    /// Upstream TLS: the cluster's settings (`None`: plaintext).
+    pub tls: Option<super::tls::UpstreamTls>,
+    /// The workload certificate's holder (TLS without one fails to connect).
+    identity: Option<Arc<super::tls::Identity>>,
+    /// HTTP/1.1 connections over TLS, by host (the pooled client above is plaintext only).
+    /// Each connection is tagged with the serial of the certificate it was made with: once
+    /// the certificate rotates, idle connections made with the old one are not reused.
+    h1_tls: std::sync::Mutex<HashMap<HostAddr, Vec<(String, H1Sender)>>>,
 }
+
+type H1Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle TLS HTTP/1.1 connections kept per host.
+const H1_TLS_IDLE: usize = 32;
 
 impl std::fmt::Debug for ClusterShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -460,12 +470,116 @@ impl ClusterShared {
             connect_timeout,
             bind,
             hosts: std::sync::Mutex::new(HashMap::new()),
+            tls: None,
+            identity: None,
+            h1_tls: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Shared state whose upstream connections speak TLS as `tls` says.
+    pub fn secured(
+        connect_timeout: Duration,
+        bind: Option<std::net::IpAddr>,
+        tls: Option<super::tls::UpstreamTls>,
+        identity: Option<Arc<super::tls::Identity>>,
+    ) -> ClusterShared {
+        let mut s = ClusterShared::bound(connect_timeout, bind);
+        s.tls = tls;
+        s.identity = identity;
+        s
     }
 
     /// A new TCP connection to `addr`, from the bind address, within the connect timeout.
     pub async fn connect(&self, addr: &HostAddr) -> std::io::Result<tokio::net::TcpStream> {
         super::listener::connect_from(addr, self.bind, self.connect_timeout).await
+    }
+
+    /// A new connection to `addr`, in TLS when the cluster says so (the handshake within
+    /// the connect timeout too).
+    pub async fn connect_stream(&self, addr: &HostAddr) -> std::io::Result<super::tls::UpStream> {
+        let tcp = self.connect(addr).await?;
+        match (&self.tls, &self.identity) {
+            (None, _) => Ok(super::tls::UpStream::Plain(tcp)),
+            (Some(_), None) => Err(std::io::Error::other(super::tls::TlsError::NoCertificate)),
+            (Some(up), Some(id)) => tokio::time::timeout(self.connect_timeout, id.connect(up, tcp))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timeout")
+                })?,
+        }
+    }
+
+    /// The serial of the workload certificate in force ("" without one).
+    fn serial(&self) -> String {
+        self.identity
+            .as_ref()
+            .and_then(|i| i.current())
+            .map(|c| c.serial.clone())
+            .unwrap_or_default()
+    }
+
+    /// An HTTP/1.1 connection over TLS to `addr`: an idle one made with the certificate in
+    /// force, or a new one.
+    async fn h1_tls_sender(&self, addr: &HostAddr) -> Result<(String, H1Sender), UpstreamError> {
+        let serial = self.serial();
+        let idle = self.h1_tls.lock().ok().and_then(|mut m| {
+            let v = m.get_mut(addr)?;
+            v.retain(|(s, c)| !c.is_closed() && *s == serial);
+            let i = v.iter().position(|(_, c)| c.is_ready())?;
+            Some(v.swap_remove(i))
+        });
+        if let Some(s) = idle {
+            return Ok(s);
+        }
+        let stream = self
+            .connect_stream(addr)
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok((serial, sender))
+    }
+
+    /// Sends one HTTP/1.1 request over TLS; the connection goes back to the idle set (it is
+    /// taken again once its response has been read).
+    async fn send_h1_tls(
+        &self,
+        addr: &HostAddr,
+        mut req: hyper::Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
+        let (serial, mut s) = self.h1_tls_sender(addr).await?;
+        if !req.headers().contains_key(hyper::header::HOST)
+            && let Some(a) = req.uri().authority()
+            && let Ok(v) = hyper::header::HeaderValue::from_str(a.as_str())
+        {
+            req.headers_mut().insert(hyper::header::HOST, v);
+        }
+        // Origin form on the wire, as the pooled client sends.
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str)
+            .to_owned();
+        if let Ok(u) = pq.parse() {
+            *req.uri_mut() = u;
+        }
+        s.ready()
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let resp = s.send_request(req).await;
+        if let Ok(mut m) = self.h1_tls.lock() {
+            let v = m.entry(addr.clone()).or_default();
+            v.retain(|(_, c)| !c.is_closed());
+            if v.len() < H1_TLS_IDLE {
+                v.push((serial, s));
+            }
+        }
+        resp.map_err(|e| UpstreamError::Reset(e.to_string()))
     }
 
     /// An HTTP/2 connection to `addr`: the open one, or a new one.
@@ -483,7 +597,7 @@ impl ClusterShared {
             return Ok(s);
         }
         let stream = self
-            .connect(addr)
+            .connect_stream(addr)
             .await
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
@@ -515,6 +629,8 @@ impl ClusterShared {
             s.send_request(req)
                 .await
                 .map_err(|e| UpstreamError::Reset(e.to_string()))
+        } else if self.tls.is_some() {
+            self.send_h1_tls(addr, req).await
         } else {
             self.h1.request(req).await.map_err(|e| {
                 if e.is_connect() {

@@ -9,8 +9,9 @@
 //! [`Applied`] for the NACK, and the type's version moves only when everything applied.
 //!
 //! Listeners: refused (NACK) are Kubernetes-mode traffic capture (`use_original_dst`,
-//! `bind_to_port: false`, the `original_dst` listener filter), TLS termination and filter
-//! chain matches (several chains), Unix-socket addresses, network filters other than
+//! `bind_to_port: false`, the `original_dst` listener filter), filter chains other than
+//! one TLS chain and one plaintext chain told apart by `tls_inspector` (PERMISSIVE mTLS;
+//! TLS as [`super::tls`] accepts it), Unix-socket addresses, network filters other than
 //! RBAC ([`super::rbac`]) in front of one `tcp_proxy`, or one `http_connection_manager`,
 //! HTTP filters other than router, fault, CORS, the dynamic forward proxy, jwt_authn
 //! ([`super::jwt`]) and RBAC (unless marked optional), scoped routes, HTTP/3, and
@@ -26,7 +27,9 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as PbCluster;
 use envoy_types::pb::envoy::config::core::v3::{TrafficDirection, address, socket_address};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{Listener, filter, listener_filter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, filter, listener_filter,
+};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager, http_filter,
@@ -38,6 +41,7 @@ use super::cluster::{Cluster, ClusterShared, ClusterSpec, HostAddr, assignment_h
 use super::jwt::JwtFilter;
 use super::rbac::RbacFilter;
 use super::route::RouteTable;
+use super::tls::{Identity, ServerTls};
 
 const NETWORK_RBAC: &str = "envoy.filters.network.rbac";
 const NETWORK_RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
@@ -77,6 +81,34 @@ pub struct HttpSpec {
     /// The HCM's `use_remote_address`: the client address is the peer's; otherwise the
     /// last `x-forwarded-for` address when there is one (RBAC `remote_ip`).
     pub use_remote_address: bool,
+    /// `x-forwarded-client-cert` handling (the HCM's `forward_client_cert_details`).
+    pub xfcc: Xfcc,
+}
+
+/// What the connection manager does with `x-forwarded-client-cert`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XfccMode {
+    /// Removed.
+    #[default]
+    Sanitize,
+    /// Forwarded as received on mTLS connections; removed otherwise.
+    ForwardOnly,
+    /// The client's details appended on mTLS connections; removed otherwise.
+    AppendForward,
+    /// Replaced by the client's details on mTLS connections; removed otherwise.
+    SanitizeSet,
+    /// Always forwarded as received.
+    AlwaysForwardOnly,
+}
+
+/// `forward_client_cert_details` and the `set_current_client_cert_details` fields the
+/// native engine writes (`By` and `Hash` always).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Xfcc {
+    pub mode: XfccMode,
+    pub subject: bool,
+    pub uri: bool,
+    pub dns: bool,
 }
 
 /// The header-read timeout when the HCM sets none (Envoy has none by default; the native
@@ -110,8 +142,23 @@ pub struct ListenerSpec {
     pub name: String,
     pub addr: SocketAddr,
     pub direction: Direction,
+    /// The serving filters (the TLS chain's when there is one).
     pub kind: ListenerKind,
+    /// The TLS chain's server side: connections starting with a TLS handshake get it.
+    pub tls: Option<ServerTls>,
+    /// Whether plaintext connections are taken (not under STRICT mTLS).
+    pub plaintext: bool,
+    /// The plaintext chain's client-certificate forwarding.
+    pub plain_xfcc: Xfcc,
+    /// How long `tls_inspector` waits for the client's first bytes (`listener_filters_timeout`,
+    /// Envoy's default 15 s; zero: no limit), and whether the connection then goes on as
+    /// plaintext (`continue_on_listener_filters_timeout`) rather than being closed.
+    pub inspect_timeout: Option<std::time::Duration>,
+    pub continue_on_inspect_timeout: bool,
 }
+
+/// Envoy's default `listener_filters_timeout`.
+pub const DEFAULT_INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Why a listener cannot be applied.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -157,9 +204,14 @@ impl TryFrom<&Listener> for ListenerSpec {
                 "traffic capture (original destination, unbound listeners) is not supported by the native engine; run it in local mode",
             ));
         }
+        let mut inspector = false;
         for lf in &l.listener_filters {
-            let ok = matches!(lf.name.as_str(), "envoy.filters.listener.http_inspector")
-                || matches!(&lf.config_type, Some(listener_filter::ConfigType::TypedConfig(a)) if a.type_url.ends_with("HttpInspector"));
+            let typed = |t: &str| matches!(&lf.config_type, Some(listener_filter::ConfigType::TypedConfig(a)) if a.type_url.ends_with(t));
+            if lf.name == "envoy.filters.listener.tls_inspector" || typed("TlsInspector") {
+                inspector = true;
+                continue;
+            }
+            let ok = lf.name == "envoy.filters.listener.http_inspector" || typed("HttpInspector");
             if !ok {
                 return Err(lerr(
                     n,
@@ -171,97 +223,12 @@ impl TryFrom<&Listener> for ListenerSpec {
         if let Some(d) = &l.default_filter_chain {
             chains.push(d);
         }
-        let [chain] = chains.as_slice() else {
-            return Err(lerr(
-                n,
-                format!(
-                    "{} filter chains: only one chain per listener is supported",
-                    chains.len()
-                ),
-            ));
+        let (chain, tls, plaintext) = select_chains(&chains, inspector, n)?;
+        let plain_xfcc = match plaintext {
+            Some(c) => xfcc_of(c, n)?,
+            None => Xfcc::default(),
         };
-        if chain
-            .filter_chain_match
-            .as_ref()
-            .is_some_and(|m| *m != Default::default())
-        {
-            return Err(lerr(n, "filter chain matches are not supported"));
-        }
-        if let Some(ts) = &chain.transport_socket
-            && ts.name != "envoy.transport_sockets.raw_buffer"
-        {
-            return Err(lerr(
-                n,
-                "TLS termination is not supported by the native engine",
-            ));
-        }
-        // Network RBAC filters may come first; then one http_connection_manager or tcp_proxy.
-        let Some((f, front)) = chain.filters.split_last() else {
-            return Err(lerr(
-                n,
-                "exactly one network filter (http_connection_manager or tcp_proxy) is supported",
-            ));
-        };
-        let mut rbac = Vec::new();
-        for rf in front {
-            let any = match &rf.config_type {
-                Some(filter::ConfigType::TypedConfig(a)) => a,
-                _ => return Err(lerr(n, format!("filter {:?} has no typed config", rf.name))),
-            };
-            if rf.name != NETWORK_RBAC && any.type_url != NETWORK_RBAC_TYPE {
-                return Err(lerr(
-                    n,
-                    format!(
-                        "network filter {:?} is not supported (only RBAC may precede the last filter)",
-                        rf.name
-                    ),
-                ));
-            }
-            rbac.push(Arc::new(
-                RbacFilter::network_from_any(any.value.as_slice())
-                    .map_err(|e| lerr(n, e.to_string()))?,
-            ));
-        }
-        let any = match &f.config_type {
-            Some(filter::ConfigType::TypedConfig(a)) => a,
-            _ => return Err(lerr(n, format!("filter {:?} has no typed config", f.name))),
-        };
-        let kind = if f.name == HCM || any.type_url == HCM_TYPE {
-            let m = HttpConnectionManager::decode(any.value.as_slice())
-                .map_err(|e| lerr(n, format!("bad http_connection_manager: {e}")))?;
-            if !rbac.is_empty() {
-                return Err(lerr(
-                    n,
-                    "network RBAC in front of an http_connection_manager is not supported",
-                ));
-            }
-            ListenerKind::Http(http_spec(&m, n)?)
-        } else if f.name == TCP_PROXY || any.type_url == TCP_PROXY_TYPE {
-            let t = TcpProxy::decode(any.value.as_slice())
-                .map_err(|e| lerr(n, format!("bad tcp_proxy: {e}")))?;
-            let targets = match &t.cluster_specifier {
-                Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => vec![(c.clone(), 1)],
-                Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => w
-                    .clusters
-                    .iter()
-                    .map(|c| (c.name.clone(), c.weight))
-                    .collect(),
-                None => return Err(lerr(n, "tcp_proxy without a cluster")),
-            };
-            if targets.iter().all(|(_, w)| *w == 0) {
-                return Err(lerr(n, "tcp_proxy weights add up to 0"));
-            }
-            ListenerKind::Tcp(TcpSpec {
-                targets,
-                stat_prefix: t.stat_prefix,
-                rbac,
-            })
-        } else {
-            return Err(lerr(
-                n,
-                format!("network filter {:?} is not supported", f.name),
-            ));
-        };
+        let kind = chain_kind(chain, n)?;
         let direction = match TrafficDirection::try_from(l.traffic_direction) {
             Ok(TrafficDirection::Inbound) => Direction::Inbound,
             _ => Direction::Outbound,
@@ -271,8 +238,226 @@ impl TryFrom<&Listener> for ListenerSpec {
             addr,
             direction,
             kind,
+            tls,
+            plaintext: plaintext.is_some(),
+            plain_xfcc,
+            inspect_timeout: match super::route::optional_duration(
+                l.listener_filters_timeout.as_ref(),
+            ) {
+                None => Some(DEFAULT_INSPECT_TIMEOUT),
+                Some(d) if d.is_zero() => None,
+                Some(d) => Some(d),
+            },
+            continue_on_inspect_timeout: l.continue_on_listener_filters_timeout,
         })
     }
+}
+
+/// The filter chains a listener may have: one (plaintext or TLS, matching nothing but its
+/// own transport protocol), or a TLS chain and a plaintext one told apart by
+/// `tls_inspector` (`transport_protocol` `tls` / `raw_buffer`) whose filters are the same
+/// apart from the connection manager's client-certificate forwarding (PERMISSIVE). Returns
+/// the chain whose filters serve (the TLS one when there is one), its TLS, and the
+/// plaintext chain when plaintext connections are taken.
+fn select_chains<'a>(
+    chains: &[&'a FilterChain],
+    inspector: bool,
+    n: &str,
+) -> Result<(&'a FilterChain, Option<ServerTls>, Option<&'a FilterChain>), ListenerError> {
+    let mut tls_chain = None;
+    let mut plain_chain = None;
+    for c in chains {
+        let protocol = match &c.filter_chain_match {
+            None => "",
+            Some(m) => {
+                let rest = FilterChainMatch {
+                    transport_protocol: String::new(),
+                    ..m.clone()
+                };
+                if rest != FilterChainMatch::default() {
+                    return Err(lerr(
+                        n,
+                        "filter chain matches other than transport_protocol are not supported",
+                    ));
+                }
+                m.transport_protocol.as_str()
+            }
+        };
+        let tls = ServerTls::from_socket(c.transport_socket.as_ref())
+            .map_err(|e| lerr(n, format!("filter chain {:?}: {e}", c.name)))?;
+        match (protocol, tls) {
+            ("tls" | "", Some(t)) if tls_chain.is_none() => tls_chain = Some((*c, t)),
+            ("raw_buffer" | "", None) if plain_chain.is_none() => plain_chain = Some(*c),
+            (p, t) => {
+                return Err(lerr(
+                    n,
+                    format!(
+                        "filter chain {:?} ({} transport, match {p:?}) is not supported here: at most one TLS chain and one plaintext chain",
+                        c.name,
+                        if t.is_some() { "TLS" } else { "plaintext" }
+                    ),
+                ));
+            }
+        }
+    }
+    let matched = chains.iter().any(|c| {
+        c.filter_chain_match
+            .as_ref()
+            .is_some_and(|m| !m.transport_protocol.is_empty())
+    });
+    if matched && !inspector {
+        return Err(lerr(
+            n,
+            "transport_protocol matches need the tls_inspector listener filter",
+        ));
+    }
+    match (tls_chain, plain_chain) {
+        (None, None) => Err(lerr(n, "no filter chain")),
+        (None, Some(p)) => Ok((p, None, Some(p))),
+        (Some((t, tls)), None) => Ok((t, Some(tls), None)),
+        (Some((t, tls)), Some(p)) => {
+            if chains.len() == 2 && chains.iter().all(|c| c.filter_chain_match.is_none()) {
+                return Err(lerr(n, "two filter chains without a match"));
+            }
+            if normalized(&t.filters) != normalized(&p.filters) {
+                return Err(lerr(
+                    n,
+                    "the TLS and plaintext filter chains differ in their filters (only client-certificate forwarding may differ)",
+                ));
+            }
+            Ok((t, Some(tls), Some(p)))
+        }
+    }
+}
+
+/// Filters with the connection manager's client-certificate forwarding cleared.
+fn normalized(filters: &[Filter]) -> Vec<Filter> {
+    filters
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            if let Some(filter::ConfigType::TypedConfig(a)) = &mut f.config_type
+                && (f.name == HCM || a.type_url == HCM_TYPE)
+                && let Ok(mut m) = HttpConnectionManager::decode(a.value.as_slice())
+            {
+                m.forward_client_cert_details = 0;
+                m.set_current_client_cert_details = None;
+                a.value = m.encode_to_vec();
+            }
+            f
+        })
+        .collect()
+}
+
+/// The client-certificate forwarding of a chain's connection manager (default: sanitize).
+fn xfcc_of(chain: &FilterChain, n: &str) -> Result<Xfcc, ListenerError> {
+    for f in &chain.filters {
+        if let Some(filter::ConfigType::TypedConfig(a)) = &f.config_type
+            && (f.name == HCM || a.type_url == HCM_TYPE)
+        {
+            let m = HttpConnectionManager::decode(a.value.as_slice())
+                .map_err(|e| lerr(n, format!("bad http_connection_manager: {e}")))?;
+            return xfcc(&m, n);
+        }
+    }
+    Ok(Xfcc::default())
+}
+
+fn xfcc(m: &HttpConnectionManager, n: &str) -> Result<Xfcc, ListenerError> {
+    use http_connection_manager::ForwardClientCertDetails as F;
+    let mode = match F::try_from(m.forward_client_cert_details) {
+        Ok(F::Sanitize) => XfccMode::Sanitize,
+        Ok(F::ForwardOnly) => XfccMode::ForwardOnly,
+        Ok(F::AppendForward) => XfccMode::AppendForward,
+        Ok(F::SanitizeSet) => XfccMode::SanitizeSet,
+        Ok(F::AlwaysForwardOnly) => XfccMode::AlwaysForwardOnly,
+        Err(_) => return Err(lerr(n, "unknown forward_client_cert_details")),
+    };
+    let set = m.set_current_client_cert_details.unwrap_or_default();
+    if set.cert || set.chain {
+        return Err(lerr(
+            n,
+            "x-forwarded-client-cert with the certificate or chain (Cert, Chain) is not supported",
+        ));
+    }
+    Ok(Xfcc {
+        mode,
+        subject: set.subject.is_some_and(|b| b.value),
+        uri: set.uri,
+        dns: set.dns,
+    })
+}
+
+/// A filter chain's network filters as a listener kind.
+fn chain_kind(chain: &FilterChain, n: &str) -> Result<ListenerKind, ListenerError> {
+    // Network RBAC filters may come first; then one http_connection_manager or tcp_proxy.
+    let Some((f, front)) = chain.filters.split_last() else {
+        return Err(lerr(
+            n,
+            "exactly one network filter (http_connection_manager or tcp_proxy) is supported",
+        ));
+    };
+    let mut rbac = Vec::new();
+    for rf in front {
+        let any = match &rf.config_type {
+            Some(filter::ConfigType::TypedConfig(a)) => a,
+            _ => return Err(lerr(n, format!("filter {:?} has no typed config", rf.name))),
+        };
+        if rf.name != NETWORK_RBAC && any.type_url != NETWORK_RBAC_TYPE {
+            return Err(lerr(
+                n,
+                format!(
+                    "network filter {:?} is not supported (only RBAC may precede the last filter)",
+                    rf.name
+                ),
+            ));
+        }
+        rbac.push(Arc::new(
+            RbacFilter::network_from_any(any.value.as_slice())
+                .map_err(|e| lerr(n, e.to_string()))?,
+        ));
+    }
+    let any = match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(a)) => a,
+        _ => return Err(lerr(n, format!("filter {:?} has no typed config", f.name))),
+    };
+    let kind = if f.name == HCM || any.type_url == HCM_TYPE {
+        let m = HttpConnectionManager::decode(any.value.as_slice())
+            .map_err(|e| lerr(n, format!("bad http_connection_manager: {e}")))?;
+        if !rbac.is_empty() {
+            return Err(lerr(
+                n,
+                "network RBAC in front of an http_connection_manager is not supported",
+            ));
+        }
+        ListenerKind::Http(http_spec(&m, n)?)
+    } else if f.name == TCP_PROXY || any.type_url == TCP_PROXY_TYPE {
+        let t = TcpProxy::decode(any.value.as_slice())
+            .map_err(|e| lerr(n, format!("bad tcp_proxy: {e}")))?;
+        let targets = match &t.cluster_specifier {
+            Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => vec![(c.clone(), 1)],
+            Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => w
+                .clusters
+                .iter()
+                .map(|c| (c.name.clone(), c.weight))
+                .collect(),
+            None => return Err(lerr(n, "tcp_proxy without a cluster")),
+        };
+        if targets.iter().all(|(_, w)| *w == 0) {
+            return Err(lerr(n, "tcp_proxy weights add up to 0"));
+        }
+        ListenerKind::Tcp(TcpSpec {
+            targets,
+            stat_prefix: t.stat_prefix,
+            rbac,
+        })
+    } else {
+        return Err(lerr(
+            n,
+            format!("network filter {:?} is not supported", f.name),
+        ));
+    };
+    Ok(kind)
 }
 
 fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerError> {
@@ -299,6 +484,7 @@ fn http_spec(m: &HttpConnectionManager, n: &str) -> Result<HttpSpec, ListenerErr
             .filter(|d| !d.is_zero())
             .unwrap_or(DEFAULT_HEADERS_TIMEOUT),
         use_remote_address: m.use_remote_address.as_ref().is_some_and(|b| b.value),
+        xfcc: xfcc(m, n)?,
     };
     let mut router = false;
     for f in &m.http_filters {
@@ -383,6 +569,8 @@ pub struct Config {
     /// The source address of upstream connections of clusters without their own bind
     /// (local mode: the workload's address, as the bootstrap's `upstream_bind_config`).
     pub upstream_bind: Option<std::net::IpAddr>,
+    /// The workload certificate's holder, for TLS clusters (`None`: no `--ca-dir`).
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Config {
@@ -400,6 +588,7 @@ impl Config {
             cds_applied: self.cds_applied,
             lds_applied: self.lds_applied,
             upstream_bind: self.upstream_bind,
+            identity: self.identity.clone(),
         }
     }
 
@@ -474,10 +663,19 @@ impl Config {
             .clusters
             .get(&spec.name)
             .filter(|old| {
-                old.spec.connect_timeout == spec.connect_timeout && old.shared.bind == bind
+                old.spec.connect_timeout == spec.connect_timeout
+                    && old.shared.bind == bind
+                    && old.spec.tls == spec.tls
             })
             .map_or_else(
-                || Arc::new(ClusterShared::bound(spec.connect_timeout, bind)),
+                || {
+                    Arc::new(ClusterShared::secured(
+                        spec.connect_timeout,
+                        bind,
+                        spec.tls.clone(),
+                        self.identity.clone(),
+                    ))
+                },
                 |old| old.shared.clone(),
             );
         let hosts: Vec<HostAddr> = match &spec.eds_name {

@@ -49,6 +49,8 @@ pub struct Conn {
     pub proxy: Arc<Proxy>,
     pub listener: Arc<ListenerSpec>,
     pub peer: SocketAddr,
+    /// The client's TLS details, on an mTLS connection.
+    pub tls: Option<super::tls::PeerTls>,
 }
 
 /// What the access log and the metrics need to know of a request.
@@ -125,8 +127,60 @@ fn sample(per_million: u32) -> bool {
     per_million >= 1_000_000 || fastrand::u32(0..1_000_000) < per_million
 }
 
+const XFCC: &str = "x-forwarded-client-cert";
+
+/// `x-forwarded-client-cert` as Envoy's connection manager treats it: removed, kept,
+/// appended to or replaced by this connection's details (`By` this proxy's identity,
+/// `Hash` of the client certificate, `Subject`, `URI` the client's identity as
+/// configured), the last three only on an mTLS connection.
+fn forward_client_cert(
+    h: &mut HeaderMap,
+    x: super::config::Xfcc,
+    tls: Option<&super::tls::PeerTls>,
+) {
+    use super::config::XfccMode as M;
+    let tls = match (x.mode, tls) {
+        (M::AlwaysForwardOnly, _) => return,
+        (M::Sanitize, _) | (_, None) => {
+            h.remove(XFCC);
+            return;
+        }
+        (M::ForwardOnly, Some(_)) => return,
+        (_, Some(t)) => t,
+    };
+    let mut parts = Vec::new();
+    if let Some(by) = &tls.local {
+        parts.push(format!("By={by}"));
+    }
+    parts.push(format!("Hash={}", tls.hash));
+    if x.subject {
+        parts.push(format!("Subject=\"{}\"", tls.subject));
+    }
+    if x.uri
+        && let Some(p) = &tls.peer
+    {
+        parts.push(format!("URI={p}"));
+    }
+    let mine = parts.join(";");
+    let value = match (x.mode, h.get(XFCC).and_then(|v| v.to_str().ok())) {
+        (M::AppendForward, Some(old)) if !old.is_empty() => format!("{old},{mine}"),
+        _ => mine,
+    };
+    match HeaderValue::from_str(&value) {
+        Ok(v) => {
+            h.insert(XFCC, v);
+        }
+        Err(_) => {
+            h.remove(XFCC);
+        }
+    }
+}
+
 /// Serves one request on an HTTP listener.
-pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    mut req: Request<Incoming>,
+    conn: Arc<Conn>,
+) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let _active = super::metrics::ActiveRequest::new(&conn.proxy.metrics.downstream_rq_active);
     let config = conn.proxy.store.current();
@@ -160,6 +214,14 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<
     }
     if request_id.is_empty() {
         request_id = request_id_new();
+    }
+    if let ListenerKind::Http(h) = &listener.kind {
+        let x = if conn.tls.is_some() {
+            h.xfcc
+        } else {
+            listener.plain_xfcc
+        };
+        forward_client_cert(req.headers_mut(), x, conn.tls.as_ref());
     }
     let mut resp = serve(req, &config, &listener, &conn, &mut out, &request_id).await;
     // Finish the response: the peer's id is read and removed, Envoy's server header set.

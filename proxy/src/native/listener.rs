@@ -1,7 +1,10 @@
 //! Listeners: binding the sockets LDS names (before the update is ACKed, so that an
 //! address that cannot be bound NACKs it), accept loops, and per-connection serving: HTTP/1.1
 //! and HTTP/2 cleartext (hyper's automatic codec, upgrades for `CONNECT`) for HTTP
-//! connection managers, byte splicing for `tcp_proxy`.
+//! connection managers, byte splicing for `tcp_proxy`; on listeners with a TLS chain, the
+//! TLS handshake first when the client's first byte opens one (mTLS, the peer's identity
+//! kept for RBAC and `x-forwarded-client-cert`), plaintext only when a plaintext chain
+//! exists (PERMISSIVE; under STRICT a plaintext client is closed on).
 //!
 //! A listener removed by an update stops accepting; connections it accepted finish on
 //! their own. Each connection looks its listener up in the config in force when it is
@@ -134,10 +137,7 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
                 .metrics
                 .downstream_cx_active
                 .fetch_add(1, Ordering::Relaxed);
-            match &spec.kind {
-                ListenerKind::Http(_) => serve_http(sock, peer, spec.clone(), proxy.clone()).await,
-                ListenerKind::Tcp(_) => serve_tcp(sock, peer, spec.clone(), proxy.clone()).await,
-            }
+            serve(sock, peer, spec, proxy.clone()).await;
             proxy
                 .metrics
                 .downstream_cx_active
@@ -146,7 +146,96 @@ async fn accept_loop(l: TcpListener, name: String, fallback: Arc<ListenerSpec>, 
     }
 }
 
-async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one accepted connection: plaintext, or TLS first when the listener has a TLS
+/// chain and the client starts a handshake (as `tls_inspector` tells them apart).
+async fn serve(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, proxy: Arc<Proxy>) {
+    // Servers always require a client certificate (`tls::ServerTls` refuses other configs).
+    if spec.tls.is_none() {
+        return serve_on(sock, peer, spec.clone(), proxy, None).await;
+    }
+    let mut first = [0u8; 1];
+    let peeked = match spec.inspect_timeout {
+        Some(t) => tokio::time::timeout(t, sock.peek(&mut first)).await,
+        None => Ok(sock.peek(&mut first).await),
+    };
+    let is_tls = match peeked {
+        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+        Ok(_) => return,
+        // As Envoy's listener filter timeout: close, or go on as plaintext when told to.
+        Err(_) if spec.continue_on_inspect_timeout => false,
+        Err(_) => {
+            debug!(client.addr = %peer, listener.name = %spec.name, "no first bytes within the listener filter timeout; closing");
+            return;
+        }
+    };
+    if !is_tls {
+        if spec.plaintext {
+            return serve_on(sock, peer, spec.clone(), proxy, None).await;
+        }
+        debug!(client.addr = %peer, listener.name = %spec.name, "plaintext connection on an mTLS-only listener; closing");
+        return;
+    }
+    let Some(identity) = proxy.identity.clone() else {
+        warn!(client.addr = %peer, listener.name = %spec.name, "TLS connection but no workload certificate (no --ca-dir); closing");
+        return;
+    };
+    let cfg = match identity.server_config() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(client.addr = %peer, listener.name = %spec.name, error = %e, "cannot serve TLS; closing");
+            return;
+        }
+    };
+    let accepted = tokio::time::timeout(
+        TLS_HANDSHAKE_TIMEOUT,
+        tokio_rustls::TlsAcceptor::from(cfg).accept(sock),
+    )
+    .await;
+    let stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            warn!(client.addr = %peer, listener.name = %spec.name, reason = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            debug!(client.addr = %peer, listener.name = %spec.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    let local = identity.current().map(|c| c.id.clone());
+    let peer_tls = super::tls::PeerTls::of(stream.get_ref().1, local);
+    serve_on(stream, peer, spec.clone(), proxy, Some(peer_tls)).await;
+}
+
+async fn serve_on<S>(
+    sock: S,
+    peer: SocketAddr,
+    spec: Arc<ListenerSpec>,
+    proxy: Arc<Proxy>,
+    tls: Option<super::tls::PeerTls>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match &spec.kind {
+        ListenerKind::Http(_) => serve_http(sock, peer, spec.clone(), proxy, tls).await,
+        ListenerKind::Tcp(_) => serve_tcp(sock, peer, spec.clone(), proxy, tls).await,
+    }
+}
+
+async fn serve_http<S>(
+    sock: S,
+    peer: SocketAddr,
+    spec: Arc<ListenerSpec>,
+    proxy: Arc<Proxy>,
+    tls: Option<super::tls::PeerTls>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let headers_timeout = match &spec.kind {
         ListenerKind::Http(h) => h.headers_timeout,
         ListenerKind::Tcp(_) => super::config::DEFAULT_HEADERS_TIMEOUT,
@@ -155,6 +244,7 @@ async fn serve_http(sock: TcpStream, peer: SocketAddr, spec: Arc<ListenerSpec>, 
         proxy,
         listener: spec,
         peer,
+        tls,
     });
     let svc = hyper::service::service_fn(move |req| http::handle(req, conn.clone()));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -222,12 +312,15 @@ pub async fn connect_from(
     }
 }
 
-async fn serve_tcp(
-    mut sock: TcpStream,
+async fn serve_tcp<S>(
+    mut sock: S,
     peer: SocketAddr,
     spec: Arc<ListenerSpec>,
     proxy: Arc<Proxy>,
-) {
+    tls: Option<super::tls::PeerTls>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let ListenerKind::Tcp(tcp) = &spec.kind else {
         return;
     };
@@ -239,6 +332,10 @@ async fn serve_tcp(
         local: spec.addr,
         trust_xff: false,
         metadata: &metadata,
+        principal: tls
+            .as_ref()
+            .and_then(|t| t.peer.as_ref())
+            .map(ToString::to_string),
     };
     if !tcp.rbac.iter().all(|r| r.check(&subject)) {
         debug!(client.addr = %peer, listener.name = %spec.name, "rbac: connection refused; closing");
@@ -264,7 +361,7 @@ async fn serve_tcp(
         return;
     };
     let host = cluster.hosts[idx].clone();
-    let mut up = match cluster.shared.connect(&host.addr).await {
+    let mut up = match cluster.shared.connect_stream(&host.addr).await {
         Ok(s) => s,
         Err(e) => {
             host.cx_connect_fail.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,10 @@
 //! ([`ads`]) that turns meshd's xDS into immutable config generations ([`config`],
 //! [`route`], [`cluster`], [`retry`]), listeners bound as LDS says ([`listener`]) serving
 //! HTTP and TCP ([`http`]) behind the authorization filters ([`authz`]: [`jwt`], [`rbac`]),
-//! the admin API and health endpoint ([`admin`]), and Istio's
-//! metrics ([`metrics`]).
+//! the admin API and health endpoint ([`admin`]), Istio's
+//! metrics ([`metrics`]), and mutual TLS with the workload certificate ([`tls`]; with
+//! `--ca-dir` the certificate comes from meshd's CA in process, as in agent mode, and the
+//! node announces `MESH_MTLS` so that meshd sends mTLS listeners and clusters).
 //!
 //! Ports (local mode, DESIGN.md): admin on `IP:15000`, health on `IP:15021`, and whatever
 //! listeners meshd sends (the outbound HTTP proxy on `IP:15001`, inbound `IP:PORT`,
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod rbac;
 pub mod retry;
 pub mod route;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +35,9 @@ use crate::bootstrap::BootstrapOptions;
 
 /// How long requests in flight may take to finish once the proxy is told to stop.
 pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long the proxy waits for its first workload certificate before asking for config.
+const CERT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The health port (`/healthz/ready`).
 pub const HEALTH_PORT: u16 = 15021;
@@ -66,6 +72,8 @@ pub struct Proxy {
     /// source this proxy started with, in the shape of the Envoy bootstrap `mesh-proxy
     /// bootstrap` prints for the same workload (`Null` when embedded without one).
     pub bootstrap: serde_json::Value,
+    /// The workload certificate (`None`: no mTLS).
+    pub identity: Option<Arc<tls::Identity>>,
 }
 
 impl Proxy {
@@ -89,6 +97,7 @@ impl Proxy {
             set_log_level: Box::new(|_| Err("log levels are fixed here".to_owned())),
             log_level: std::sync::Mutex::new("info".to_owned()),
             bootstrap: serde_json::Value::Null,
+            identity: None,
         });
         (proxy, rx)
     }
@@ -106,6 +115,8 @@ pub struct NativeOptions {
     pub access_log: bool,
     pub log_level: String,
     pub set_log_level: LogLevelSetter,
+    /// meshd's CA: with it the proxy gets the workload certificate and takes part in mTLS.
+    pub ca: Option<crate::agent::CaClientOptions>,
 }
 
 /// Runs the proxy until `stop` completes or `POST /quitquitquit`; then stops accepting
@@ -128,6 +139,37 @@ pub async fn run(
         source,
     })?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
+    let identity = opts.ca.as_ref().map(|ca| {
+        let td = ca
+            .trust_domain
+            .clone()
+            .unwrap_or_else(|| mesh_core::identity::DEFAULT_TRUST_DOMAIN.to_owned());
+        let spiffe =
+            mesh_core::identity::SpiffeId::new(&td, &id.workload.namespace, &id.service_account);
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(crate::identity::keep_current(
+            ca.client.clone(),
+            spiffe,
+            tx,
+            shutdown.subscribe(),
+        ));
+        Arc::new(tls::Identity::new(rx, &td))
+    });
+    let mut bootstrap = crate::bootstrap::bootstrap(id);
+    let mut node = ads::node(id);
+    if identity.is_some() {
+        use envoy_types::pb::google::protobuf::{Value, value};
+        let flag = crate::bootstrap::MTLS_METADATA;
+        bootstrap["node"]["metadata"][flag] = serde_json::json!("true");
+        if let Some(md) = node.metadata.as_mut() {
+            md.fields.insert(
+                flag.to_owned(),
+                Value {
+                    kind: Some(value::Kind::StringValue("true".to_owned())),
+                },
+            );
+        }
+    }
     let level = opts.log_level.clone();
     let setter = opts.set_log_level;
     let proxy = Arc::new(Proxy {
@@ -140,20 +182,31 @@ pub async fn run(
         shutdown,
         set_log_level: setter,
         log_level: std::sync::Mutex::new(level),
-        bootstrap: crate::bootstrap::bootstrap(id),
+        bootstrap,
+        identity: identity.clone(),
     });
     // In local mode upstream connections come from the workload's address, as the Envoy bootstrap's
     // `cluster_manager.upstream_bind_config` says (servers see who called: ipBlocks).
     proxy.store.set(config::Config {
         upstream_bind: id.local_mode().then_some(id.ip),
+        identity,
         ..Default::default()
     });
     let admin_task = tokio::spawn(admin::serve(admin_l, proxy.clone(), admin::Server::Admin));
     let health_task = tokio::spawn(admin::serve(health_l, proxy.clone(), admin::Server::Health));
+    // As Envoy waits for its SDS secrets before its listeners take traffic, the config is
+    // asked for once the workload certificate is in (bounded: the CA may be slow to start).
+    if let Some(identity) = &proxy.identity
+        && tokio::time::timeout(CERT_WAIT, identity.ready())
+            .await
+            .is_err()
+    {
+        tracing::warn!(wait = ?CERT_WAIT, "no workload certificate yet; mTLS handshakes fail until one arrives");
+    }
     let sink = Box::new(listener::Listeners::new(proxy.clone()));
     let ads_task = tokio::spawn(ads::run(
         id.xds_address,
-        ads::node(id),
+        node,
         proxy.store.clone(),
         proxy.ads.clone(),
         sink,

@@ -16,12 +16,13 @@
 //! Evaluated: `any`, `and_rules`/`and_ids`, `or_rules`/`or_ids`, `not_rule`/`not_id`,
 //! `header` (pseudo-headers `:method`, `:authority`, `:path`, `:scheme` included),
 //! `url_path`, the `uri_template` path matcher, `destination_ip`, `destination_port`,
-//! `requested_server_name` (always the empty name: no TLS yet), `direct_remote_ip`,
+//! `requested_server_name` (always the empty name: the SNI of TLS connections is not recorded yet), `direct_remote_ip`,
 //! `source_ip`, `remote_ip` (the last `x-forwarded-for` address unless the HCM sets
 //! `use_remote_address`, else the peer), `metadata`
 //! / `sourced_metadata` on the dynamic metadata jwt_authn writes ([`Metadata`]), and
-//! `authenticated`, which never matches: the native engine has no mTLS yet, so no request
-//! has a peer certificate (Envoy answers the same for a plaintext connection).
+//! `authenticated` with its `principal_name` (Istio's `spiffe://` exact, prefix and suffix
+//! forms are string matchers) against the peer certificate's URI SAN, which never matches
+//! on a plaintext connection (as in Envoy).
 //! Anything else (CEL conditions, matchers, filter-state, destination port ranges, other
 //! metadata sources) is refused, so that the proxy NACKs the listener rather than widen or
 //! narrow a policy.
@@ -82,6 +83,8 @@ pub struct Subject<'a> {
     /// Whether `x-forwarded-for` names the client (an HCM without `use_remote_address`).
     pub trust_xff: bool,
     pub metadata: &'a Metadata,
+    /// The peer certificate's identity (URI SAN), on an mTLS connection.
+    pub principal: Option<String>,
 }
 
 impl Subject<'_> {
@@ -312,8 +315,9 @@ pub enum Id {
     And(Vec<Id>),
     Or(Vec<Id>),
     Not(Box<Id>),
-    /// A peer certificate's identity: never matches without mTLS.
-    Authenticated,
+    /// A peer certificate's identity (URI SAN), matched against `principal_name` when
+    /// given; never matches without mTLS.
+    Authenticated(Option<StringMatch>),
     DirectRemoteIp(Cidr),
     RemoteIp(Cidr),
     Header(HeaderMatch),
@@ -450,7 +454,12 @@ impl Id {
             Some(I::AndIds(s)) => Id::And(all(&s.ids)?),
             Some(I::OrIds(s)) => Id::Or(all(&s.ids)?),
             Some(I::NotId(i)) => Id::Not(Box::new(Id::from_pb(i, policy)?)),
-            Some(I::Authenticated(_)) => Id::Authenticated,
+            Some(I::Authenticated(a)) => Id::Authenticated(
+                a.principal_name
+                    .as_ref()
+                    .map(|m| string_match(m, policy).map_err(|e| err(policy, e.reason)))
+                    .transpose()?,
+            ),
             Some(I::SourceIp(c)) => Id::DirectRemoteIp(Cidr::from_pb(c, policy)?),
             Some(I::DirectRemoteIp(c)) => Id::DirectRemoteIp(Cidr::from_pb(c, policy)?),
             Some(I::RemoteIp(c)) => Id::RemoteIp(Cidr::from_pb(c, policy)?),
@@ -478,7 +487,10 @@ impl Id {
             Id::And(v) => v.iter().all(|p| p.matches(s)),
             Id::Or(v) => v.iter().any(|p| p.matches(s)),
             Id::Not(p) => !p.matches(s),
-            Id::Authenticated => false,
+            Id::Authenticated(m) => s
+                .principal
+                .as_deref()
+                .is_some_and(|p| m.as_ref().is_none_or(|m| m.matches(p))),
             Id::DirectRemoteIp(c) => c.contains(s.peer.ip()),
             Id::RemoteIp(c) => c.contains(s.remote_ip()),
             Id::Header(h) => header_matches(h, s),
@@ -805,6 +817,7 @@ mod tests {
             local: "127.0.0.1:80".parse().unwrap(),
             trust_xff: true,
             metadata: &md,
+            principal: None,
         };
         let remote = Id::RemoteIp(cidr("192.0.2.7", 32));
         let direct = Id::DirectRemoteIp(cidr("127.0.0.9", 32));
@@ -817,10 +830,22 @@ mod tests {
         assert!(!Perm::DestPort(81).matches(&s));
         assert!(Perm::DestIp(cidr("127.0.0.0", 8)).matches(&s));
         assert!(
-            !Id::Authenticated.matches(&s),
+            !Id::Authenticated(None).matches(&s),
             "no mTLS: never authenticated"
         );
-        assert!(Id::Not(Box::new(Id::Authenticated)).matches(&s));
+        assert!(Id::Not(Box::new(Id::Authenticated(None))).matches(&s));
+        let client = "spiffe://cluster.local/ns/shop/sa/client";
+        let exact = |v: &str| {
+            Id::Authenticated(Some(StringMatch {
+                kind: StrMatch::Exact(v.to_owned()),
+                ignore_case: false,
+            }))
+        };
+        s.principal = Some(client.to_owned());
+        assert!(Id::Authenticated(None).matches(&s));
+        assert!(exact(client).matches(&s));
+        assert!(!exact("spiffe://cluster.local/ns/shop/sa/intruder").matches(&s));
+        s.principal = None;
 
         // A connection has no headers: a string matcher fails, inverted or not (Envoy's
         // rule for a missing header), and `present: false` matches.
@@ -839,6 +864,7 @@ mod tests {
             local: "127.0.0.1:80".parse().unwrap(),
             trust_xff: false,
             metadata: &md,
+            principal: None,
         };
         assert!(!Id::Header(user(false)).matches(&tcp));
         assert!(!Id::Header(user(true)).matches(&tcp));
