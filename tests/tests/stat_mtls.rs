@@ -1,12 +1,15 @@
-//! `meshctl stat`'s mTLS share through real Envoy sidecars with certificates.
+//! `meshctl stat`'s mTLS share through sidecars with certificates, Envoy and native.
 //!
-//! Runs `mtls-peer-authentication` (moved to 127.10.228.0/24; orders is PERMISSIVE), with a
+//! Runs `mtls-peer-authentication` (moved to 127.10.228.0/24 for Envoy, 127.10.229.0/24
+//! for the native engine; orders is PERMISSIVE), with a
 //! DestinationRule that gives every request from a sidecar to orders its own connection,
 //! then, inside one `stat` window, sends 6 requests to orders through the client's sidecar
 //! (mutual TLS) and 2 plaintext ones straight to orders' inbound listener. Envoy has no
 //! per-request security label, so stat counts connections: orders' workload row must say
 //! 6 of 8 connections were mutual TLS (0.75), and the client's route row to orders that all
-//! of its new connections were TLS (1.0).
+//! of its new connections were TLS (1.0). mesh-proxy labels requests
+//! (`connection_security_policy`): 6 of 8 requests `mutual_tls` at orders (0.75), and the
+//! client's side, which cannot tell, `-`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -19,16 +22,14 @@ use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
 use mesh_e2e::scenario::{LoadedScenario, scenarios_root};
 use serde_json::Value;
 
-const THIRD: u8 = 228;
-
-/// A copy of scenario `name` with its `127.10.N.` addresses moved to `127.10.THIRD.`.
-fn relocated(name: &str) -> LoadedScenario {
+/// A copy of scenario `name` with its `127.10.N.` addresses moved to `127.10.third.`.
+fn relocated(name: &str, third: u8) -> LoadedScenario {
     let src = scenarios_root().join(name);
     let original = LoadedScenario::load(&src).unwrap();
     let ip = original.scenario.meshd_ip.to_string();
     let from = format!("{}.", ip.rsplit_once('.').unwrap().0);
-    let to = format!("127.10.{THIRD}.");
-    let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stat-mtls-{name}"));
+    let to = format!("127.10.{third}.");
+    let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stat-mtls-{name}-{third}"));
     let _ = std::fs::remove_dir_all(&dst);
     std::fs::create_dir_all(dst.join("config")).unwrap();
     let copy = |a: &Path, b: &Path| {
@@ -41,7 +42,7 @@ fn relocated(name: &str) -> LoadedScenario {
         copy(&p, &dst.join("config").join(p.file_name().unwrap()));
     }
     let mut s = LoadedScenario::load(&dst).unwrap();
-    s.name = format!("{name}-stat-{THIRD}");
+    s.name = format!("{name}-stat-{third}");
     s
 }
 
@@ -70,10 +71,21 @@ async fn envoy_mtls_share_counts_mutual_tls_connections() {
         );
         return;
     };
+    share(envoy, ProxyEngine::Agent, 228).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_proxy_mtls_share_counts_mutual_tls_requests() {
+    // The native engine runs no Envoy; the path is never used.
+    share(PathBuf::from("envoy"), ProxyEngine::Native, 229).await;
+}
+
+async fn share(envoy: PathBuf, engine: ProxyEngine, third: u8) {
+    let native = engine == ProxyEngine::Native;
     let tools = Tools::discover(envoy).unwrap();
     let log_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-stat-mtls");
-    let opts = RunOptions::new(tools, ProxyEngine::Agent, log_root);
-    let s = relocated("mtls-peer-authentication");
+    let opts = RunOptions::new(tools, engine, log_root);
+    let s = relocated("mtls-peer-authentication", third);
     std::fs::write(
         s.config_dir.join("one-request-per-connection.yaml"),
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
@@ -125,9 +137,10 @@ async fn envoy_mtls_share_counts_mutual_tls_connections() {
             .cloned()
             .unwrap_or(Value::Null);
         eprintln!("orders-v1: {row}");
-        if row["requests"] != 8 || row["mtlsShare"] != 0.75 || row["source"] != "envoy" {
+        let source = if native { "istio" } else { "envoy" };
+        if row["requests"] != 8 || row["mtlsShare"] != 0.75 || row["source"] != source {
             f.push(format!(
-                "orders-v1 should show 8 requests, 6 of 8 connections over mTLS: {workloads}"
+                "orders-v1 should show 8 requests, 6 of 8 over mTLS, from {source}: {workloads}"
             ));
         }
         let route = routes["rows"]
@@ -140,9 +153,16 @@ async fn envoy_mtls_share_counts_mutual_tls_connections() {
             .cloned()
             .unwrap_or(Value::Null);
         eprintln!("client -> orders: {route}");
-        if route["requests"] != 6 || route["mtlsShare"] != 1.0 {
+        // Envoy: every new connection to orders was TLS; mesh-proxy's source side
+        // reports `unknown`, as Istio's does.
+        let share = if native {
+            Value::Null
+        } else {
+            Value::from(1.0)
+        };
+        if route["requests"] != 6 || route["mtlsShare"] != share {
             f.push(format!(
-                "client -> orders should show 6 requests, all new connections mTLS: {routes}"
+                "client -> orders should show 6 requests, mTLS share {share}: {routes}"
             ));
         }
         Ok(f)

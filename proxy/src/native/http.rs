@@ -65,8 +65,8 @@ pub(super) struct Outcome {
     /// the metrics' `destination_service`, as Istio labels it.
     route_cluster: String,
     /// How the request's connection was secured: the metrics' `connection_security_policy`
-    /// on the inbound side. The TLS layer sets it (`MutualTls` for a verified client
-    /// certificate); plaintext connections keep the default.
+    /// on the inbound side (`MutualTls` when the connection carries the client's verified
+    /// certificate, [`Conn::tls`]; plaintext connections keep the default).
     pub(super) security: ConnectionSecurity,
 }
 
@@ -205,6 +205,10 @@ pub async fn handle(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let mut out = Outcome::default();
+    // A TLS connection's client presented a certificate the server config verified.
+    if conn.tls.is_some() {
+        out.security = ConnectionSecurity::MutualTls;
+    }
     if listener.direction == Direction::Inbound {
         out.peer_id = req
             .headers()
