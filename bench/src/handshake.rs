@@ -14,7 +14,9 @@
 //! connection, which under mTLS is a full TLS handshake (handshake-bound). The sidecars'
 //! own counters are read to show it: upstream connections the client sidecar opened and
 //! TLS handshakes the server sidecar's inbound listener completed, per request. The native
-//! engine has no TLS yet, so it is not measured here.
+//! engine (`mesh-proxy run --engine native --ca-dir`) is measured with keep-alive only: it
+//! has no `maxRequestsPerConnection` and no connection or handshake counters to force and
+//! check a handshake per request.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -27,18 +29,25 @@ use super::{
     replace_file, sidecar_command, start_mesh_with, sum, wait_for_route,
 };
 
-/// One security setting's figures.
+/// One engine and security setting's figures.
 struct Figures {
+    mode: Mode,
     mtls: bool,
     keepalive_rps: f64,
     keepalive_failed: u64,
     keepalive_cpu_ms: Option<f64>,
-    close_rps: f64,
-    close_failed: u64,
-    close_cpu_ms: Option<f64>,
-    /// Upstream connections the client sidecar opened per request, new-connection run.
+    /// The new-connection run (Envoy only: the native engine has no
+    /// `maxRequestsPerConnection` nor connection and handshake counters to check it by).
+    close: Option<Close>,
+}
+
+struct Close {
+    rps: f64,
+    failed: u64,
+    cpu_ms: Option<f64>,
+    /// Upstream connections the client sidecar opened per request.
     upstream_cx_per_rq: f64,
-    /// TLS handshakes on the server sidecar's inbound listener per request, same run.
+    /// TLS handshakes on the server sidecar's inbound listener per request.
     handshakes_per_rq: f64,
 }
 
@@ -72,17 +81,30 @@ fn mesh_yaml(mtls: bool, one_request_per_connection: bool) -> String {
     y
 }
 
-/// Sums the counters of an Envoy admin's `/stats` whose name satisfies `keep`.
-fn envoy_counter(admin: SocketAddr, keep: impl Fn(&str) -> bool) -> anyhow::Result<u64> {
+/// The response (head and body) of `GET path` on an admin API.
+fn admin_get(admin: SocketAddr, path: &str) -> anyhow::Result<String> {
     use std::io::{Read as _, Write as _};
     let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET /stats HTTP/1.1\r\nhost: {admin}\r\nconnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nhost: {admin}\r\nconnection: close\r\n\r\n"
     )?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+/// Whether the native server sidecar counted requests over mutual TLS (its Istio metrics'
+/// `connection_security_policy`).
+fn native_served_mtls() -> anyhow::Result<bool> {
+    Ok(admin_get(admin(SERVER_IP), "/stats/prometheus")?
+        .contains("connection_security_policy=\"mutual_tls\""))
+}
+
+/// Sums the counters of an Envoy admin's `/stats` whose name satisfies `keep`.
+fn envoy_counter(admin: SocketAddr, keep: impl Fn(&str) -> bool) -> anyhow::Result<u64> {
+    let body = admin_get(admin, "/stats")?;
     Ok(body
         .lines()
         .filter_map(|l| l.split_once(": "))
@@ -138,12 +160,16 @@ fn cpu_ms(before: f64, after: f64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| (after - before) * 1000.0 / requests as f64)
 }
 
-fn measure(o: &Options, mtls: bool) -> anyhow::Result<Figures> {
-    let tag = if mtls { "mtls" } else { "plaintext" };
+fn measure(o: &Options, mode: Mode, mtls: bool) -> anyhow::Result<Figures> {
+    let tag = format!(
+        "{}-{}",
+        mode.name(),
+        if mtls { "mtls" } else { "plaintext" }
+    );
     let mesh = start_mesh_with(o, &format!("-{tag}"), &mesh_yaml(mtls, false), mtls)?;
     let ca = mesh.dir.0.join("ca");
     let sidecar = |ns_name: &str, ip, labels: &[&str], sa: &str, log: &str| {
-        let mut cmd = sidecar_command(o, Mode::Envoy, ns_name, ip, labels);
+        let mut cmd = sidecar_command(o, mode, ns_name, ip, labels);
         cmd.args(["--service-account", sa]);
         if mtls {
             cmd.arg("--ca-dir").arg(&ca);
@@ -174,11 +200,15 @@ fn measure(o: &Options, mtls: bool) -> anyhow::Result<Figures> {
             mesh.logs.display()
         )
     })?;
-    let handshakes = server_handshakes()?;
-    if mtls != (handshakes > 0) {
-        bail!("{tag}: the server sidecar completed {handshakes} TLS handshakes while routing");
+    if mode == Mode::Envoy {
+        let handshakes = server_handshakes()?;
+        if mtls != (handshakes > 0) {
+            bail!("{tag}: the server sidecar completed {handshakes} TLS handshakes while routing");
+        }
+    } else if mtls != native_served_mtls()? {
+        bail!("{tag}: the server sidecar's requests were not labelled as expected (mutual_tls)");
     }
-    let pids: Vec<u32> = groups(Mode::Envoy, &sidecars)
+    let pids: Vec<u32> = groups(mode, &sidecars)
         .into_iter()
         .flat_map(|(_, p)| p)
         .collect();
@@ -198,6 +228,21 @@ fn measure(o: &Options, mtls: bool) -> anyhow::Result<Figures> {
         false,
     );
     let keepalive_cpu_ms = cpu_ms(cpu0, sum(&pids).cpu, ka_ok);
+    #[allow(clippy::cast_precision_loss)]
+    let keepalive_rps = ka_ok as f64 / o.max_secs as f64;
+    if mode != Mode::Envoy {
+        for p in &mut sidecars {
+            p.ensure_running()?;
+        }
+        return Ok(Figures {
+            mode,
+            mtls,
+            keepalive_rps,
+            keepalive_failed: ka_failed,
+            keepalive_cpu_ms,
+            close: None,
+        });
+    }
 
     replace_file(&mesh.config.join("mesh.yaml"), &mesh_yaml(mtls, true))?;
     wait_one_request_per_connection(target, Duration::from_secs(30))?;
@@ -224,61 +269,88 @@ fn measure(o: &Options, mtls: bool) -> anyhow::Result<Figures> {
     let per = |d: u64| d as f64 / (cl_ok + cl_failed).max(1) as f64;
     #[allow(clippy::cast_precision_loss)]
     Ok(Figures {
+        mode,
         mtls,
-        keepalive_rps: ka_ok as f64 / o.max_secs as f64,
+        keepalive_rps,
         keepalive_failed: ka_failed,
         keepalive_cpu_ms,
-        close_rps: cl_ok as f64 / o.close_secs as f64,
-        close_failed: cl_failed,
-        close_cpu_ms,
-        upstream_cx_per_rq: per(cx1.saturating_sub(cx0)),
-        handshakes_per_rq: per(hs1.saturating_sub(hs0)),
+        close: Some(Close {
+            rps: cl_ok as f64 / o.close_secs as f64,
+            failed: cl_failed,
+            cpu_ms: close_cpu_ms,
+            upstream_cx_per_rq: per(cx1.saturating_sub(cx0)),
+            handshakes_per_rq: per(hs1.saturating_sub(hs0)),
+        }),
     })
 }
 
 /// Runs both settings and returns the Markdown report.
 pub(super) fn run(o: &Options) -> anyhow::Result<String> {
-    let figures = [measure(o, false)?, measure(o, true)?];
+    let mut figures = Vec::new();
+    for mode in [Mode::Envoy, Mode::Native] {
+        if o.only.contains(&mode) {
+            figures.push(measure(o, mode, false)?);
+            figures.push(measure(o, mode, true)?);
+        }
+    }
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Envoy sidecars (client -> server, --concurrency 1 each), closed loop over {} connections: \
-         keep-alive for {} s, a new connection per request for {} s (the load generator closes \
-         each connection; maxRequestsPerConnection 1 makes the client sidecar open a new \
-         upstream connection each time). CPU: the two Envoys and their agents, ms per request.\n",
+        "Two sidecars (client -> server; Envoy --concurrency 1, mesh-proxy one worker thread), \
+         closed loop over {} connections: keep-alive for {} s, then (Envoy) a new connection \
+         per request for {} s (the load generator closes each connection; \
+         maxRequestsPerConnection 1 makes the client sidecar open a new upstream connection \
+         each time). CPU: the sidecar processes (Envoy: both Envoys and both agents), ms per \
+         request.\n",
         o.max_conns, o.max_secs, o.close_secs
     );
     let _ = writeln!(
         s,
-        "| sidecar to sidecar | keep-alive req/s | CPU ms/req | new connection per request req/s | CPU ms/req | upstream connections/req | TLS handshakes/req |"
+        "| sidecars | sidecar to sidecar | keep-alive req/s | CPU ms/req | new connection per request req/s | CPU ms/req | upstream connections/req | TLS handshakes/req |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
     for f in &figures {
+        let close = f.close.as_ref().map_or_else(
+            || "- | - | - | -".to_owned(),
+            |c| {
+                format!(
+                    "{:.0} ({} failed) | {} | {:.2} | {:.2}",
+                    c.rps,
+                    c.failed,
+                    ms(c.cpu_ms),
+                    c.upstream_cx_per_rq,
+                    c.handshakes_per_rq
+                )
+            },
+        );
         let _ = writeln!(
             s,
-            "| {} | {:.0} ({} failed) | {} | {:.0} ({} failed) | {} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} ({} failed) | {} | {close} |",
+            f.mode.name(),
             if f.mtls { "mTLS (STRICT)" } else { "plaintext" },
             f.keepalive_rps,
             f.keepalive_failed,
             ms(f.keepalive_cpu_ms),
-            f.close_rps,
-            f.close_failed,
-            ms(f.close_cpu_ms),
-            f.upstream_cx_per_rq,
-            f.handshakes_per_rq,
         );
     }
-    if let [plain, mtls] = &figures
-        && plain.keepalive_rps > 0.0
-        && plain.close_rps > 0.0
-    {
-        let _ = writeln!(
-            s,
-            "\nmTLS / plaintext: keep-alive {:.0}%, new connection per request {:.0}%",
-            mtls.keepalive_rps / plain.keepalive_rps * 100.0,
-            mtls.close_rps / plain.close_rps * 100.0
-        );
+    for pair in figures.chunks(2) {
+        if let [plain, mtls] = pair
+            && plain.keepalive_rps > 0.0
+        {
+            let close = match (&plain.close, &mtls.close) {
+                (Some(p), Some(m)) if p.rps > 0.0 => {
+                    format!(", new connection per request {:.0}%", m.rps / p.rps * 100.0)
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "\n{}: mTLS / plaintext: keep-alive {:.0}%{close}",
+                plain.mode.name(),
+                mtls.keepalive_rps / plain.keepalive_rps * 100.0,
+            );
+        }
     }
     Ok(s)
 }
