@@ -23,12 +23,17 @@
 //! SECS seconds while rewriting the VirtualService every few seconds, and reports failed
 //! requests and the sidecars' RSS every 10 s.
 //!
+//! `--handshake` instead measures what mutual TLS costs (issue 7): see [`handshake`].
+//!
 //! A benchmark program, not a test: run it on a release build. Every wait is bounded; every
 //! child is stopped and the generated directory removed on every path.
 //!
 //! Usage: proxy-bench [--rate R] [--rate-secs S] [--conns C] [--max-conns N] [--max-secs S]
 //!                    [--soak SECS] [--only direct,native,envoy] [--meshd PATH]
 //!                    [--mesh-proxy PATH] [--envoy PATH]
+//!        proxy-bench --handshake [--max-conns N] [--max-secs S] [--close-secs S]
+
+mod handshake;
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, ErrorKind, Read, Write};
@@ -59,6 +64,9 @@ struct Options {
     max_conns: usize,
     max_secs: u64,
     soak: Option<u64>,
+    handshake: bool,
+    /// The closed loop's duration with a new connection per request (`--handshake`).
+    close_secs: u64,
     only: Vec<Mode>,
     meshd: PathBuf,
     mesh_proxy: PathBuf,
@@ -90,6 +98,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
         max_conns: 16,
         max_secs: 10,
         soak: None,
+        handshake: false,
+        close_secs: 5,
         only: vec![Mode::Direct, Mode::Native, Mode::Envoy],
         meshd: sibling("meshd"),
         mesh_proxy: sibling("mesh-proxy"),
@@ -106,6 +116,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
             "--max-conns" => o.max_conns = value()?.parse().context("--max-conns")?,
             "--max-secs" => o.max_secs = value()?.parse().context("--max-secs")?,
             "--soak" => o.soak = Some(value()?.parse().context("--soak")?),
+            "--handshake" => o.handshake = true,
+            "--close-secs" => o.close_secs = value()?.parse().context("--close-secs")?,
             "--meshd" => o.meshd = PathBuf::from(value()?),
             "--mesh-proxy" => o.mesh_proxy = PathBuf::from(value()?),
             "--envoy" => o.envoy = PathBuf::from(value()?),
@@ -124,14 +136,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options>
                 println!(
                     "usage: proxy-bench [--rate R] [--rate-secs S] [--conns C] [--max-conns N] \
                      [--max-secs S] [--soak SECS] [--only direct,native,envoy] [--meshd PATH] \
-                     [--mesh-proxy PATH] [--envoy PATH]\n       proxy-bench app --listen ADDR"
+                     [--mesh-proxy PATH] [--envoy PATH]\n       proxy-bench --handshake \
+                     [--max-conns N] [--max-secs S] [--close-secs S]\n       \
+                     proxy-bench app --listen ADDR"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
-    if o.rate == 0 || o.conns == 0 || o.max_conns == 0 || o.rate_secs == 0 || o.max_secs == 0 {
+    if o.rate == 0
+        || o.conns == 0
+        || o.max_conns == 0
+        || o.rate_secs == 0
+        || o.max_secs == 0
+        || o.close_secs == 0
+    {
         bail!("rates, connection counts and durations must be positive");
     }
     Ok(o)
@@ -211,6 +231,8 @@ struct Conn {
     target: SocketAddr,
     stream: Option<(TcpStream, BufReader<TcpStream>)>,
     request: Vec<u8>,
+    /// A new connection per request (`connection: close`).
+    close: bool,
 }
 
 impl Conn {
@@ -221,6 +243,21 @@ impl Conn {
             target,
             stream: None,
             request: request.into_bytes(),
+            close: false,
+        }
+    }
+
+    /// A client that opens a new connection for every request and asks the server to
+    /// close it after the response.
+    fn closing(target: SocketAddr, host: &str) -> Conn {
+        let request = format!(
+            "GET /bench HTTP/1.1\r\nhost: {host}\r\nuser-agent: proxy-bench\r\nconnection: close\r\n\r\n"
+        );
+        Conn {
+            target,
+            stream: None,
+            request: request.into_bytes(),
+            close: true,
         }
     }
 
@@ -228,7 +265,7 @@ impl Conn {
     /// reconnects).
     fn request(&mut self) -> std::io::Result<u16> {
         let result = self.request_inner();
-        if result.is_err() {
+        if result.is_err() || self.close {
             self.stream = None;
         }
         result
@@ -246,6 +283,10 @@ impl Conn {
             return Err(std::io::Error::other("no connection"));
         };
         w.write_all(&self.request)?;
+        if self.close {
+            // The connection is dropped after this answer whatever it says.
+            return read_response_closing(r).map(|(status, _)| status);
+        }
         read_response(r)
     }
 }
@@ -256,6 +297,18 @@ fn bad(msg: &str) -> std::io::Error {
 
 /// Reads one response (content-length or chunked body); returns its status.
 fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
+    let (status, close) = read_response_closing(r)?;
+    if close {
+        return Err(std::io::Error::new(
+            ErrorKind::ConnectionAborted,
+            "server closed",
+        ));
+    }
+    Ok(status)
+}
+
+/// Reads one response; returns its status and whether the server closes the connection.
+fn read_response_closing(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool)> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Err(std::io::Error::new(
@@ -318,13 +371,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<u16> {
             return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "short body"));
         }
     }
-    if close {
-        return Err(std::io::Error::new(
-            ErrorKind::ConnectionAborted,
-            "server closed",
-        ));
-    }
-    Ok(status)
+    Ok((status, close))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -410,6 +457,17 @@ fn fixed_rate(
 /// Closed loop: `conns` connections each sending back-to-back for `duration`.
 /// Returns (completed 200s, failed).
 fn max_throughput(target: SocketAddr, host: &str, conns: usize, duration: Duration) -> (u64, u64) {
+    closed_loop(target, host, conns, duration, false)
+}
+
+/// Closed loop as [`max_throughput`], with a new connection per request when `close`.
+fn closed_loop(
+    target: SocketAddr,
+    host: &str,
+    conns: usize,
+    duration: Duration,
+    close: bool,
+) -> (u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -418,7 +476,11 @@ fn max_throughput(target: SocketAddr, host: &str, conns: usize, duration: Durati
             let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
             let host = host.to_owned();
             thread::spawn(move || {
-                let mut conn = Conn::new(target, &host);
+                let mut conn = if close {
+                    Conn::closing(target, &host)
+                } else {
+                    Conn::new(target, &host)
+                };
                 while !stop.load(Ordering::Relaxed) {
                     match conn.request() {
                         Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
@@ -711,12 +773,17 @@ fn xds_addr() -> SocketAddr {
 
 /// meshd and the app, running.
 fn start_mesh(o: &Options) -> anyhow::Result<Mesh> {
-    let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
+    start_mesh_with(o, "", &mesh_yaml(), false)
+}
+
+/// meshd (with its CA in `DIR/ca` when `ca`) on the mesh `yaml`, and the app, running.
+fn start_mesh_with(o: &Options, tag: &str, yaml: &str, ca: bool) -> anyhow::Result<Mesh> {
+    let dir = std::env::temp_dir().join(format!("proxy-bench-{}{tag}", std::process::id()));
     std::fs::create_dir_all(dir.join("config"))?;
     std::fs::create_dir_all(dir.join("logs"))?;
     let work = WorkDir(dir.clone(), false);
     let config = dir.join("config");
-    std::fs::write(config.join("mesh.yaml"), mesh_yaml())?;
+    std::fs::write(config.join("mesh.yaml"), yaml)?;
     std::fs::write(config.join("vs.yaml"), virtual_service(50))?;
     let logs = dir.join("logs");
     let mut procs = Vec::new();
@@ -728,6 +795,9 @@ fn start_mesh(o: &Options) -> anyhow::Result<Mesh> {
         .arg(xds_addr().to_string())
         .arg("--debug-address")
         .arg(SocketAddrV4::new(MESHD_IP, 15014).to_string());
+    if ca {
+        meshd.arg("--ca-dir").arg(dir.join("ca"));
+    }
     procs.push(Proc::spawn("meshd", meshd, &logs.join("meshd.log"))?);
     let mut app = Command::new(std::env::current_exe()?);
     app.args([
@@ -1058,6 +1128,12 @@ fn run(o: &Options) -> anyhow::Result<()> {
                 p.display()
             );
         }
+    }
+    if o.handshake {
+        let out = handshake::run(o)?;
+        println!("{out}");
+        println!("```markdown\n{out}```");
+        return Ok(());
     }
     let mut mesh = start_mesh(o)?;
     let result = run_on(o, &mut mesh);

@@ -226,6 +226,10 @@ impl BootstrapOptions {
     }
 }
 
+/// Istio's stats tag regex for cluster names (its bootstrap's `cluster_name`): the name
+/// up to the dot before the stat, with a `.NS.svc.cluster.local` host kept whole.
+pub const CLUSTER_NAME_TAG: &str = r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)";
+
 /// The bootstrap as Envoy's JSON.
 pub fn bootstrap(opts: &BootstrapOptions) -> Value {
     let mut metadata = serde_json::Map::new();
@@ -286,6 +290,15 @@ pub fn bootstrap(opts: &BootstrapOptions) -> Value {
         },
         "admin": {
             "address": socket_address(opts.admin_address()),
+        },
+        // Istio's tag for cluster names: Envoy's default one ends the name at its first
+        // dot, this one keeps `outbound|9080|v1|reviews.shop.svc.cluster.local` whole (as
+        // the `cluster_name` label of the Prometheus output; `meshctl stat` reads it).
+        "stats_config": {
+            "stats_tags": [{
+                "tag_name": "cluster_name",
+                "regex": CLUSTER_NAME_TAG,
+            }],
         },
     });
     // Local mode: connections leave from the workload's own loopback address, so the
@@ -518,6 +531,14 @@ mod tests {
                 ["path"],
             "/tmp/x/sds.sock"
         );
+    }
+
+    #[test]
+    fn cluster_names_keep_their_service_host_in_stats() {
+        let b = bootstrap(&opts("127.0.0.2"));
+        let tag = &b["stats_config"]["stats_tags"][0];
+        assert_eq!(tag["tag_name"], "cluster_name");
+        assert_eq!(tag["regex"], CLUSTER_NAME_TAG);
     }
 
     #[test]

@@ -48,9 +48,13 @@ Examples:
 
 Rows: RPS requests per second; SUCCESS share of requests not answered 5xx; P50/P95/P99
 latency in ms from histogram buckets (as Prometheus' histogram_quantile); IN/OUT request
-and response bytes; MTLS share of requests over mutual TLS (- when the proxy does not
-say). Envoy sidecars are read from their cluster stats: Envoy publishes histograms at
-its stats flush (every 5 s), so use --window 5s or more for their percentiles.
+and response bytes; MTLS the mutual-TLS share (- when unknown): for mesh-proxy, of the
+requests its inbound side served (workload view; its route view says -); for Envoy, of
+the CONNECTIONS opened in the window (inbound listeners' TLS handshakes over their new
+connections; per route, TLS handshakes over new connections to the destination), as
+Envoy has no per-request security label. Envoy sidecars are read from their cluster
+stats: Envoy publishes histograms at its stats flush (every 5 s), so use --window 5s or
+more for their percentiles.
 
 Exit codes: 0 done, 64 bad usage, 69 no proxy could be scraped.";
 

@@ -13,10 +13,18 @@
 //!   configure one): `inbound|PORT||` clusters give the workload view of the scraped proxy,
 //!   `outbound|PORT|SUBSET|HOST` clusters its route view by HOST: `upstream_rq_xx` (count
 //!   and success), `upstream_rq_time` buckets, `upstream_cx_tx_bytes_total` (in) and
-//!   `upstream_cx_rx_bytes_total` (out). Envoy has no per-request security label, so the
-//!   mTLS share is unknown. A request Envoy answers itself (a fault abort) never reaches a
-//!   cluster and is not counted. Envoy's default tags cut cluster names at the first dot
-//!   ([`envoy_metric`] puts them back together).
+//!   `upstream_cx_rx_bytes_total` (out). Envoy has no per-request security label, so its
+//!   mTLS share counts connections, not requests: in the workload view the share of the
+//!   connections opened in the window on the proxy's inbound listeners (those on the port
+//!   of an `inbound|PORT||` cluster) that completed a TLS handshake (`listener.ADDR.
+//!   ssl.handshake` over `listener.ADDR.downstream_cx_total`; meshd's inbound TLS chains
+//!   require a client certificate, so each is mutual TLS), in the route view the share of
+//!   the connections opened to the destination's clusters that were TLS (`ssl.handshake`
+//!   over `upstream_cx_total`); unknown when no connection was opened in the window.
+//!   A request Envoy answers itself (a fault abort) never reaches a cluster and is not
+//!   counted. Envoy's default tags cut cluster names at the first dot; mesh-proxy's
+//!   bootstrap adds Istio's `cluster_name` tag, which keeps `.svc.cluster.local` names
+//!   whole ([`envoy_metric`] reads it first and puts the others back together).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -127,7 +135,7 @@ pub fn rows(scrapes: &[Scrape], by: By, window: Duration) -> Vec<Row> {
                 p99_ms: a.buckets.quantile(0.99),
                 bytes_in: a.bytes_in.map(int),
                 bytes_out: a.bytes_out.map(int),
-                mtls_share: (a.mtls_known > 0.0).then(|| a.mtls / a.mtls_known),
+                mtls_share: (a.mtls_known > 0.0).then(|| (a.mtls / a.mtls_known).min(1.0)),
                 source: a.source,
             }
         })
@@ -210,18 +218,22 @@ fn envoy_cluster(name: &str, by: By) -> Option<Option<String>> {
 }
 
 /// The cluster stats read, by their name after the cluster.
-const ENVOY_METRICS: [&str; 4] = [
+const ENVOY_METRICS: [&str; 6] = [
     "upstream_rq_xx",
     "upstream_rq_time_bucket",
     "upstream_cx_tx_bytes_total",
     "upstream_cx_rx_bytes_total",
+    "upstream_cx_total",
+    "ssl_handshake",
 ];
 
 /// The metric and the whole cluster name of an Envoy cluster stat. Envoy's default tag
 /// extraction ends the `envoy_cluster_name` label at the cluster name's first dot and
 /// leaves the rest in the metric name (`outbound|9080|v1|reviews` and
 /// `envoy_cluster_bookinfo_svc_cluster_local_upstream_rq_xx`), so the name is put back
-/// together. Stats of one kind of upstream only (`external_`, `internal_`) are left out:
+/// together. Istio's `cluster_name` tag (in mesh-proxy's bootstrap) keeps names ending in
+/// `.svc.cluster.local` whole and is read first; other hosts are still cut and
+/// re-assembled the same way. Stats of one kind of upstream only (`external_`, `internal_`) are left out:
 /// the plain stat counts both.
 fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
     let rest = s.name.strip_prefix("envoy_cluster_")?;
@@ -233,7 +245,12 @@ fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
     {
         return None;
     }
-    let label = s.label("envoy_cluster_name");
+    // mesh-proxy's Envoy bootstrap adds Istio's `cluster_name` tag, which keeps
+    // `.svc.cluster.local` names whole; other Envoys have only the default one.
+    let label = match s.label("cluster_name") {
+        "" => s.label("envoy_cluster_name"),
+        whole => whole,
+    };
     let cluster = if middle.is_empty() {
         label.to_owned()
     } else {
@@ -242,7 +259,16 @@ fn envoy_metric(s: &Sample) -> Option<(&'static str, String)> {
     Some((metric, cluster))
 }
 
+/// The port of an Envoy listener stat's `envoy_listener_address` (`127.0.0.11_9080`).
+fn listener_port(s: &Sample) -> Option<u16> {
+    let (_, port) = s.label("envoy_listener_address").rsplit_once('_')?;
+    port.parse().ok()
+}
+
 fn envoy(scrape: &Scrape, by: By, acc: &mut BTreeMap<Key, Acc>) {
+    if by == By::Workload {
+        envoy_inbound_tls(scrape, acc);
+    }
     for s in &scrape.samples {
         let Some((metric, cluster)) = envoy_metric(s) else {
             continue;
@@ -266,8 +292,46 @@ fn envoy(scrape: &Scrape, by: By, acc: &mut BTreeMap<Key, Acc>) {
             }
             "upstream_rq_time_bucket" => a.buckets.add(s),
             "upstream_cx_tx_bytes_total" => add(&mut a.bytes_in, s.value),
-            _ => add(&mut a.bytes_out, s.value),
+            "upstream_cx_rx_bytes_total" => add(&mut a.bytes_out, s.value),
+            // Outbound connections, and those of them over TLS: the route view's share.
+            "upstream_cx_total" if by == By::Route => a.mtls_known += s.value,
+            "ssl_handshake" if by == By::Route => a.mtls += s.value,
+            _ => {}
         }
+    }
+}
+
+/// The workload view's mTLS share of an Envoy proxy: connections opened on its inbound
+/// listeners, and TLS handshakes completed there.
+fn envoy_inbound_tls(scrape: &Scrape, acc: &mut BTreeMap<Key, Acc>) {
+    let inbound: std::collections::BTreeSet<u16> = scrape
+        .samples
+        .iter()
+        .filter_map(envoy_metric)
+        .filter_map(|(_, cluster)| {
+            let mut parts = cluster.split('|');
+            match (parts.next(), parts.next()) {
+                (Some("inbound"), Some(port)) => port.parse().ok(),
+                _ => None,
+            }
+        })
+        .collect();
+    let (mut connections, mut handshakes) = (0.0, 0.0);
+    for s in &scrape.samples {
+        if !listener_port(s).is_some_and(|p| inbound.contains(&p)) {
+            continue;
+        }
+        match s.name.as_str() {
+            "envoy_listener_downstream_cx_total" => connections += s.value,
+            "envoy_listener_ssl_handshake" => handshakes += s.value,
+            _ => {}
+        }
+    }
+    if connections > 0.0 {
+        let key = (scrape.namespace.clone(), scrape.workload.clone(), None);
+        let a = acc.entry(key).or_default();
+        a.mtls += handshakes;
+        a.mtls_known += connections;
     }
 }
 
@@ -397,5 +461,69 @@ envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=
             Some("ratings.shop.svc.cluster.local")
         );
         assert_eq!(r[0].requests, 10);
+    }
+
+    #[test]
+    fn envoy_mtls_share_counts_connections_on_inbound_listeners_and_to_clusters() {
+        let text = "\
+envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"inbound|9080||\"} 8
+envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.31_9080\"} 4
+envoy_listener_ssl_handshake{envoy_listener_address=\"127.0.0.31_9080\"} 3
+envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.31_15001\"} 7
+envoy_listener_downstream_cx_total{envoy_listener_address=\"127.0.0.31_15000\"} 2
+envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080||catalog\"} 7
+envoy_cluster_shop_svc_cluster_local_upstream_cx_total{envoy_cluster_name=\"outbound|9080||catalog\"} 5
+envoy_cluster_shop_svc_cluster_local_ssl_handshake{envoy_cluster_name=\"outbound|9080||catalog\"} 5
+envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080||plain\"} 2
+envoy_cluster_shop_svc_cluster_local_upstream_cx_total{envoy_cluster_name=\"outbound|9080||plain\"} 1
+envoy_cluster_shop_svc_cluster_local_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080||pooled\"} 2
+";
+        let scrape = Scrape {
+            namespace: "shop".into(),
+            workload: "orders-v1".into(),
+            samples: parse(text).unwrap(),
+        };
+        let w = rows(
+            std::slice::from_ref(&scrape),
+            By::Workload,
+            Duration::from_secs(1),
+        );
+        assert_eq!(w.len(), 1);
+        // 3 of the 4 connections to 9080 were TLS; 15001 and 15000 are not inbound.
+        assert_eq!(w[0].mtls_share, Some(0.75));
+        assert_eq!(w[0].requests, 8);
+        let r = rows(&[scrape], By::Route, Duration::from_secs(1));
+        let share = |d: &str| {
+            r.iter()
+                .find(|r| r.destination.as_deref() == Some(d))
+                .unwrap()
+                .mtls_share
+        };
+        assert_eq!(share("catalog.shop.svc.cluster.local"), Some(1.0));
+        assert_eq!(share("plain.shop.svc.cluster.local"), Some(0.0));
+        // No connection opened in the window: unknown.
+        assert_eq!(share("pooled.shop.svc.cluster.local"), None);
+    }
+
+    #[test]
+    fn istio_cluster_name_tag_is_read_first() {
+        let text = "\
+envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|9080|v1|ratings\",cluster_name=\"outbound|9080|v1|ratings.shop.svc.cluster.local\"} 3
+envoy_cluster_org_upstream_rq_xx{envoy_response_code_class=\"2\",envoy_cluster_name=\"outbound|80||httpbin\",cluster_name=\"outbound|80||httpbin\"} 2
+";
+        let scrape = Scrape {
+            namespace: "shop".into(),
+            workload: "reviews-v1".into(),
+            samples: parse(text).unwrap(),
+        };
+        let r = rows(&[scrape], By::Route, Duration::from_secs(1));
+        let dests: Vec<(&str, u64)> = r
+            .iter()
+            .map(|r| (r.destination.as_deref().unwrap(), r.requests))
+            .collect();
+        assert_eq!(
+            dests,
+            [("httpbin.org", 2), ("ratings.shop.svc.cluster.local", 3)]
+        );
     }
 }

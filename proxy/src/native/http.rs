@@ -31,7 +31,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 use super::Proxy;
 use super::cluster::{Cluster, Discovery, Host, HostAddr, Protocol, UpstreamError, hash_bytes};
 use super::config::{Config, Direction, ListenerKind, ListenerSpec, RouteSource};
-use super::metrics::{PEER_ID_HEADER, RequestLabels, peer_from_node_id};
+use super::metrics::{ConnectionSecurity, PEER_ID_HEADER, RequestLabels, peer_from_node_id};
 use super::retry::TryOutcome;
 use super::route::{self, Action, Forward, HashPolicy, RequestView, Route, Target, VirtualHost};
 
@@ -61,6 +61,13 @@ pub(super) struct Outcome {
     upstream_host: String,
     upstream_time: Option<Duration>,
     peer_id: Option<String>,
+    /// The cluster the route names when none was picked to forward to (a fault abort):
+    /// the metrics' `destination_service`, as Istio labels it.
+    route_cluster: String,
+    /// How the request's connection was secured: the metrics' `connection_security_policy`
+    /// on the inbound side (`MutualTls` when the connection carries the client's verified
+    /// certificate, [`Conn::tls`]; plaintext connections keep the default).
+    pub(super) security: ConnectionSecurity,
 }
 
 /// A local reply with Envoy's shape: text body, flag.
@@ -198,6 +205,10 @@ pub async fn handle(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let mut out = Outcome::default();
+    // A TLS connection's client presented a certificate the server config verified.
+    if conn.tls.is_some() {
+        out.security = ConnectionSecurity::MutualTls;
+    }
     if listener.direction == Direction::Inbound {
         out.peer_id = req
             .headers()
@@ -330,6 +341,8 @@ fn record(conn: &Conn, listener: &ListenerSpec, out: &Outcome, status: u16, elap
         destination_workload_namespace: dst.1,
         destination_service: if listener.direction == Direction::Inbound {
             "unknown".to_owned()
+        } else if out.cluster.is_empty() {
+            service_of(&out.route_cluster)
         } else {
             service_of(&out.cluster)
         },
@@ -340,6 +353,7 @@ fn record(conn: &Conn, listener: &ListenerSpec, out: &Outcome, status: u16, elap
         } else {
             out.flags.join(",")
         },
+        connection_security_policy: out.security.label(reporter).to_owned(),
     };
     conn.proxy.metrics.request(&labels, status, elapsed);
 }
@@ -446,6 +460,9 @@ async fn serve(
             && sample(pm)
         {
             out.flags.push("FI");
+            if let Action::Forward(fwd) = &route.action {
+                out.route_cluster = pick_target(&fwd.target).0;
+            }
             return finish_local(local(status, "fault filter abort"), &table, vh, route);
         }
     }

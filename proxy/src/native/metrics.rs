@@ -8,6 +8,10 @@
 //! inbound side reads it (source labels), removes it before the app sees the request, and
 //! answers with its own id in the same response header, which the outbound side reads
 //! (destination labels) and removes. Without a peer the labels say `unknown`, as Istio's do.
+//!
+//! `connection_security_policy` follows Istio: on the destination side `mutual_tls` when the
+//! request came on a TLS connection whose client certificate was verified, else `none`; on
+//! the source side `unknown` (the client cannot tell what the server enforced).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -33,6 +37,29 @@ pub struct RequestLabels {
     pub request_protocol: String,
     pub response_code: String,
     pub response_flags: String,
+    pub connection_security_policy: String,
+}
+
+/// How the connection a request came on was secured, as the destination sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConnectionSecurity {
+    /// Plaintext, or TLS without a verified client certificate.
+    #[default]
+    None,
+    /// TLS with a client certificate the proxy verified (mutual TLS).
+    MutualTls,
+}
+
+impl ConnectionSecurity {
+    /// Istio's `connection_security_policy` value for a request reported by `reporter`
+    /// (`source` or `destination`).
+    pub fn label(self, reporter: &str) -> &'static str {
+        match (reporter, self) {
+            ("destination", ConnectionSecurity::MutualTls) => "mutual_tls",
+            ("destination", ConnectionSecurity::None) => "none",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Istio's TCP metric labels.
@@ -191,6 +218,7 @@ mod tests {
             request_protocol: "http".into(),
             response_code: "200".into(),
             response_flags: "-".into(),
+            connection_security_policy: ConnectionSecurity::None.label("source").into(),
         };
         m.request(&l, 200, Duration::from_millis(3));
         m.request(&l, 200, Duration::from_millis(3));
@@ -203,6 +231,10 @@ mod tests {
         );
         assert!(text.contains("} 2"), "{text}");
         assert!(
+            text.contains("connection_security_policy=\"unknown\""),
+            "{text}"
+        );
+        assert!(
             text.contains("istio_request_duration_milliseconds_bucket{"),
             "{text}"
         );
@@ -210,5 +242,16 @@ mod tests {
             peer_from_node_id("sidecar~127.0.0.2~reviews-v1.shop~shop.svc.cluster.local"),
             Some(("reviews-v1".into(), "shop".into()))
         );
+    }
+
+    #[test]
+    fn connection_security_is_known_only_to_the_destination() {
+        assert_eq!(
+            ConnectionSecurity::MutualTls.label("destination"),
+            "mutual_tls"
+        );
+        assert_eq!(ConnectionSecurity::None.label("destination"), "none");
+        assert_eq!(ConnectionSecurity::MutualTls.label("source"), "unknown");
+        assert_eq!(ConnectionSecurity::default(), ConnectionSecurity::None);
     }
 }
