@@ -17,15 +17,16 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+#[path = "support/mtls.rs"]
+mod support;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mesh_e2e::client::{self, HttpRequest, Via};
-use mesh_e2e::expect::echo_reply;
-use mesh_e2e::process::{ChildGuard, find_envoy, wait_for_port, workspace_binary};
+use mesh_e2e::process::{ChildGuard, find_envoy, wait_for_port};
 use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
-use mesh_e2e::scenario::{LoadedScenario, scenarios_root};
+use mesh_e2e::scenario::LoadedScenario;
 
 fn options(test: &str) -> Option<RunOptions> {
     let Some(envoy) = find_envoy().unwrap() else {
@@ -42,65 +43,9 @@ fn options(test: &str) -> Option<RunOptions> {
 
 /// A copy of scenario `name` with its `127.10.N.` addresses moved to `127.10.third.`.
 fn relocated(name: &str, third: u8) -> LoadedScenario {
-    relocated_to(name, third, &format!("relocated-{name}-{third}"))
-}
-
-fn relocated_to(name: &str, third: u8, dir: &str) -> LoadedScenario {
-    let src = scenarios_root().join(name);
-    let original = LoadedScenario::load(&src).unwrap();
-    let from = {
-        let ip = original.scenario.meshd_ip.to_string();
-        let (prefix, _) = ip.rsplit_once('.').unwrap();
-        format!("{prefix}.")
-    };
-    let to = format!("127.10.{third}.");
-    let dst = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(dir);
-    let _ = std::fs::remove_dir_all(&dst);
-    std::fs::create_dir_all(dst.join("config")).unwrap();
-    let copy = |from_path: &Path, to_path: &Path| {
-        let text = std::fs::read_to_string(from_path).unwrap();
-        std::fs::write(to_path, text.replace(&from, &to)).unwrap();
-    };
-    copy(&src.join("scenario.yaml"), &dst.join("scenario.yaml"));
-    for entry in std::fs::read_dir(src.join("config")).unwrap() {
-        let p = entry.unwrap().path();
-        copy(&p, &dst.join("config").join(p.file_name().unwrap()));
-    }
-    let mut s = LoadedScenario::load(&dst).unwrap();
+    let mut s = support::relocated_to(name, third, &format!("relocated-{name}-{third}"));
     s.name = format!("{name}-{third}");
     s
-}
-
-/// `meshctl proxy-config secret --admin ADDR`: (name, serial) of each row.
-async fn secrets(admin: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let out = tokio::process::Command::new(workspace_binary("meshctl")?)
-        .args(["proxy-config", "secret", "--admin", admin])
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(
-        out.status.success(),
-        "meshctl proxy-config secret failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rows = Vec::new();
-    for line in stdout.lines().skip(1) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        // RESOURCE NAME, TYPE (one or two words), STATUS, VALID CERT, SERIAL, ...
-        let valid = cols.iter().position(|c| *c == "true" || *c == "false");
-        if let (Some(name), Some(v)) = (cols.first(), valid) {
-            anyhow::ensure!(cols[v] == "true", "certificate not valid now: {line}");
-            rows.push((
-                (*name).to_owned(),
-                cols.get(v + 1).copied().unwrap_or_default().to_owned(),
-            ));
-        }
-    }
-    Ok(rows)
-}
-
-fn serial_of(rows: &[(String, String)], name: &str) -> Option<String> {
-    rows.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,84 +65,7 @@ async fn certificates_rotate_under_load_without_failed_requests() {
          trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n",
     )
     .unwrap();
-    let report = runner::run_then(&s, &opts, |s| async move {
-        let mut f = Vec::new();
-        let client_w = s.workload("client").unwrap();
-        let catalog_w = s.workload("catalog-v1").unwrap();
-        let admins = [
-            client_w.admin_addr().unwrap().to_string(),
-            catalog_w.admin_addr().unwrap().to_string(),
-        ];
-        let mut first = Vec::new();
-        for a in &admins {
-            let rows = secrets(a).await?;
-            let d = serial_of(&rows, "default");
-            let r = serial_of(&rows, "ROOTCA");
-            anyhow::ensure!(
-                d.is_some() && r.is_some(),
-                "{a}: default and ROOTCA expected in {rows:?}"
-            );
-            first.push((d, r));
-        }
-        let req = HttpRequest::get("http://catalog.shop:9080/items");
-        let via = Via::Proxy(client_w.outbound_addr());
-        let (mut ok, mut failed) = (0u32, Vec::new());
-        let mut hashes = BTreeSet::new();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            match client::send(&req, via, Duration::from_secs(5)).await {
-                Ok(r) if r.status == 200 => {
-                    ok += 1;
-                    let xfcc = echo_reply(&r)
-                        .and_then(|e| e.headers.get("x-forwarded-client-cert").cloned())
-                        .unwrap_or_default();
-                    if !xfcc.contains("URI=spiffe://cluster.local/ns/shop/sa/client") {
-                        failed.push(format!("no client identity: {xfcc:?}"));
-                    }
-                    if let Some(h) = xfcc.split(';').find_map(|p| p.strip_prefix("Hash=")) {
-                        hashes.insert(h.to_owned());
-                    }
-                }
-                Ok(r) => failed.push(format!("status {}", r.status)),
-                Err(e) => failed.push(format!("{e:#}")),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        eprintln!(
-            "{ok} requests in 20 s, {} failed; client certificates seen by catalog: {}",
-            failed.len(),
-            hashes.len()
-        );
-        if !failed.is_empty() {
-            f.push(format!(
-                "{} of {} requests failed during rotation, first: {}",
-                failed.len(),
-                ok as usize + failed.len(),
-                failed[0]
-            ));
-        }
-        if hashes.len() < 2 {
-            f.push(format!(
-                "catalog saw {} client certificate(s); a rotated one was never presented",
-                hashes.len()
-            ));
-        }
-        for (a, (d0, r0)) in admins.iter().zip(first) {
-            let rows = secrets(a).await?;
-            let (d1, r1) = (serial_of(&rows, "default"), serial_of(&rows, "ROOTCA"));
-            eprintln!("{a}: default {d0:?} -> {d1:?}, ROOTCA {r0:?} -> {r1:?}");
-            if d1 == d0 {
-                f.push(format!(
-                    "{a}: the workload certificate did not rotate ({d0:?})"
-                ));
-            }
-            if r1 != r0 {
-                f.push(format!("{a}: the trust bundle changed ({r0:?} -> {r1:?})"));
-            }
-        }
-        Ok(f)
-    })
-    .await;
+    let report = runner::run_then(&s, &opts, support::rotation_under_load).await;
     assert!(report.passed(), "{report}");
 }
 
