@@ -2,7 +2,8 @@
 //! through productpage, a known number of it failing (a fault abort on details for
 //! `end-user: fail`, which productpage answers 502), and `stat -o json` must count it
 //! exactly, give the exact success rate, and latency percentiles within the histogram
-//! bucket that holds the slowest request the client saw.
+//! bucket that holds the slowest request the client saw; then 40 requests to details that
+//! the app answers 35 ms late, whose percentiles must all lie in the (25, 50] ms bucket.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -54,6 +55,24 @@ fn get(addr: SocketAddr, end_user: Option<&str>) -> (u16, Duration) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, start.elapsed())
+}
+
+/// One GET to details from reviews-v1's sidecar (outbound `addr`), answered `delay_ms`
+/// late by the app; the status.
+fn get_details(addr: SocketAddr, delay_ms: u64) -> u16 {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /details/0 HTTP/1.1\r\nHost: details.bookinfo:9080\r\nx-bookinfo-delay-ms: {delay_ms}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The details VirtualService with an abort for `end-user: fail` before its route.
@@ -177,6 +196,14 @@ fn known_load(engine: &str, envoy: Option<std::path::PathBuf>, prefix: &str) {
         assert_eq!(status, if user.is_some() { 502 } else { 200 });
         slowest = slowest.max(took);
     }
+    // A known latency: details answers these 35 ms late, so at details' inbound side they
+    // all fall in the (25, 50] ms bucket, and with more of them than of the fast requests
+    // above every percentile of details-v1 must lie in that bucket.
+    let reviews_v1: SocketAddr = format!("{prefix}.13:15001").parse().unwrap();
+    let delayed = 40u64;
+    for _ in 0..delayed {
+        assert_eq!(get_details(reviews_v1, 35), 200);
+    }
     let report = by_workload.join().unwrap();
     assert!(
         report["windowSeconds"].as_f64().unwrap() >= 15.0,
@@ -195,9 +222,17 @@ fn known_load(engine: &str, envoy: Option<std::path::PathBuf>, prefix: &str) {
     assert_eq!(pp["successRate"], 0.75, "{pp}");
     let source = if engine == "envoy" { "envoy" } else { "istio" };
     assert_eq!(pp["source"], source, "{pp}");
-    // details is called only by the requests the fault lets through.
-    assert_eq!(row("details-v1")["requests"], ok, "{report}");
-    assert_eq!(row("details-v1")["successRate"], 1.0, "{report}");
+    // details is called only by the requests the fault lets through, and the delayed ones.
+    let dv = row("details-v1");
+    assert_eq!(dv["requests"], ok + delayed, "{report}");
+    assert_eq!(dv["successRate"], 1.0, "{report}");
+    for k in ["p50Ms", "p95Ms", "p99Ms"] {
+        let v = dv[k].as_f64().unwrap_or_else(|| panic!("{k}: {dv}"));
+        assert!(
+            (25.0..=50.0).contains(&v),
+            "{k} {v} outside the (25, 50] ms bucket of the 35 ms requests: {dv}"
+        );
+    }
 
     // Percentiles: ordered, and none above the bucket bound that holds the slowest
     // request the client saw (the proxy times a part of what the client times).

@@ -3,7 +3,8 @@
 //! call ratings, always through their own sidecar's outbound listener
 //! (`WORKLOAD_IP:15001`, with a Host header naming the service), so every call between apps
 //! crosses two sidecars. Each app listens on `WORKLOAD_IP:19080` (its service port + 10000)
-//! and names itself in an `x-served-by` header.
+//! and names itself in an `x-served-by` header. A request carrying `x-bookinfo-delay-ms: N`
+//! is answered N ms late (a known latency for `meshctl stat`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,6 +28,11 @@ use super::config::{SERVICE_PORT, Workload};
 pub const END_USER: &str = "end-user";
 /// The header productpage answers with: which reviews workload served the page.
 pub const REVIEWS_HEADER: &str = "x-bookinfo-reviews";
+
+/// A request header every app honours by waiting this many milliseconds (at most
+/// [`MAX_DELAY`]) before it answers: a known latency for checking `meshctl stat`.
+pub const DELAY_HEADER: &str = "x-bookinfo-delay-ms";
+const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// How long an app waits for a call through its sidecar.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,6 +97,15 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         .get(END_USER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let delay = req
+        .headers()
+        .get(DELAY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).min(MAX_DELAY));
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let w = &app.workload;
     let mut resp = match (w.app.as_str(), path.as_str()) {
         (_, "/health") => text(StatusCode::OK, "ok\n".to_owned()),
