@@ -78,44 +78,7 @@ async fn a_sidecar_of_another_mesh_is_refused_and_says_why() {
     let tools = Tools::discover(find_envoy().unwrap().unwrap()).unwrap();
     let log_dir = opts.log_root.join("foreign");
     let report = runner::run_then(&s, &opts, |s| async move {
-        // The other mesh: the same config, its client at .12, its own meshd and CA at .2.
-        let _ = std::fs::remove_dir_all(&log_dir);
-        let config = log_dir.join("config");
-        std::fs::create_dir_all(&config)?;
-        for entry in std::fs::read_dir(&s.config_dir)? {
-            let p = entry?.path();
-            let text = std::fs::read_to_string(&p)?.replace("127.10.227.10", "127.10.227.12");
-            std::fs::write(config.join(p.file_name().unwrap()), text)?;
-        }
-        let mut meshd = std::process::Command::new(&tools.meshd);
-        meshd
-            .arg("--config-dir")
-            .arg(&config)
-            .args(["--xds-address", "127.10.227.2:15010"])
-            .args(["--debug-address", "127.10.227.2:15014"])
-            .arg("--ca-dir")
-            .arg(log_dir.join("ca"));
-        let _meshd = ChildGuard::spawn("foreign meshd", meshd, &log_dir.join("meshd.log"))?;
-        wait_for_port("127.10.227.2:15012".parse()?, Duration::from_secs(20)).await?;
-        let identity: Vec<String> = [
-            "--xds-address",
-            "127.10.227.2:15010",
-            "--workload",
-            "shop/client",
-            "--ip",
-            "127.10.227.12",
-            "--service-account",
-            "client",
-            "--label",
-            "app=client",
-            "--label",
-            "security.istio.io/tlsMode=istio",
-            "--ca-dir",
-        ]
-        .iter()
-        .map(|a| (*a).to_owned())
-        .chain([log_dir.join("ca").display().to_string()])
-        .collect();
+        let (_meshd, identity) = support::foreign_mesh(&s, &tools.meshd, &log_dir).await?;
         let _proxy = ChildGuard::spawn(
             "foreign proxy",
             runner::agent_command(&tools, &identity),

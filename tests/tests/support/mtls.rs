@@ -1,6 +1,6 @@
 //! Shared by the mTLS e2e tests (`mtls.rs` through Envoy, `mtls_native.rs` through native
 //! sidecars): scenario copies on their own addresses, reading secrets with `meshctl
-//! proxy-config secret`, and the rotation-under-load check.
+//! proxy-config secret`, the rotation-under-load check, and a second mesh with its own CA.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mesh_e2e::client::{self, HttpRequest, Via};
 use mesh_e2e::expect::echo_reply;
-use mesh_e2e::process::workspace_binary;
+use mesh_e2e::process::{ChildGuard, wait_for_port, workspace_binary};
 use mesh_e2e::scenario::{LoadedScenario, scenarios_root};
 
 /// A copy of scenario `name` in directory `dir` (under the test's temporary directory) with
@@ -151,4 +151,59 @@ pub async fn rotation_under_load(s: LoadedScenario) -> anyhow::Result<Vec<String
         }
     }
     Ok(f)
+}
+
+/// Another mesh beside scenario `s`: the same config with the client moved from `.10` to
+/// `.12` of the scenario's `/24`, its own meshd and CA (another root) at `.2`, logs and CA
+/// files in `log_dir`. Returns meshd's guard, once its CA port is up, and the identity
+/// flags (with `--ca-dir`) of that mesh's client sidecar.
+pub async fn foreign_mesh(
+    s: &LoadedScenario,
+    meshd_bin: &Path,
+    log_dir: &Path,
+) -> anyhow::Result<(ChildGuard, Vec<String>)> {
+    let ip = s.scenario.meshd_ip.to_string();
+    let (net, _) = ip
+        .rsplit_once('.')
+        .ok_or_else(|| anyhow::anyhow!("meshd_ip {ip} is not IPv4"))?;
+    let at = |host: u8| format!("{net}.{host}");
+    let _ = std::fs::remove_dir_all(log_dir);
+    let config = log_dir.join("config");
+    std::fs::create_dir_all(&config)?;
+    for entry in std::fs::read_dir(&s.config_dir)? {
+        let p = entry?.path();
+        let text = std::fs::read_to_string(&p)?.replace(&at(10), &at(12));
+        std::fs::write(config.join(p.file_name().unwrap()), text)?;
+    }
+    let xds = format!("{}:15010", at(2));
+    let mut meshd = std::process::Command::new(meshd_bin);
+    meshd
+        .arg("--config-dir")
+        .arg(&config)
+        .args(["--xds-address", &xds])
+        .args(["--debug-address", &format!("{}:15014", at(2))])
+        .arg("--ca-dir")
+        .arg(log_dir.join("ca"));
+    let guard = ChildGuard::spawn("foreign meshd", meshd, &log_dir.join("meshd.log"))?;
+    wait_for_port(format!("{}:15012", at(2)).parse()?, Duration::from_secs(20)).await?;
+    let identity = [
+        "--xds-address",
+        &xds,
+        "--workload",
+        "shop/client",
+        "--ip",
+        &at(12),
+        "--service-account",
+        "client",
+        "--label",
+        "app=client",
+        "--label",
+        "security.istio.io/tlsMode=istio",
+        "--ca-dir",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .chain([log_dir.join("ca").display().to_string()])
+    .collect();
+    Ok((guard, identity))
 }
