@@ -346,15 +346,13 @@ impl Cache {
         // shared part already holds is not repeated, as `generate` does not repeat it.
         let before = own.clusters.len();
         super::authz::add_jwks_clusters(snap, proxy, &mut own);
-        let mut i = 0;
-        own.clusters.retain(|c| {
-            i += 1;
-            i <= before
-                || shared
-                    .list(ResourceKind::Cluster)
-                    .binary_search_by(|r| r.name.as_str().cmp(&c.name))
-                    .is_err()
-        });
+        let added = own.clusters.split_off(before);
+        let shared_clusters = shared.list(ResourceKind::Cluster);
+        own.clusters.extend(added.into_iter().filter(|c| {
+            shared_clusters
+                .binary_search_by(|r| r.name.as_str().cmp(&c.name))
+                .is_err()
+        }));
         if proxy.local_mode {
             super::local_bind::unbind_off_host_clusters(&mut own);
         }
