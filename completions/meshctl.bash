@@ -25,6 +25,9 @@ _meshctl() {
             meshctl,completion)
                 cmd="meshctl__subcmd__completion"
                 ;;
+            meshctl,dashboard)
+                cmd="meshctl__subcmd__dashboard"
+                ;;
             meshctl,demo)
                 cmd="meshctl__subcmd__demo"
                 ;;
@@ -73,6 +76,24 @@ _meshctl() {
             meshctl,version)
                 cmd="meshctl__subcmd__version"
                 ;;
+            meshctl__subcmd__dashboard,envoy)
+                cmd="meshctl__subcmd__dashboard__subcmd__envoy"
+                ;;
+            meshctl__subcmd__dashboard,help)
+                cmd="meshctl__subcmd__dashboard__subcmd__help"
+                ;;
+            meshctl__subcmd__dashboard,meshd)
+                cmd="meshctl__subcmd__dashboard__subcmd__meshd"
+                ;;
+            meshctl__subcmd__dashboard__subcmd__help,envoy)
+                cmd="meshctl__subcmd__dashboard__subcmd__help__subcmd__envoy"
+                ;;
+            meshctl__subcmd__dashboard__subcmd__help,help)
+                cmd="meshctl__subcmd__dashboard__subcmd__help__subcmd__help"
+                ;;
+            meshctl__subcmd__dashboard__subcmd__help,meshd)
+                cmd="meshctl__subcmd__dashboard__subcmd__help__subcmd__meshd"
+                ;;
             meshctl__subcmd__describe,help)
                 cmd="meshctl__subcmd__describe__subcmd__help"
                 ;;
@@ -108,6 +129,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help,completion)
                 cmd="meshctl__subcmd__help__subcmd__completion"
+                ;;
+            meshctl__subcmd__help,dashboard)
+                cmd="meshctl__subcmd__help__subcmd__dashboard"
                 ;;
             meshctl__subcmd__help,demo)
                 cmd="meshctl__subcmd__help__subcmd__demo"
@@ -150,6 +174,12 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help,version)
                 cmd="meshctl__subcmd__help__subcmd__version"
+                ;;
+            meshctl__subcmd__help__subcmd__dashboard,envoy)
+                cmd="meshctl__subcmd__help__subcmd__dashboard__subcmd__envoy"
+                ;;
+            meshctl__subcmd__help__subcmd__dashboard,meshd)
+                cmd="meshctl__subcmd__help__subcmd__dashboard__subcmd__meshd"
                 ;;
             meshctl__subcmd__help__subcmd__describe,pod)
                 cmd="meshctl__subcmd__help__subcmd__describe__subcmd__pod"
@@ -257,7 +287,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject diff manifest install uninstall check stat top completion version help"
+            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -393,6 +423,168 @@ _meshctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard)
+            opts="-h -V --help --version envoy meshd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__envoy)
+            opts="-n -p -h -V --namespace --address --port --browser --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --browser)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__help)
+            opts="envoy meshd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__help__subcmd__envoy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__help__subcmd__meshd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__dashboard__subcmd__meshd)
+            opts="-i -p -h -V --istio-namespace --address --port --browser --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --istio-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --browser)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -635,7 +827,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help)
-            opts="analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help"
+            opts="analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +871,48 @@ _meshctl() {
         meshctl__subcmd__help__subcmd__completion)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__dashboard)
+            opts="envoy meshd"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__dashboard__subcmd__envoy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__dashboard__subcmd__meshd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1213,7 +1447,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__all)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1241,6 +1475,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1259,7 +1497,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__bootstrap)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1287,6 +1525,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1305,7 +1547,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__cluster)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --fqdn --port --subset --direction --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --fqdn --port --subset --direction --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1333,6 +1575,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1367,7 +1613,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__endpoint)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --address --port --cluster --status --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --address --port --cluster --status --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1395,6 +1641,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1569,7 +1819,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__listener)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --address --port --type --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --address --port --type --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1597,6 +1847,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1627,7 +1881,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__log)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --level --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1655,6 +1909,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1677,7 +1935,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__route)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --name --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --name --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1705,6 +1963,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --kubeconfig)
@@ -1727,7 +1989,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__config__subcmd__secret)
-            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kubeconfig --context --help --version"
+            opts="-f -o -h -V --admin --file --controlplane --output --use-kube --kube-transport --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1757,6 +2019,10 @@ _meshctl() {
                     COMPREPLY=($(compgen -W "short json yaml" -- "${cur}"))
                     return 0
                     ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
+                    return 0
+                    ;;
                 --kubeconfig)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1773,7 +2039,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy__subcmd__status)
-            opts="-o -i -h -V --controlplane --admin --wait --output --use-kube --istio-namespace --kubeconfig --context --help --version"
+            opts="-o -i -h -V --controlplane --admin --wait --output --use-kube --kube-transport --istio-namespace --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1797,6 +2063,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 --istio-namespace)

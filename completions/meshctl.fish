@@ -40,6 +40,7 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "manifest" -d 'Gener
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "install" -d 'Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "uninstall" -d 'Remove the mesh from a Kubernetes cluster (CRDs only with --purge)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "check" -d 'Check a cluster before installing (version, permissions) or after (meshd, CRDs, webhooks, proxies in sync)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "dashboard" -d 'Open a proxy\'s Envoy admin page or meshd\'s debug API in a cluster on a local port (port-forward through the API server) until Ctrl-C'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "stat" -d 'Show requests per second, success rate, latency percentiles, bytes and mTLS share per workload or route, scraped from the proxies (no Prometheus server needed)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "top" -d '`stat` as a view that refreshes every window until Ctrl-C'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
@@ -95,13 +96,15 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -110,12 +113,14 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -124,10 +129,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -136,13 +143,15 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -151,9 +160,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -162,9 +173,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -173,10 +186,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -185,9 +200,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-config; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -216,13 +233,15 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l fqdn -d 'Only clusters whose name contains this FQDN' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l port -d 'Only clusters of this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l subset -d 'Only clusters of this subset' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l direction -d 'Only inbound or outbound clusters' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from cluster" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -231,12 +250,14 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l address -d 'Only listeners on this address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l port -d 'Only listeners on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l type -d 'Only listeners of this type: HTTP, TCP, HTTP+TCP or UNKNOWN' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from listener" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -245,10 +266,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l name -d 'Only the route configuration of this name (Istio names them by port: 9080)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from route" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -257,13 +280,15 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l address -d 'Only endpoints with this IP address' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l port -d 'Only endpoints on this port' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l cluster -d 'Only endpoints of this cluster (its full name)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l status -d 'Only endpoints in this health state (HEALTHY, UNHEALTHY, DRAINING, ...)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -272,9 +297,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from secret" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -283,9 +310,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -294,10 +323,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l context -d 'The kubeconfig context (default: its current-context)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l level -d 'New levels: LEVEL for every logger, or NAME:LEVEL[,NAME:LEVEL...]. Levels: trace, debug, info, warning, error, critical, off' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from log" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l admin -d 'The proxy\'s admin API address (IP:PORT; port 15000 when left out)' -r
@@ -306,9 +337,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subc
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s o -l output -d 'Output format' -r -f -a "short\t'A table (bootstrap: JSON)'
 json\t'The selected resources as JSON, filtered'
 yaml\t'The selected resources as YAML, filtered'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server'
+complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -l use-kube -d 'Reach the workload\'s pod (NAME.NAMESPACE) through the Kubernetes API server (port-forward to its admin port 15000)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from all" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand pc; and __fish_seen_subcommand_from help" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
@@ -325,22 +358,26 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l admin -
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -l use-kube -d 'Reach meshd (a Ready pod behind its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server (port-forward) instead of local addresses'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy-status" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l controlplane -d 'meshd\'s debug API' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l admin -d 'The proxy\'s admin address for the diff (default: its IP from the node id, port 15000, as in local mode)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l wait -d 'Poll until every proxy is SYNCED (or every section matches), up to this long (`10s`, `1m`), before reporting: a CI gate that tolerates pushes in flight' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s o -l output -d 'Output format (default: a table, or unified diffs for one proxy)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l kube-transport -d 'With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through the API server\'s proxy subresource, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s i -l istio-namespace -d 'meshd\'s namespace, with --use-kube' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l context -d 'The kubeconfig context (default: its current-context)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l use-kube -d 'Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server instead of local addresses'
-complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -l use-kube -d 'Reach meshd (a Ready pod behind its Service in --istio-namespace) and, for a diff, the proxy\'s pod through the Kubernetes API server (port-forward) instead of local addresses'
+complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand ps" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l engine -d 'The sidecars\' data plane: mesh-proxy\'s own (needs nothing else installed) or Envoy' -r -f -a "envoy\t'Envoy, run and supervised by mesh-proxy (agent mode)'
 native\t'mesh-proxy\'s own data plane'"
@@ -452,6 +489,32 @@ yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l pre-install -d 'Check the cluster before installing: version and permissions'
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -f -a "envoy" -d 'A sidecar\'s Envoy admin page (port 15000) through a port-forward to its pod'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -f -a "meshd" -d 'meshd\'s debug API (port 15014) through a port-forward to a Ready pod behind the meshd Service'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -s n -l namespace -d 'The pod\'s namespace (default: NAME.NAMESPACE\'s, else the kubeconfig context\'s)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -l address -d 'The local address to listen on' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -s p -l port -d 'The local port (0: a free one)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -l browser -d 'Open the URL in a browser (only when stdout is a terminal); --browser=false never does' -r -f -a "true\t''
+false\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from envoy" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -s i -l istio-namespace -d 'meshd\'s namespace' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -l address -d 'The local address to listen on' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -s p -l port -d 'The local port (0: a free one)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -l browser -d 'Open the URL in a browser (only when stdout is a terminal); --browser=false never does' -r -f -a "true\t''
+false\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -l kubeconfig -d 'The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -l context -d 'The kubeconfig context (default: its current-context)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from meshd" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from help" -f -a "envoy" -d 'A sidecar\'s Envoy admin page (port 15000) through a port-forward to its pod'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from help" -f -a "meshd" -d 'meshd\'s debug API (port 15014) through a port-forward to a Ready pod behind the meshd Service'
+complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -s n -l namespace -d 'Only this namespace' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l controlplane -d 'meshd\'s debug API, whose /debug/syncz lists the proxies to scrape' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand stat" -l proxy -d 'Scrape these proxy admin addresses (`IP`, `IP:PORT`) instead of asking meshd. Repeatable' -r
@@ -479,23 +542,24 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output 
 yaml\t''"
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "manifest" -d 'Generate the Kubernetes objects of an installation (CRDs, RBAC, meshd, webhooks, gateways) from a profile and --set overrides'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "install" -d 'Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "uninstall" -d 'Remove the mesh from a Kubernetes cluster (CRDs only with --purge)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "check" -d 'Check a cluster before installing (version, permissions) or after (meshd, CRDs, webhooks, proxies in sync)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "stat" -d 'Show requests per second, success rate, latency percentiles, bytes and mTLS share per workload or route, scraped from the proxies (no Prometheus server needed)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "top" -d '`stat` as a view that refreshes every window until Ctrl-C'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check stat top completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "analyze" -d 'Analyze mesh configuration for problems that span objects (Istio\'s IST codes)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "validate" -d 'Validate each object against Istio\'s schema and rules, with file:line and field path'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "proxy-config" -d 'Show a proxy\'s clusters, listeners, routes, endpoints, secrets, bootstrap or log levels'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "proxy-status" -d 'Show whether each proxy has what meshd sent it (CDS, LDS, EDS, RDS); with a proxy, diff meshd\'s config against the proxy\'s own'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "demo" -d 'Run a whole sample mesh (bookinfo) on this machine: meshd, the apps and a sidecar for each on loopback addresses, with traffic; no root, no cluster, no Docker'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "describe" -d 'Show the config that applies to a workload or a service: services, routes, subsets, gateways, mTLS mode, authorization policies, analyzer messages'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "kube-inject" -d 'Add the sidecar and its init step to the pods of a manifest (no cluster needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "diff" -d 'Show what a config change would do to every proxy\'s xDS and to analyzer messages, before applying it (against a directory or a running meshd)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "manifest" -d 'Generate the Kubernetes objects of an installation (CRDs, RBAC, meshd, webhooks, gateways) from a profile and --set overrides'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "install" -d 'Install the mesh into a Kubernetes cluster (server-side apply; waits for readiness)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "uninstall" -d 'Remove the mesh from a Kubernetes cluster (CRDs only with --purge)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "check" -d 'Check a cluster before installing (version, permissions) or after (meshd, CRDs, webhooks, proxies in sync)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "dashboard" -d 'Open a proxy\'s Envoy admin page or meshd\'s debug API in a cluster on a local port (port-forward through the API server) until Ctrl-C'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "stat" -d 'Show requests per second, success rate, latency percentiles, bytes and mTLS share per workload or route, scraped from the proxies (no Prometheus server needed)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "top" -d '`stat` as a view that refreshes every window until Ctrl-C'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "cluster" -d 'Clusters: SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "listener" -d 'Listeners: ADDRESSES, PORT, MATCH, DESTINATION (one row per filter chain)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from proxy-config" -f -a "route" -d 'Routes: NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE'
@@ -507,3 +571,5 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_su
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "pod" -d 'A Pod or WorkloadEntry (Pods derived from Deployments are named `DEPLOYMENT-*`; the Deployment\'s name finds them): its services, routes, subsets, policies, warnings'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from describe" -f -a "service" -d 'A Service (or ServiceEntry): its ports, workloads, DestinationRules, routes, gateways, warnings'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from manifest" -f -a "generate" -d 'Print the installation\'s Kubernetes objects (CRDs, RBAC, meshd, webhooks, gateways)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from dashboard" -f -a "envoy" -d 'A sidecar\'s Envoy admin page (port 15000) through a port-forward to its pod'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from dashboard" -f -a "meshd" -d 'meshd\'s debug API (port 15014) through a port-forward to a Ready pod behind the meshd Service'

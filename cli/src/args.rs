@@ -58,6 +58,10 @@ pub enum Command {
     /// webhooks, proxies in sync).
     #[command(after_help = crate::cluster::check::EXAMPLES)]
     Check(crate::cluster::check::CheckArgs),
+    /// Open a proxy's Envoy admin page or meshd's debug API in a cluster on a local port
+    /// (port-forward through the API server) until Ctrl-C.
+    #[command(after_help = crate::cluster::dashboard::EXAMPLES)]
+    Dashboard(crate::cluster::dashboard::DashboardArgs),
     /// Show requests per second, success rate, latency percentiles, bytes and mTLS share per
     /// workload or route, scraped from the proxies (no Prometheus server needed).
     #[command(after_help = crate::stat::STAT_EXAMPLES)]

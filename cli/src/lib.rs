@@ -73,6 +73,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Install(i) => cluster::install::run(&i),
         Command::Uninstall(u) => cluster::uninstall::run(&u),
         Command::Check(c) => cluster::check::run(&c),
+        Command::Dashboard(d) => cluster::dashboard::run(&d),
         Command::Stat(s) => stat::run_stat(&s),
         Command::Top(t) => stat::run_top(&t),
         Command::Completion { shell } => {

@@ -487,11 +487,17 @@ fn analyze_use_kube_fails_clearly_without_a_cluster() {
 }
 
 #[test]
-fn proxy_status_and_proxy_config_go_through_the_api_server() {
+fn proxy_status_and_proxy_config_through_the_api_servers_proxy_subresource() {
     let e = env("relay");
     e.fake
         .with(|s| s.syncz = json!([syncz_entry("reviews-v1-abc", "SYNCED")]));
-    let out = e.meshctl(&["proxy-status", "--use-kube"]);
+    // The fallback transport (port-forward, the default, is in tests/port_forward.rs).
+    let out = e.meshctl(&[
+        "proxy-status",
+        "--use-kube",
+        "--kube-transport",
+        "api-proxy",
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("reviews-v1-abc.default"), "{stdout}");
@@ -513,6 +519,8 @@ fn proxy_status_and_proxy_config_go_through_the_api_server() {
         "cluster",
         "client-7f9c.default",
         "--use-kube",
+        "--kube-transport",
+        "api-proxy",
     ]);
     assert_eq!(live.status.code(), Some(0), "{}", text(&live.stderr));
     let saved = Command::new(env!("CARGO_BIN_EXE_meshctl"))
@@ -525,7 +533,14 @@ fn proxy_status_and_proxy_config_go_through_the_api_server() {
     assert_eq!(text(&live.stdout), text(&saved.stdout));
 
     // A pod the API server cannot reach: a clear error, not a hang.
-    let out = e.meshctl(&["proxy-config", "cluster", "gone-1.default", "--use-kube"]);
+    let out = e.meshctl(&[
+        "proxy-config",
+        "cluster",
+        "gone-1.default",
+        "--use-kube",
+        "--kube-transport",
+        "api-proxy",
+    ]);
     assert_ne!(out.status.code(), Some(0));
     assert!(!text(&out.stderr).is_empty());
 }

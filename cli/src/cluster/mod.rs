@@ -1,4 +1,5 @@
-//! The commands that talk to a Kubernetes API server: `install`, `uninstall` and `check`.
+//! The commands that talk to a Kubernetes API server: `install`, `uninstall`, `check` and
+//! `dashboard` (and the port-forward proxy-status and proxy-config use with `--use-kube`).
 //!
 //! This module owns the connection (kubeconfig with `--kubeconfig`/`--context`, else
 //! `KUBECONFIG` or `~/.kube/config`, else the in-cluster service account, all through
@@ -6,6 +7,7 @@
 //! kind's resource, server-side apply, delete, and bounded polling.
 
 pub mod check;
+pub mod dashboard;
 pub mod fetch;
 pub mod forward;
 pub mod install;

@@ -80,9 +80,15 @@ pub struct SourceArgs {
     #[arg(short, long, value_enum, default_value_t = Format::Short)]
     pub output: Format,
 
-    /// Reach the workload's pod (NAME.NAMESPACE) through the Kubernetes API server.
+    /// Reach the workload's pod (NAME.NAMESPACE) through the Kubernetes API server
+    /// (port-forward to its admin port 15000).
     #[arg(long, requires = "target")]
     pub use_kube: bool,
+
+    /// With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through
+    /// the API server's proxy subresource, for clusters where websocket upgrades are blocked).
+    #[arg(long, value_enum, default_value_t, requires = "use_kube")]
+    pub kube_transport: crate::cluster::forward::Transport,
 
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
@@ -220,15 +226,23 @@ struct Proxy {
 impl Proxy {
     fn open(args: &SourceArgs) -> Result<Proxy, Error> {
         if let (true, Some(target)) = (args.use_kube, &args.target) {
-            use crate::cluster::forward::{Forward, pod_target};
+            use crate::cluster::forward::{Forward, Upstream};
             let name_ns = target.split('~').nth(2).unwrap_or(target);
             let Some((pod, ns)) = name_ns.rsplit_once('.') else {
                 return Err(Error::Usage(format!(
                     "--use-kube: {target:?} is not NAME.NAMESPACE"
                 )));
             };
-            let relay = Forward::start(&args.cluster, pod_target(ns, pod, 15000))
-                .map_err(|e| Error::Usage(format!("--use-kube: {e:#}")))?;
+            let pod = Upstream::Pod {
+                namespace: ns.to_owned(),
+                name: pod.to_owned(),
+            };
+            let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            let relay = Forward::start(&args.cluster, &pod, 15000, args.kube_transport, local)
+                .map_err(|e| Error::BadInput {
+                    what: format!("--use-kube: {pod} port 15000"),
+                    reason: format!("{e:#}"),
+                })?;
             return Ok(Proxy {
                 source: Source::Admin(relay.addr.to_string()),
                 file: None,

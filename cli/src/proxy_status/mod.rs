@@ -51,6 +51,9 @@ Examples:
   # A CI gate: allow up to 30s for pushes in flight to be acknowledged
   meshctl ps --wait 30s
 
+  # In a cluster: meshd and the proxy's pod through port-forwards
+  meshctl ps --use-kube reviews-v1-5b4f.bookinfo
+
 Exit codes: 0 all SYNCED (or, for one proxy, all sections match), 79 a proxy STALE or
 ERROR (or a section differs), 69 meshd or the proxy unreachable, 64 bad usage.";
 
@@ -85,10 +88,16 @@ pub struct ProxyStatusArgs {
     #[arg(short, long, value_enum)]
     pub output: Option<DataFormat>,
 
-    /// Reach meshd (its Service in --istio-namespace) and, for a diff, the proxy's pod
-    /// through the Kubernetes API server instead of local addresses.
+    /// Reach meshd (a Ready pod behind its Service in --istio-namespace) and, for a diff,
+    /// the proxy's pod through the Kubernetes API server (port-forward) instead of local
+    /// addresses.
     #[arg(long)]
     pub use_kube: bool,
+
+    /// With --use-kube: port-forward (the default, as kubectl), or api-proxy (HTTP through
+    /// the API server's proxy subresource, for clusters where websocket upgrades are blocked).
+    #[arg(long, value_enum, default_value_t, requires = "use_kube")]
+    pub kube_transport: crate::cluster::forward::Transport,
 
     /// meshd's namespace, with --use-kube.
     #[arg(short = 'i', long = "istio-namespace", default_value = "istio-system")]
@@ -98,25 +107,40 @@ pub struct ProxyStatusArgs {
     pub cluster: crate::cluster::ClusterArgs,
 }
 
-/// With `--use-kube`: the same arguments pointing at relays through the API server (kept
-/// alive in `relays`).
+/// With `--use-kube`: the same arguments pointing at local forwards (kept alive in
+/// `relays`): meshd's debug port through a Ready pod behind the meshd Service, and for a
+/// diff the proxy's admin port on its pod (NAME.NAMESPACE).
 fn through_cluster(
     args: &ProxyStatusArgs,
     relays: &mut Vec<crate::cluster::forward::Forward>,
 ) -> anyhow::Result<ProxyStatusArgs> {
-    use crate::cluster::forward::{Forward, pod_target, service_target};
+    use crate::cluster::forward::{Forward, Upstream};
+    let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut out = args.clone();
+    let meshd_service = Upstream::Service {
+        namespace: args.istio_namespace.clone(),
+        name: "meshd".into(),
+    };
     let meshd = Forward::start(
         &args.cluster,
-        service_target(&args.istio_namespace, "meshd", 15014),
-    )?;
+        &meshd_service,
+        15014,
+        args.kube_transport,
+        local,
+    )
+    .with_context(|| format!("meshd's debug API ({meshd_service} port 15014)"))?;
     out.controlplane = meshd.url();
     relays.push(meshd);
     if let (Some(proxy), None) = (&args.proxy, args.admin) {
         // NAME.NAMESPACE, or a node id carrying it (`sidecar~IP~NAME.NS~...`).
         let name_ns = proxy.split('~').nth(2).unwrap_or(proxy);
         if let Some((pod, ns)) = name_ns.rsplit_once('.') {
-            let admin = Forward::start(&args.cluster, pod_target(ns, pod, 15000))?;
+            let pod = Upstream::Pod {
+                namespace: ns.to_owned(),
+                name: pod.to_owned(),
+            };
+            let admin = Forward::start(&args.cluster, &pod, 15000, args.kube_transport, local)
+                .with_context(|| format!("the proxy's admin API ({pod} port 15000)"))?;
             out.admin = Some(admin.addr);
             relays.push(admin);
         }

@@ -14,7 +14,15 @@
 //!   resourceVersion with every later change and BOOKMARKs when asked;
 //! - SelfSubjectAccessReview, denying the resources the test names;
 //! - the proxy subresource: meshd's `/debug/syncz` through its Service, and whatever
-//!   the test sets for a pod or service port.
+//!   the test sets for a pod or service port;
+//! - LIST with an equality `labelSelector` (`k=v,k2=v2`);
+//! - the pod portforward verb: a websocket upgrade of
+//!   `GET /api/v1/namespaces/NS/pods/NAME/portforward?ports=P` with subprotocol
+//!   `v4.channel.k8s.io`, as the kubelet speaks it: each binary message starts with its
+//!   channel (0 data, 1 error), both channels first carry the port (2 bytes, little
+//!   endian), then the data channel is relayed to the local TCP address the test set for
+//!   `NS/NAME:PORT`. When that cannot be reached, the kubelet's message goes on the error
+//!   channel and the websocket closes; when the far end closes, so does the websocket.
 //!
 //! Every request is logged (method, path, query, content type, bearer token) for asserts.
 
@@ -162,6 +170,8 @@ pub struct State {
     pub minor: String,
     /// Answers of the proxy subresource, by `PLURAL/NS/NAME:PORT/PATH`.
     pub proxied: BTreeMap<String, String>,
+    /// Where the portforward verb relays, by `NS/POD:PORT` (unset: connection refused).
+    pub forwards: BTreeMap<String, SocketAddr>,
     /// How many of the next watches answer `410 Gone` (an expired resourceVersion) once a
     /// change arrives, as a server that compacted its history does.
     pub expire_watches: u32,
@@ -248,6 +258,7 @@ impl FakeApi {
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -411,20 +422,75 @@ fn object_path(t: &Target, name: &str) -> String {
     }
 }
 
-async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let query: BTreeMap<String, String> = req
-        .uri()
+/// The query parameters, percent-decoded.
+fn parse_query(req: &Request<Incoming>) -> BTreeMap<String, String> {
+    req.uri()
         .query()
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            Some((k, v)) => (k.to_owned(), percent_decode(v)),
             None => (p.to_owned(), String::new()),
         })
-        .collect();
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `obj`'s labels satisfy an equality selector (`k=v,k2==v2,k3!=v3`).
+fn labels_match(obj: &J, selector: &str) -> bool {
+    selector
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .all(|requirement| {
+            let label = |k: &str| {
+                obj["metadata"]["labels"][k.trim()]
+                    .as_str()
+                    .map(str::to_owned)
+            };
+            if let Some((k, v)) = requirement.split_once("!=") {
+                label(k).as_deref() != Some(v.trim())
+            } else if let Some((k, v)) = requirement
+                .split_once("==")
+                .or_else(|| requirement.split_once('='))
+            {
+                label(k).as_deref() == Some(v.trim())
+            } else {
+                label(requirement).is_some()
+            }
+        })
+}
+
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = parse_query(&req);
+    if path.ends_with("/portforward") {
+        return portforward(state, req, path, query);
+    }
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -671,10 +737,11 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
             );
             return r;
         }
+        let selector = query.get("labelSelector").cloned().unwrap_or_default();
         let items: Vec<J> = s
             .objects
             .iter()
-            .filter(|(key, _)| in_collection(key))
+            .filter(|(key, o)| in_collection(key) && labels_match(o, &selector))
             .map(|(_, o)| {
                 // As a real server lists them: items carry no apiVersion or kind.
                 let mut o = o.clone();
@@ -821,5 +888,240 @@ fn merge_patch(target: &mut J, patch: &J) {
             merge_patch(target, patch);
         }
         _ => *target = patch.clone(),
+    }
+}
+
+/// The portforward verb (see the module docs).
+fn portforward(
+    state: &Arc<Mutex<State>>,
+    mut req: Request<Incoming>,
+    path: String,
+    query: BTreeMap<String, String>,
+) -> Response<Body> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut s = state.lock().unwrap();
+    s.requests.push(Logged {
+        method: req.method().as_str().to_owned(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: header("content-type").unwrap_or_default(),
+        token: header("authorization").and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned)),
+    });
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["api", "v1", "namespaces", ns, "pods", name, "portforward"] = segs.as_slice() else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("no route for {path}"),
+        );
+    };
+    let (ns, name) = ((*ns).to_owned(), (*name).to_owned());
+    // kubectl and kube-rs send GET (the API server also takes POST for SPDY).
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::POST {
+        return status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            req.method().as_str(),
+        );
+    }
+    let Some(pod) = s
+        .objects
+        .get(&format!("/api/v1/namespaces/{ns}/pods/{name}"))
+    else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("pods \"{name}\" not found"),
+        );
+    };
+    let phase = pod["status"]["phase"]
+        .as_str()
+        .unwrap_or("Unknown")
+        .to_owned();
+    if phase != "Running" {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("pod {name} is not running (phase {phase})"),
+        );
+    }
+    let ports: Vec<&str> = query
+        .get("ports")
+        .map(|p| p.split(',').collect())
+        .unwrap_or_default();
+    let Some(Ok(port)) = ports.first().map(|p| p.parse::<u16>()) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "query parameter \"ports\" is required",
+        );
+    };
+    if ports.len() != 1 {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "this fake forwards one port per request",
+        );
+    }
+    let upgrade = header("upgrade").unwrap_or_default();
+    let protocols = header("sec-websocket-protocol").unwrap_or_default();
+    let Some(key) = header("sec-websocket-key") else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "not a websocket upgrade",
+        );
+    };
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Upgrade: websocket is required (SPDY is not served here)",
+        );
+    }
+    if !protocols
+        .split(',')
+        .any(|p| p.trim() == "v4.channel.k8s.io")
+    {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("unsupported subprotocols {protocols:?}"),
+        );
+    }
+    let target = s.forwards.get(&format!("{ns}/{name}:{port}")).copied();
+    drop(s);
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        relay_websocket(ws, &ns, &name, port, target).await;
+    });
+    let mut r = Response::new(Full::new(Bytes::new()).boxed());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        "upgrade",
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        "connection",
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        "sec-websocket-accept",
+        hyper::header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())).unwrap(),
+    );
+    h.insert(
+        "sec-websocket-protocol",
+        hyper::header::HeaderValue::from_static("v4.channel.k8s.io"),
+    );
+    r
+}
+
+async fn relay_websocket<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    ns: &str,
+    name: &str,
+    port: u16,
+    target: Option<SocketAddr>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut sink, mut from_client) = ws.split();
+    let [lo, hi] = port.to_le_bytes();
+    for channel in [0u8, 1] {
+        if sink
+            .send(Message::binary(vec![channel, lo, hi]))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let connected = match target {
+        Some(addr) => tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| match e.kind() {
+                // Go's words, as the kubelet reports them.
+                std::io::ErrorKind::ConnectionRefused => {
+                    format!("dial tcp4 {addr}: connect: connection refused")
+                }
+                _ => format!("dial tcp4 {addr}: {e}"),
+            }),
+        None => Err(format!(
+            "dial tcp4 127.0.0.1:{port}: connect: connection refused"
+        )),
+    };
+    let tcp = match connected {
+        Ok(tcp) => tcp,
+        Err(reason) => {
+            // The kubelet's words, then the connection ends.
+            let message = format!(
+                "error forwarding port {port} to pod {name}, uid : failed to connect to localhost:{port} inside namespace \"{ns}\", IPv4: {reason}"
+            );
+            let mut frame = vec![1u8];
+            frame.extend_from_slice(message.as_bytes());
+            let _ = sink.send(Message::binary(frame)).await;
+            let _ = sink.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    let to_pod = async {
+        while let Some(Ok(message)) = from_client.next().await {
+            match message {
+                Message::Binary(b) if b.first() == Some(&0) => {
+                    let written = tcp_write.write_all(&b[1..]).await;
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        let _ = tcp_write.shutdown().await;
+    };
+    let from_pod = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match tcp_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut frame = Vec::with_capacity(n + 1);
+                    frame.push(0u8);
+                    frame.extend_from_slice(&buf[..n]);
+                    if sink.send(Message::binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    };
+    // Either end finishing ends the stream, as the kubelet's v4 websocket does.
+    tokio::select! {
+        _ = to_pod => {}
+        _ = from_pod => {}
     }
 }
