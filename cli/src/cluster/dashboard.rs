@@ -85,7 +85,14 @@ pub struct LocalArgs {
     #[arg(short, long, default_value_t = 0)]
     pub port: u16,
     /// Open the URL in a browser (only when stdout is a terminal); --browser=false never does.
-    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(
+        long,
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
     pub browser: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -7,11 +7,13 @@
 //!
 //! - [`Transport::PortForward`], the default and what istioctl and kubectl do: the pod's
 //!   `portforward` subresource (`/api/v1/namespaces/NS/pods/NAME/portforward?ports=P`)
-//!   upgraded to a websocket (`v4.channel.k8s.io`, kube's `Api::<Pod>::portforward`). Every
-//!   local connection gets its own forwarded stream; bytes flow both ways until either side
-//!   closes. A message on the port's error channel (the kubelet could not connect to the
-//!   port, for one) is printed on stderr and closes that connection. Needs `create` on
-//!   `pods/portforward`; works where the API server cannot reach pod IPs.
+//!   upgraded to a websocket by kube's client (`Client::connect`, subprotocol
+//!   `v4.channel.k8s.io`, the framing kube's `Api::<Pod>::portforward` speaks, relayed here
+//!   so the error channel is never lost, see [`relay_stream`]). Every local connection gets
+//!   its own forwarded stream; bytes flow both ways until either side closes. A message on
+//!   the port's error channel (the kubelet could not connect to the port, for one) is
+//!   printed on stderr and ends that connection. Needs `create` on `pods/portforward`;
+//!   works where the API server cannot reach pod IPs.
 //! - [`Transport::ApiProxy`]: plain HTTP through the API server's proxy subresource
 //!   (`.../pods/NAME:PORT/proxy/...`, `.../services/NAME:PORT/proxy/...`), request by
 //!   request. A fallback for clusters where websocket upgrades are blocked on the way to
@@ -44,6 +46,8 @@ use super::ClusterArgs;
 
 /// How long closing one forwarded stream may take once both local directions are done.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How meshctl reaches a port inside the cluster.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -425,65 +429,155 @@ async fn serve_port_forward(
     to: PodPort,
     errors: Errors,
 ) {
-    let pods: Api<Pod> = Api::namespaced(client, &to.namespace);
     let to = Arc::new(to);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: do not spin.
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
             continue;
         };
-        let (pods, to, errors) = (pods.clone(), to.clone(), errors.clone());
-        tokio::spawn(async move { forward_connection(pods, &to, stream, &errors).await });
+        let (client, to, errors) = (client.clone(), to.clone(), errors.clone());
+        tokio::spawn(async move { forward_connection(&client, &to, stream, &errors).await });
     }
 }
 
-/// One local connection: its own forwarded stream to the pod port, bytes both ways until
-/// either side is done; a message on the error channel is reported and ends the stream.
+/// One local connection: its own port-forward websocket to the pod port, bytes both ways
+/// until either side is done; what the error channel says is reported.
 async fn forward_connection(
-    pods: Api<Pod>,
+    client: &Client,
     to: &PodPort,
-    mut local: tokio::net::TcpStream,
+    local: tokio::net::TcpStream,
     errors: &Errors,
 ) {
-    let mut forwarder = match pods.portforward(&to.pod, &[to.port]).await {
-        Ok(f) => f,
+    let path = format!(
+        "/api/v1/namespaces/{}/pods/{}/portforward?ports={}",
+        to.namespace, to.pod, to.port
+    );
+    let request = match hyper::Request::get(path).body(Vec::new()) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.report(format!("port-forward to {to}: {e}"));
+            return;
+        }
+    };
+    let ws = match client.connect(request).await {
+        Ok(connection) => connection.into_stream(),
         Err(e) => {
             errors.report(format!("port-forward to {to}: {:#}", api_error(e)));
             return;
         }
     };
-    let (Some(mut remote), Some(error_channel)) = (
-        forwarder.take_stream(to.port),
-        forwarder.take_error(to.port),
-    ) else {
-        return;
-    };
-    let mut error_channel = Box::pin(error_channel);
-    let mut error_open = true;
-    {
-        let copy = tokio::io::copy_bidirectional(&mut local, &mut remote);
-        tokio::pin!(copy);
-        loop {
-            tokio::select! {
-                // The error first: it is reported before the local side sees the stream end.
-                biased;
-                message = &mut error_channel, if error_open => {
-                    error_open = false;
-                    if let Some(m) = message {
-                        errors.report(format!("port-forward to {to}: {m}"));
+    relay_stream(ws, local, to, errors).await;
+}
+
+/// Channels of the port-forward framing (one port): data, and the kubelet's errors.
+const DATA: u8 = 0;
+const ERROR: u8 = 1;
+
+/// Relays one local connection over one port-forward websocket (`v4.channel.k8s.io`: each
+/// binary message starts with its channel byte; each channel first carries the port, 2
+/// bytes little-endian). Frames from the pod side are read before local bytes are sent, and
+/// reading goes on after a send fails, so an error the kubelet sent before closing is never
+/// lost (kube's `Portforwarder` drops it when a write to the closed socket fails first).
+/// What the error channel said, or why the stream broke, is reported before the local side
+/// sees the end of the stream.
+async fn relay_stream<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    local: tokio::net::TcpStream,
+    to: &PodPort,
+    errors: &Errors,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (mut local_read, mut local_write) = local.into_split();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut port_seen = [false; 2];
+    let mut reading_local = true;
+    // Once the local side is done: how long the far side may take to close.
+    let mut closing_by: Option<tokio::time::Instant> = None;
+    let mut failure: Option<String> = None;
+    loop {
+        let deadline = closing_by.unwrap_or_else(|| tokio::time::Instant::now() + CLOSE_GRACE);
+        tokio::select! {
+            frame = ws.next() => {
+                let message = match frame {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        failure.get_or_insert_with(|| format!("the stream broke: {e}"));
+                        break;
+                    }
+                    None => break,
+                };
+                let Message::Binary(bytes) = message else {
+                    if message.is_close() {
+                        break;
+                    }
+                    continue;
+                };
+                let Some((&channel, data)) = bytes.split_first() else {
+                    continue;
+                };
+                if let Some(seen) = port_seen.get_mut(usize::from(channel))
+                    && !*seen
+                {
+                    if data != to.port.to_le_bytes() {
+                        failure = Some(format!(
+                            "the API server opened channel {channel} with {data:?}, not port {}",
+                            to.port
+                        ));
+                        break;
+                    }
+                    *seen = true;
+                    continue;
+                }
+                match channel {
+                    // The local side is gone.
+                    DATA if local_write.write_all(data).await.is_err() => break,
+                    ERROR => {
+                        failure = Some(String::from_utf8_lossy(data).trim().to_owned());
+                    }
+                    // Data written; v5's close signals; channels of ports not asked for.
+                    _ => {}
+                }
+            }
+            read = local_read.read(&mut buf), if reading_local => match read {
+                Ok(0) | Err(_) => {
+                    // The framing has no half-close: the local side is done, so is the stream.
+                    reading_local = false;
+                    closing_by = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                    let _ = ws.send(Message::Close(None)).await;
+                }
+                Ok(n) => {
+                    let mut frame = Vec::with_capacity(n + 1);
+                    frame.push(DATA);
+                    frame.extend_from_slice(&buf[..n]);
+                    if ws.send(Message::binary(frame)).await.is_err() {
+                        // The far side closed: read what it sent before.
+                        reading_local = false;
+                        closing_by = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
                 }
-                _ = &mut copy => break,
-            }
+            },
+            _ = tokio::time::sleep_until(deadline), if closing_by.is_some() => break,
         }
     }
-    drop(remote);
-    drop(local);
-    let _ = tokio::time::timeout(CLOSE_GRACE, forwarder.join()).await;
+    if let Some(message) = failure {
+        errors.report(format!("port-forward to {to}: {message}"));
+    }
+    let _ = local_write.shutdown().await;
+    drop(local_write);
+    drop(local_read);
+    let _ = tokio::time::timeout(CLOSE_GRACE, ws.close(None)).await;
 }
 
 async fn serve_api_proxy(listener: tokio::net::TcpListener, client: Client, target: String) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
             continue;
         };
         let (client, target) = (client.clone(), target.clone());

@@ -1083,6 +1083,16 @@ async fn relay_websocket<S>(
             frame.extend_from_slice(message.as_bytes());
             let _ = sink.send(Message::binary(frame)).await;
             let _ = sink.send(Message::Close(None)).await;
+            // A well-behaved server waits (bounded) for the client's close before dropping
+            // the connection: data the client sends meanwhile must not reset it.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while let Some(Ok(m)) = from_client.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
             return;
         }
     };
@@ -1124,4 +1134,12 @@ async fn relay_websocket<S>(
         _ = to_pod => {}
         _ = from_pod => {}
     }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(m)) = from_client.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
 }
