@@ -46,6 +46,8 @@ use super::ClusterArgs;
 
 /// How long closing one forwarded stream may take once both local directions are done.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long the API server may take to answer a lookup or a port-forward upgrade.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause after a failed accept.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -167,13 +169,6 @@ impl Errors {
             seen.push(message);
         }
     }
-
-    fn all(&self) -> Vec<String> {
-        match self.0.lock() {
-            Ok(seen) => seen.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
 }
 
 /// A running forward; it stops when dropped.
@@ -182,7 +177,6 @@ pub struct Forward {
     pub addr: SocketAddr,
     /// The pod port behind it (for [`Transport::ApiProxy`] to a Service: the Service).
     pub target: String,
-    errors: Errors,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -210,9 +204,8 @@ impl Forward {
             .enable_all()
             .build()
             .context("starting the forward's runtime")?;
-        let errors = Errors::default();
         // The client belongs to the runtime it is created on.
-        let (addr, target) = runtime.block_on(async {
+        let setup = async {
             let client = cluster.client().await?;
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
@@ -239,16 +232,18 @@ impl Forward {
                 (Transport::PortForward, _) => {
                     let to = resolve(&client, upstream, port).await?;
                     let target = to.to_string();
-                    tokio::spawn(serve_port_forward(listener, client, to, errors.clone()));
+                    tokio::spawn(serve_port_forward(listener, client, to, Errors::default()));
                     target
                 }
             };
             anyhow::Ok((addr, target))
-        })?;
+        };
+        let (addr, target) = runtime
+            .block_on(async { tokio::time::timeout(API_TIMEOUT, setup).await })
+            .map_err(|_| anyhow!("the API server did not answer within {API_TIMEOUT:?}"))??;
         Ok(Forward {
             addr,
             target,
-            errors,
             runtime: Some(runtime),
         })
     }
@@ -256,11 +251,6 @@ impl Forward {
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// The errors the forwarded streams met so far (each also printed on stderr).
-    pub fn errors(&self) -> Vec<String> {
-        self.errors.all()
     }
 }
 
@@ -460,10 +450,16 @@ async fn forward_connection(
             return;
         }
     };
-    let ws = match client.connect(request).await {
-        Ok(connection) => connection.into_stream(),
-        Err(e) => {
+    let ws = match tokio::time::timeout(API_TIMEOUT, client.connect(request)).await {
+        Ok(Ok(connection)) => connection.into_stream(),
+        Ok(Err(e)) => {
             errors.report(format!("port-forward to {to}: {:#}", api_error(e)));
+            return;
+        }
+        Err(_) => {
+            errors.report(format!(
+                "port-forward to {to}: no upgrade from the API server within {API_TIMEOUT:?}"
+            ));
             return;
         }
     };

@@ -42,7 +42,10 @@ Examples:
   meshctl pc route --file dump.json --name 9080 -o yaml
 
   # Turn up HTTP logging on a live proxy
-  meshctl pc log reviews-v1.default --level http:debug,router:debug";
+  meshctl pc log reviews-v1.default --level http:debug,router:debug
+
+  # In a cluster: the pod's admin API through a port-forward
+  meshctl pc listener reviews-v1-5b4f.bookinfo --use-kube";
 
 /// Output formats of `proxy-config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
