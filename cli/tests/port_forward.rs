@@ -518,6 +518,18 @@ fn proxy_status_proxy_config_and_dashboard_through_port_forward() {
     }
     let (out, _) = m.meshctl(&["dashboard", "envoy", "job/x", "--browser=false"]);
     assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+
+    // Without RBAC for pods/portforward: the API server's reason, not a bare hang-up.
+    m.fake.with(|s| s.denied.insert("pods/portforward".into()));
+    let (out, _) = m.meshctl(&["proxy-status", "--use-kube"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: port-forward to pod istio-system/meshd-5c8d-bbbbb port 15014: pods \"meshd-5c8d-bbbbb\" is forbidden: User \"tester\" cannot create resource \"pods/portforward\""
+        ) && stderr.contains("(Forbidden, 403)"),
+        "{stderr}"
+    );
 }
 
 #[test]

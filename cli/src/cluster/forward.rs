@@ -93,7 +93,8 @@ impl Upstream {
         if name.is_empty() {
             bail!("{text:?}: no name");
         }
-        let (name, ns) = match (namespace, name.split_once('.')) {
+        // The last dot, as istioctl and proxy-status split NAME.NAMESPACE.
+        let (name, ns) = match (namespace, name.rsplit_once('.')) {
             (Some(ns), _) => (name.to_owned(), ns.to_owned()),
             (None, Some((n, ns))) if kind == "pod" || kind == "po" || kind == "pods" => {
                 (n.to_owned(), ns.to_owned())

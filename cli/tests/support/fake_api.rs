@@ -161,7 +161,8 @@ pub struct State {
     /// Stored objects by their URL path.
     pub objects: BTreeMap<String, J>,
     pub requests: Vec<Logged>,
-    /// Resources (plural names) SelfSubjectAccessReview says no to.
+    /// Resources (plural names) SelfSubjectAccessReview says no to; `pods/portforward`
+    /// here also makes the portforward verb answer 403, as RBAC would.
     pub denied: BTreeSet<String>,
     /// Whether applied Deployments report Available.
     pub deployments_available: bool,
@@ -929,6 +930,15 @@ fn portforward(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             req.method().as_str(),
+        );
+    }
+    if s.denied.contains("pods/portforward") {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "pods \"{name}\" is forbidden: User \"tester\" cannot create resource \"pods/portforward\" in API group \"\" in the namespace \"{ns}\""
+            ),
         );
     }
     let Some(pod) = s
