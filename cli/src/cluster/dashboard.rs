@@ -155,8 +155,9 @@ pub fn run(args: &DashboardArgs) -> u8 {
         bind,
     ) {
         Ok(f) => f,
+        // The errors name the pod, Service or Deployment.
         Err(e) => {
-            eprintln!("error: {upstream}: {e:#}");
+            eprintln!("error: {e:#}");
             return UNAVAILABLE;
         }
     };

@@ -243,7 +243,7 @@ impl Proxy {
             let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
             let relay = Forward::start(&args.cluster, &pod, 15000, args.kube_transport, local)
                 .map_err(|e| Error::BadInput {
-                    what: format!("--use-kube: {pod} port 15000"),
+                    what: "--use-kube".into(),
                     reason: format!("{e:#}"),
                 })?;
             return Ok(Proxy {
