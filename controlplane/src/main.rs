@@ -241,6 +241,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rotate_root_is_a_subcommand_of_its_own() {
+        let cli = Cli::try_parse_from([
+            "meshd",
+            "ca",
+            "rotate-root",
+            "--ca-dir",
+            "/ca",
+            "--overlap",
+            "10m",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Ca(CaCommand::RotateRoot { overlap: Some(d), root_cert: None, .. }))
+                if d == Duration::from_secs(600)
+        ));
+        // Serving flags and the subcommand do not mix; a supplied root needs its key.
+        for bad in [
+            &[
+                "meshd",
+                "--config-dir",
+                "/c",
+                "ca",
+                "rotate-root",
+                "--ca-dir",
+                "/ca",
+            ][..],
+            &[
+                "meshd",
+                "ca",
+                "rotate-root",
+                "--ca-dir",
+                "/ca",
+                "--root-cert",
+                "/r.pem",
+            ],
+            &["meshd", "--config-dir", "/c", "--root-overlap", "1h"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let serve = Cli::try_parse_from([
+            "meshd",
+            "--config-dir",
+            "/c",
+            "--ca-dir",
+            "/ca",
+            "--root-overlap",
+            "1h",
+        ])
+        .unwrap();
+        assert_eq!(serve.root_overlap, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
     fn lifetimes_take_units_and_refuse_nonsense() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
