@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn writing_drop_at_0_ends_the_overlap_at_the_next_step() {
+        let dir = tmp("early");
+        let ca = Ca::open(&CaOptions::new(dir.clone())).unwrap();
+        stage(&dir, None, None).unwrap();
+        let t0 = SystemTime::now();
+        step(&ca, t0).unwrap().unwrap();
+        step(&ca, t0 + TRUST_PROPAGATION).unwrap().unwrap();
+        // The default overlap is the workload lifetime (24 h).
+        assert_eq!(step(&ca, t0 + Duration::from_secs(3600)).unwrap(), None);
+        std::fs::write(dir.join(STATE_FILE), "drop-at 0\n").unwrap();
+        let done = step(&ca, t0 + Duration::from_secs(3601)).unwrap().unwrap();
+        assert!(done.contains("left the trust bundle"), "{done}");
+        assert_eq!(bundle(&dir), vec![ca.root_pem()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn no_ca_no_staging_and_removing_the_staged_root_cancels() {
         let dir = tmp("cancel");
         assert!(stage(&dir, None, None).is_err());
