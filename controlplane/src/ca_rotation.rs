@@ -244,13 +244,19 @@ pub fn step(ca: &Ca, now: SystemTime) -> Result<Option<String>, CaError> {
     let staged = next_cert.exists();
     match (phase(dir)?, staged) {
         (None, true) => {
-            let cert = read(&next_cert)?;
-            let key = read(&next_key)?;
-            if let Err(e) = check_root(&cert, &key, &next_cert) {
-                // Set aside so it is not tried again every second.
-                let _ = std::fs::rename(&next_cert, next_cert.with_extension("pem.rejected"));
-                return Err(e);
-            }
+            let checked = read(&next_cert).and_then(|cert| {
+                let key = read(&next_key)?;
+                check_root(&cert, &key, &next_cert)?;
+                Ok(cert)
+            });
+            let cert = match checked {
+                Ok(cert) => cert,
+                Err(e) => {
+                    // Set aside so it is not tried again every second.
+                    let _ = std::fs::rename(&next_cert, next_cert.with_extension("pem.rejected"));
+                    return Err(e);
+                }
+            };
             let overlap = std::fs::read_to_string(dir.join(NEXT_OVERLAP_FILE))
                 .ok()
                 .and_then(|t| t.trim().parse().ok())
