@@ -6,11 +6,15 @@
 //! for `spiffe://TRUST_DOMAIN/ns/NS/sa/SA` with a bounded lifetime, meshd's own serving
 //! certificate for 15012, and the caller token of local mode (`token` in the CA directory,
 //! readable by the user who runs meshd and the sidecars). The gRPC service is in
-//! [`crate::ca_server`].
+//! [`crate::ca_server`]; replacing the root with an overlap is [`crate::ca_rotation`].
+//!
+//! `root-cert.pem` is the trust bundle sidecars read: the root meshd signs with first
+//! (the one `root-key.pem` belongs to), then, during a root rotation, the other roots
+//! still trusted. The signing root can be swapped while meshd runs ([`Ca::set_root`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use mesh_core::identity::SpiffeId;
@@ -68,6 +72,10 @@ pub struct CaOptions {
     pub root: Option<(PathBuf, PathBuf)>,
     /// The lifetime of workload certificates (a request may ask for less).
     pub workload_ttl: Duration,
+    /// How long a replaced root stays trusted after meshd starts signing with the new one
+    /// (None: the workload certificate lifetime, so every certificate the old root signed
+    /// has expired when it is dropped).
+    pub root_overlap: Option<Duration>,
 }
 
 impl CaOptions {
@@ -76,17 +84,27 @@ impl CaOptions {
             dir,
             root: None,
             workload_ttl: DEFAULT_WORKLOAD_TTL,
+            root_overlap: None,
         }
     }
 }
 
-/// The CA: the root and what it signs with.
-pub struct Ca {
+/// The root meshd signs with: its certificate and the issuer made of it and its key.
+struct Signer {
     root_pem: String,
     root_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+}
+
+/// The CA: the root and what it signs with.
+pub struct Ca {
+    /// Swapped whole by a root rotation; never held across an await.
+    signer: RwLock<Arc<Signer>>,
+    /// Bumped on every swap (the CA server rebuilds its serving certificate).
+    generation: std::sync::atomic::AtomicU64,
     token: String,
     workload_ttl: Duration,
+    root_overlap: Duration,
     dir: PathBuf,
 }
 
@@ -137,11 +155,20 @@ fn serial() -> Result<SerialNumber, CaError> {
     Ok(SerialNumber::from_slice(&buf))
 }
 
-fn root_params() -> Result<CertificateParams, CaError> {
+/// A self-signed root named `common_name`: its PEM and key.
+pub(crate) fn new_root(common_name: &str) -> Result<(String, KeyPair), CaError> {
+    let key = KeyPair::generate().map_err(|e| CaError::Sign(e.to_string()))?;
+    let cert = root_params(common_name)?
+        .self_signed(&key)
+        .map_err(|e| CaError::Sign(e.to_string()))?;
+    Ok((cert.pem(), key))
+}
+
+fn root_params(common_name: &str) -> Result<CertificateParams, CaError> {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "meshctl");
-    dn.push(DnType::CommonName, "meshd root CA");
+    dn.push(DnType::CommonName, common_name);
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
@@ -172,30 +199,32 @@ impl Ca {
                 path: key_path.clone(),
                 reason: e.to_string(),
             })?;
-            (pem, key)
+            // The bundle's root the key belongs to (the first one, unless meshd stopped
+            // half-way through a rotation's switch).
+            let root = pem_certificates(&pem)
+                .into_iter()
+                .find(|c| key_matches(c, &key))
+                .unwrap_or(pem);
+            (root, key)
         } else {
-            let key = KeyPair::generate().map_err(|e| CaError::Sign(e.to_string()))?;
-            let cert = root_params()?
-                .self_signed(&key)
-                .map_err(|e| CaError::Sign(e.to_string()))?;
+            let (pem, key) = new_root("meshd root CA")?;
             write_private(&key_path, &key.serialize_pem())?;
-            std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
-            (cert.pem(), key)
+            std::fs::write(&cert_path, &pem).map_err(io(&cert_path))?;
+            (pem, key)
         };
-        let root_der = pem_to_der(&root_pem).ok_or_else(|| CaError::Root {
-            path: cert_path.clone(),
-            reason: "no CERTIFICATE block".into(),
-        })?;
-        let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| CaError::Root {
-            path: cert_path.clone(),
-            reason: e.to_string(),
-        })?;
-        // A root the CA dir does not hold (user-supplied) is copied there, so sidecars
-        // find the trust bundle in one place.
+        let signer = signer(&root_pem, key, &cert_path)?;
+        // A root the CA dir does not hold (user-supplied) is put first in the dir's bundle,
+        // so sidecars find the trust bundle in one place; the bundle's other roots are kept
+        // only while a rotation's overlap runs.
         if opts.root.is_some() {
             let copy = opts.dir.join(ROOT_CERT_FILE);
             if copy != cert_path {
-                std::fs::write(&copy, &root_pem).map_err(io(&copy))?;
+                let mut bundle = vec![signer.root_pem.clone()];
+                if opts.dir.join(crate::ca_rotation::STATE_FILE).exists() {
+                    let old = std::fs::read_to_string(&copy).unwrap_or_default();
+                    bundle.extend(pem_certificates(&old));
+                }
+                write_atomic(&copy, &join_bundle(&bundle), false)?;
             }
         }
         let token_path = opts.dir.join(TOKEN_FILE);
@@ -208,18 +237,52 @@ impl Ca {
             }
         };
         Ok(Ca {
-            root_pem,
-            root_der,
-            issuer,
+            signer: RwLock::new(Arc::new(signer)),
+            generation: std::sync::atomic::AtomicU64::new(0),
             token,
             workload_ttl: opts.workload_ttl,
+            root_overlap: opts.root_overlap.unwrap_or(opts.workload_ttl),
             dir: opts.dir.clone(),
         })
     }
 
-    /// The trust bundle (the root, PEM).
-    pub fn root_pem(&self) -> &str {
-        &self.root_pem
+    fn signer(&self) -> Arc<Signer> {
+        match self.signer.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Signs with `cert_pem` (a CA certificate) and its key `key_pem` from now on.
+    pub fn set_root(&self, cert_pem: &str, key_pem: &str) -> Result<(), CaError> {
+        let path = self.dir.join(crate::ca_rotation::NEXT_CERT_FILE);
+        let key = KeyPair::from_pem(key_pem).map_err(|e| CaError::Root {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let next = Arc::new(signer(cert_pem, key, &path)?);
+        match self.signer.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Changes each time the signing root does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How long a replaced root stays trusted by default.
+    pub fn root_overlap(&self) -> Duration {
+        self.root_overlap
+    }
+
+    /// The root meshd signs with, PEM.
+    pub fn root_pem(&self) -> String {
+        self.signer().root_pem.clone()
     }
 
     /// The token callers present in local mode (`authorization: Bearer TOKEN`).
@@ -292,10 +355,11 @@ impl Ca {
         p.not_after = (now + ttl).into();
         p.serial_number = Some(serial()?);
         p.use_authority_key_identifier_extension = true;
+        let signer = self.signer();
         let cert = csr
-            .signed_by(&self.issuer)
+            .signed_by(&signer.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
-        Ok((id, vec![cert.pem(), self.root_pem.clone()]))
+        Ok((id, vec![cert.pem(), signer.root_pem.clone()]))
     }
 
     /// meshd's own certificate for 15012: IP SAN `ip` (clients dial the address) and the
@@ -330,12 +394,89 @@ impl Ca {
         p.not_after = (now + ROOT_TTL / 10).into();
         p.serial_number = Some(serial()?);
         p.use_authority_key_identifier_extension = true;
+        let signer = self.signer();
         let cert = p
-            .signed_by(&key, &self.issuer)
+            .signed_by(&key, &signer.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok((vec![cert.der().clone(), self.root_der.clone()], key))
+        Ok((vec![cert.der().clone(), signer.root_der.clone()], key))
     }
+}
+
+/// The signer of a root certificate (PEM, the first certificate of the text) and its key:
+/// the certificate must be a CA and the key must be its key.
+fn signer(root_pem: &str, key: KeyPair, path: &Path) -> Result<Signer, CaError> {
+    let bad = |reason: String| CaError::Root {
+        path: path.to_owned(),
+        reason,
+    };
+    let root_der = pem_to_der(root_pem).ok_or_else(|| bad("no CERTIFICATE block".into()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&root_der).map_err(|e| bad(e.to_string()))?;
+    if !cert.is_ca() {
+        return Err(bad("not a CA certificate".into()));
+    }
+    if !key_matches(root_pem, &key) {
+        return Err(bad("the key does not belong to the certificate".into()));
+    }
+    let root_pem = pem_certificates(root_pem)
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("no CERTIFICATE block".into()))?;
+    let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| bad(e.to_string()))?;
+    Ok(Signer {
+        root_pem,
+        root_der,
+        issuer,
+    })
+}
+
+/// Whether `key` is the key of the certificate `cert_pem`.
+pub(crate) fn key_matches(cert_pem: &str, key: &KeyPair) -> bool {
+    pem_to_der(cert_pem).is_some_and(|der| {
+        x509_parser::parse_x509_certificate(&der).is_ok_and(|(_, c)| {
+            c.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
+        })
+    })
+}
+
+/// Each certificate of a PEM text, as its own PEM block (newline-terminated).
+pub fn pem_certificates(pem: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// PEM blocks joined into one bundle, each once, in order.
+pub fn join_bundle(certs: &[String]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    certs
+        .iter()
+        .map(|c| c.trim().to_owned() + "\n")
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a reader sees the
+/// old or the new content, never a part; mode 0600 when `private`.
+pub fn write_atomic(path: &Path, text: &str, private: bool) -> Result<(), CaError> {
+    let tmp = path.with_extension("tmp");
+    if private {
+        write_private(&tmp, text)?;
+    } else {
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 /// The first certificate of a PEM text, DER.
@@ -422,7 +563,7 @@ mod tests {
             "[URI(\"spiffe://cluster.local/ns/shop/sa/web\")]"
         );
         // Signed by the root.
-        let root = pem_to_der(ca.root_pem()).unwrap();
+        let root = pem_to_der(&ca.root_pem()).unwrap();
         let (_, root) = x509_parser::parse_x509_certificate(&root).unwrap();
         cert.verify_signature(Some(root.public_key())).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

@@ -6,6 +6,8 @@
 //! server codec. A caller is authenticated by the local-mode token
 //! (`authorization: Bearer TOKEN`); the CSR's identity must be in the mesh's trust domain
 //! and belong to a workload of the current registry. Every refusal is logged with why.
+//! The server also runs the root rotation ([`crate::ca_rotation::keep`]) and, when the
+//! signing root changes, serves a certificate from the new root to the next connection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -124,6 +126,11 @@ impl Handler {
     }
 }
 
+fn ca_generation_changed(ca: &Ca, seen: &mut u64) -> bool {
+    let now = ca.generation();
+    std::mem::replace(seen, now) != now
+}
+
 /// Serves the CA on `listener` until `stop` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -132,7 +139,9 @@ pub async fn serve(
     config: watch::Receiver<Arc<ConfigState>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let rotation = tokio::spawn(crate::ca_rotation::keep(ca.clone(), stop.clone()));
+    let mut acceptor = TlsAcceptor::from(Arc::new(tls));
+    let mut generation = ca.generation();
     let handler = Handler {
         token: Some(ca.token().to_owned()),
         ca,
@@ -148,8 +157,21 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            _ = stop.changed() => {
+                let _ = rotation.await;
+                return;
+            }
         };
+        // A rotated root: meshd's own certificate comes from it from now on, so sidecars
+        // that trust only the new root still reach the CA.
+        if ca_generation_changed(&handler.ca, &mut generation)
+            && let Ok(local) = listener.local_addr()
+        {
+            match tls_config(&handler.ca, local.ip()) {
+                Ok(tls) => acceptor = TlsAcceptor::from(Arc::new(tls)),
+                Err(e) => warn!(error = %e, "CA serving certificate from the new root failed"),
+            }
+        }
         let (acceptor, handler, mut stop) = (acceptor.clone(), handler.clone(), stop.clone());
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -2,6 +2,7 @@
 //!
 //! Thin binary: flags, tracing, [`mesh_controlplane::Meshd`], an exit code (0 after a
 //! clean shutdown on SIGTERM/SIGINT, 1 when meshd cannot start or fails, 2 for bad usage).
+//! `meshd ca rotate-root` stages a next root for a running meshd (0 staged, 1 refused).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use mesh_controlplane::server::{self, DEFAULT_DEBUG_ADDRESS, DEFAULT_XDS_ADDRESS};
 
 /// mimalloc rather than glibc's allocator: measured with `xds-scale` (BENCHMARKS.md), glibc
@@ -20,8 +21,16 @@ use mesh_controlplane::ca::CaOptions;
 use mesh_controlplane::{MeshTranslator, Meshd, Options};
 
 #[derive(Parser)]
-#[command(name = "meshd", version, about = "The meshctl control plane")]
+#[command(
+    name = "meshd",
+    version,
+    about = "The meshctl control plane",
+    args_conflicts_with_subcommands = true,
+    after_help = ROTATION_HELP
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Directory of Istio and Kubernetes YAML to serve (read recursively, watched).
     #[arg(long, conflicts_with = "kube")]
     config_dir: Option<PathBuf>,
@@ -61,6 +70,70 @@ struct Cli {
     /// Lifetime of workload certificates (e.g. 24h, 30m, 90s).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     workload_cert_ttl: Duration,
+    /// After a root rotation, how long the old root stays trusted once meshd signs with
+    /// the new one [default: --workload-cert-ttl, so every certificate the old root signed
+    /// has expired by then]. `meshd ca rotate-root --overlap` overrides it per rotation.
+    #[arg(long, requires = "ca_dir", value_parser = parse_duration)]
+    root_overlap: Option<Duration>,
+}
+
+const ROTATION_HELP: &str = "Root rotation: `meshd ca rotate-root --ca-dir DIR` stages a new root \
+(or --root-cert/--root-key) in the CA directory. The meshd serving that directory adds it to \
+the trust bundle (root-cert.pem), signs with it 5 s later (sidecars then ask for new \
+certificates at once), and drops the old root after the overlap (--root-overlap).";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Maintain the CA directory.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Stage a next root for the meshd serving DIR: it trusts it beside the current root,
+    /// signs with it 5 s later, and drops the old root after the overlap.
+    RotateRoot {
+        /// The CA directory of the meshd to rotate (its --ca-dir).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The next root's certificate (PEM) [default: a new self-signed root].
+        #[arg(long, requires = "root_key")]
+        root_cert: Option<PathBuf>,
+        /// The key (PEM) of --root-cert.
+        #[arg(long, requires = "root_cert")]
+        root_key: Option<PathBuf>,
+        /// How long the old root stays trusted once the new one signs [default: meshd's
+        /// --root-overlap].
+        #[arg(long, value_parser = parse_duration)]
+        overlap: Option<Duration>,
+    },
+}
+
+fn rotate_root(command: CaCommand) -> ExitCode {
+    let CaCommand::RotateRoot {
+        ca_dir,
+        root_cert,
+        root_key,
+        overlap,
+    } = command;
+    match mesh_controlplane::ca_rotation::stage(&ca_dir, root_cert.zip(root_key), overlap) {
+        Ok(staged) => {
+            println!(
+                "staged root {} as {}; the meshd serving {} trusts it within a second and \
+                 signs with it {:?} later",
+                staged.serial,
+                staged.cert.display(),
+                ca_dir.display(),
+                mesh_controlplane::ca_rotation::TRUST_PROPAGATION
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meshd ca rotate-root: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `90s`, `30m`, `24h`, `2d` or plain seconds.
@@ -84,6 +157,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Ca(command)) = cli.command {
+        return rotate_root(command);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -136,6 +212,7 @@ fn main() -> ExitCode {
         let mut ca = CaOptions::new(dir);
         ca.root = cli.ca_cert.clone().zip(cli.ca_key.clone());
         ca.workload_ttl = cli.workload_cert_ttl;
+        ca.root_overlap = cli.root_overlap;
         let addr = cli.ca_address.unwrap_or_else(|| {
             let port = if cli.xds_address.port() == 0 {
                 0
@@ -162,6 +239,60 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotate_root_is_a_subcommand_of_its_own() {
+        let cli = Cli::try_parse_from([
+            "meshd",
+            "ca",
+            "rotate-root",
+            "--ca-dir",
+            "/ca",
+            "--overlap",
+            "10m",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Ca(CaCommand::RotateRoot { overlap: Some(d), root_cert: None, .. }))
+                if d == Duration::from_secs(600)
+        ));
+        // Serving flags and the subcommand do not mix; a supplied root needs its key.
+        for bad in [
+            &[
+                "meshd",
+                "--config-dir",
+                "/c",
+                "ca",
+                "rotate-root",
+                "--ca-dir",
+                "/ca",
+            ][..],
+            &[
+                "meshd",
+                "ca",
+                "rotate-root",
+                "--ca-dir",
+                "/ca",
+                "--root-cert",
+                "/r.pem",
+            ],
+            &["meshd", "--config-dir", "/c", "--root-overlap", "1h"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let serve = Cli::try_parse_from([
+            "meshd",
+            "--config-dir",
+            "/c",
+            "--ca-dir",
+            "/ca",
+            "--root-overlap",
+            "1h",
+        ])
+        .unwrap();
+        assert_eq!(serve.root_overlap, Some(Duration::from_secs(3600)));
+    }
 
     #[test]
     fn lifetimes_take_units_and_refuse_nonsense() {

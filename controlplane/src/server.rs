@@ -255,7 +255,7 @@ impl Meshd {
                 Some(tokio::spawn(crate::webhook_tls::keep_bundles(
                     client.0.clone(),
                     crate::webhook_tls::namespace(),
-                    c.ca.root_pem().to_owned(),
+                    c.ca.root_pem(),
                     stop_rx.clone(),
                 )))
             }

@@ -4,7 +4,11 @@
 //! request naming the workload's SPIFFE id, `CreateCertificate` called over TLS (meshd's
 //! certificate verified against the trust bundle in the CA directory, the local-mode token
 //! as `authorization: Bearer`), and a rotation loop that asks again when 20% of the
-//! lifetime is left (retrying with back-off on failure). The current certificate is
+//! lifetime is left (retrying with back-off on failure). Between requests the loop reads
+//! the trust bundle every second (meshd rewrites it during a root rotation,
+//! `mesh_controlplane::ca_rotation`): new roots are published with the certificate in
+//! force, and when the bundle's first root (the one meshd signs with) changes, a new
+//! certificate is asked for at once. The current certificate is
 //! published through a `watch` as [`WorkloadCert`] for SDS ([`crate::sds`]) and the native
 //! engine. The unary gRPC call is framed here (five-byte prefix, `grpc-status` trailer):
 //! one request per rotation does not need a channel stack.
@@ -34,6 +38,8 @@ pub const TOKEN_FILE: &str = "token";
 const ROTATE_LEFT: f64 = 0.2;
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the trust bundle is read between requests.
+const BUNDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Where the CA is and how to reach it.
 #[derive(Clone, Debug)]
@@ -295,9 +301,89 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How the trust bundle on disk differs from the one in force.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BundleChange {
+    /// The same roots (or the file cannot be read: keep what is in force).
+    Same,
+    /// Other roots, the same first one: trust them with the certificate in force.
+    Roots(String),
+    /// Another first root: meshd signs with it; a new certificate is due.
+    Signer(String),
+}
+
+fn certs_of(pem: &str) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// Compares the bundle `on_disk` with `in_force`.
+pub fn bundle_change(in_force: &str, on_disk: &str) -> BundleChange {
+    let (old, new) = (certs_of(in_force), certs_of(on_disk));
+    if new.is_empty() || old == new {
+        BundleChange::Same
+    } else if old.first() == new.first() {
+        BundleChange::Roots(on_disk.to_owned())
+    } else {
+        BundleChange::Signer(on_disk.to_owned())
+    }
+}
+
+/// Waits until `until`, reading the trust bundle every second: publishes new roots with
+/// the certificate in force, and returns early (true) when a new certificate is due
+/// because meshd signs with another root. False at `until`; None when `stop` turns.
+async fn watch_bundle(
+    opts: &CaClientOptions,
+    tx: &watch::Sender<Option<Arc<WorkloadCert>>>,
+    until: tokio::time::Instant,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<bool> {
+    loop {
+        let tick = (tokio::time::Instant::now() + BUNDLE_POLL).min(until);
+        tokio::select! {
+            () = tokio::time::sleep_until(tick) => {}
+            _ = stop.changed() => return None,
+        }
+        if tokio::time::Instant::now() >= until {
+            return Some(false);
+        }
+        let Some(cur) = tx.borrow().clone() else {
+            continue;
+        };
+        let path = opts.dir.join(ROOT_CERT_FILE);
+        let Ok(on_disk) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        match bundle_change(&cur.root_pem, &on_disk) {
+            BundleChange::Same => {}
+            BundleChange::Roots(bundle) => {
+                info!(
+                    identity = %cur.id,
+                    roots = certs_of(&bundle).len(),
+                    "trust bundle changed"
+                );
+                let mut next = (*cur).clone();
+                next.root_pem = bundle;
+                tx.send_replace(Some(Arc::new(next)));
+            }
+            BundleChange::Signer(bundle) => {
+                info!(
+                    identity = %cur.id,
+                    roots = certs_of(&bundle).len(),
+                    "the CA signs with another root: asking for a new certificate now"
+                );
+                return Some(true);
+            }
+        }
+    }
+}
+
 /// Keeps `tx` holding a current certificate for `id` until `stop` turns true: asks now,
-/// then again when 20% of the lifetime is left; on failure retries with back-off (1 s to
-/// 30 s) while the current certificate stays published.
+/// then again when 20% of the lifetime is left, or at once when the trust bundle's first
+/// root changes; on failure retries with back-off (1 s to 30 s) while the current
+/// certificate stays published.
 pub async fn keep_current(
     opts: CaClientOptions,
     id: SpiffeId,
@@ -325,9 +411,9 @@ pub async fn keep_current(
                 w
             }
         };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+        let until = tokio::time::Instant::now() + wait;
+        if watch_bundle(&opts, &tx, until, &mut stop).await.is_none() {
+            return;
         }
     }
 }
@@ -350,6 +436,24 @@ mod tests {
             not_after: t0 + Duration::from_secs(100),
         };
         assert_eq!(c.renew_at(), t0 + Duration::from_secs(80));
+    }
+
+    #[test]
+    fn bundle_changes_tell_new_roots_from_a_new_signer() {
+        let pem = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p.self_signed(&key).unwrap().pem()
+        };
+        let (a, b) = (pem("a"), pem("b"));
+        let ab = format!("{a}{b}");
+        let ba = format!("{b}{a}");
+        assert_eq!(bundle_change(&a, &a), BundleChange::Same);
+        assert_eq!(bundle_change(&a, ""), BundleChange::Same);
+        assert_eq!(bundle_change(&a, &ab), BundleChange::Roots(ab.clone()));
+        assert_eq!(bundle_change(&ab, &ba), BundleChange::Signer(ba.clone()));
+        assert_eq!(bundle_change(&ba, &b), BundleChange::Roots(b.clone()));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! mesh-proxy's certificate client against meshd's CA, both in-process: issuance over TLS
 //! with the token, refusals (wrong token, identity no workload runs as, foreign trust
-//! domain) with the CA's reason, and rotation when 20% of the lifetime is left.
+//! domain) with the CA's reason, rotation when 20% of the lifetime is left, and a root
+//! rotation followed through its three steps (new roots trusted with the same certificate,
+//! a new certificate at once from the new root, the old root dropped, the CA still
+//! reachable with only the new root trusted).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -55,6 +58,10 @@ impl Drop for Running {
 }
 
 async fn meshd(name: &str, ttl: Duration) -> Running {
+    meshd_with(name, ttl, None).await
+}
+
+async fn meshd_with(name: &str, ttl: Duration, root_overlap: Option<Duration>) -> Running {
     let dir = std::env::temp_dir().join(format!("mesh-ca-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("config")).unwrap();
@@ -63,6 +70,7 @@ async fn meshd(name: &str, ttl: Duration) -> Running {
     let mut opts = Options::new(dir.join("config"), any, any);
     let mut ca = CaOptions::new(dir.join("ca"));
     ca.workload_ttl = ttl;
+    ca.root_overlap = root_overlap;
     opts.ca = Some((ca, any));
     let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await.unwrap();
     let ca = meshd.ca_address().expect("CA address");
@@ -229,6 +237,96 @@ async fn certificates_rotate_when_a_fifth_of_the_lifetime_is_left() {
         "a new key with each certificate"
     );
     assert!(second.not_after > first.not_after);
+    stop_tx.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .unwrap()
+        .unwrap();
+    m.stop().await;
+}
+
+fn roots(pem: &str) -> usize {
+    pem.matches("BEGIN CERTIFICATE").count()
+}
+
+fn signed_by_first(leaf_pem: &str, bundle_pem: &str) -> bool {
+    let leaf = rustls_pemfile_first(leaf_pem);
+    let root = rustls_pemfile_first(bundle_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let (_, root) = x509_parser::parse_x509_certificate(&root).unwrap();
+    leaf.verify_signature(Some(root.public_key())).is_ok()
+}
+
+#[tokio::test]
+async fn the_agent_follows_a_root_rotation_and_still_reaches_the_ca_after_it() {
+    // Hour-long certificates: only the rotation can make the agent ask again.
+    let m = meshd_with(
+        "rootrot",
+        Duration::from_secs(3600),
+        Some(Duration::from_secs(2)),
+    )
+    .await;
+    let id = SpiffeId::new("cluster.local", "shop", "web");
+    let (tx, mut rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(identity::keep_current(client(&m), id.clone(), tx, stop_rx));
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Option::is_some))
+        .await
+        .expect("a first certificate")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(roots(&first.root_pem), 1);
+    let staged = mesh_controlplane::ca_rotation::stage(&m.dir.join("ca"), None, None).unwrap();
+    let next_root = std::fs::read_to_string(&staged.cert).unwrap();
+
+    // 1. Both roots trusted, the same certificate.
+    let trusting = tokio::time::timeout(
+        Duration::from_secs(4),
+        rx.wait_for(|c| c.as_ref().is_some_and(|c| roots(&c.root_pem) == 2)),
+    )
+    .await
+    .expect("the new root trusted")
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert_eq!(trusting.serial, first.serial);
+    assert!(trusting.root_pem.ends_with(&next_root));
+
+    // 2. A new certificate from the new root, seconds later.
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|c| c.as_ref().is_some_and(|c| c.serial != first.serial)),
+    )
+    .await
+    .expect("a certificate from the new root")
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert!(
+        renewed.root_pem.starts_with(&next_root),
+        "the new root first"
+    );
+    assert_eq!(roots(&renewed.root_pem), 2);
+    assert!(signed_by_first(&renewed.chain_pem, &next_root));
+    assert!(!signed_by_first(&renewed.chain_pem, &first.root_pem));
+
+    // 3. The old root dropped after the 2 s overlap, the certificate kept.
+    let dropped = tokio::time::timeout(
+        Duration::from_secs(6),
+        rx.wait_for(|c| c.as_ref().is_some_and(|c| roots(&c.root_pem) == 1)),
+    )
+    .await
+    .expect("the old root dropped")
+    .unwrap()
+    .clone()
+    .unwrap();
+    assert_eq!(dropped.serial, renewed.serial);
+    assert_eq!(dropped.root_pem, next_root);
+    // meshd's own 15012 certificate now comes from the new root: a client trusting only it
+    // still gets certificates.
+    let again = identity::request(&client(&m), &id).await.unwrap();
+    assert!(signed_by_first(&again.chain_pem, &next_root));
     stop_tx.send_replace(true);
     tokio::time::timeout(Duration::from_secs(2), task)
         .await

@@ -8,6 +8,18 @@
 //! and that both sidecars' `default` secrets change serial (read with `meshctl proxy-config secret`, which is thereby
 //! tested on live SDS secrets), and that the trust bundle `ROOTCA` stays the same.
 //!
+//! `the_root_rotates_under_load_without_failed_requests`: the same scenario
+//! (127.10.234.0/24, 24-hour certificates, one request per connection) while `meshd ca
+//! rotate-root --overlap 8s` replaces the root (`support/root_rotation.rs`): no request
+//! fails, both sidecars show both roots in `ROOTCA` and get new certificates at once, then
+//! only the new root; the certificates chain to it and one of the old root is refused.
+//!
+//! `expired_and_foreign_certificates_are_refused_and_envoy_says_why` (127.10.235.0/24): a certificate
+//! signed by the mesh root an hour past its notAfter is refused by catalog's Envoy, whose
+//! `connection` logger (set to debug through the admin `/logging`) names the expiry and
+//! the client's address; a certificate of trust domain evil.org is refused in the
+//! handshake too, the log naming the SAN matcher and the foreign SAN.
+//!
 //! `a_sidecar_of_another_mesh_is_refused_and_says_why`: the same scenario (127.10.227.0/24),
 //! plus a second meshd with its own CA (another root) and a sidecar of that mesh with the
 //! client's identity: its calls to catalog fail the handshake (each side's certificate is
@@ -19,6 +31,9 @@
 
 #[path = "support/mtls.rs"]
 mod support;
+
+#[path = "support/root_rotation.rs"]
+mod root_rotation;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +72,13 @@ async fn certificates_rotate_under_load_without_failed_requests() {
     s.scenario.cert_ttl_secs = Some(10);
     // One request per upstream connection: every request is a new mTLS handshake, so
     // handshakes with the rotated certificates are part of the load.
+    one_request_per_connection(&s);
+    let report = runner::run_then(&s, &opts, support::rotation_under_load).await;
+    assert!(report.passed(), "{report}");
+}
+
+/// The DestinationRule that makes every request from the client a new mTLS handshake.
+fn one_request_per_connection(s: &LoadedScenario) {
     std::fs::write(
         s.config_dir.join("one-request-per-connection.yaml"),
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
@@ -65,7 +87,42 @@ async fn certificates_rotate_under_load_without_failed_requests() {
          trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n",
     )
     .unwrap();
-    let report = runner::run_then(&s, &opts, support::rotation_under_load).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_rotates_under_load_without_failed_requests() {
+    let Some(opts) = options("root_rotates_under_load") else {
+        return;
+    };
+    let s = relocated("mtls-peer-authentication", 234);
+    one_request_per_connection(&s);
+    let ca_dir = root_rotation::ca_dir(&opts.log_root, &s);
+    let meshd = opts.tools.meshd.clone();
+    let report = runner::run_then(&s, &opts, |s| {
+        root_rotation::root_rotation_under_load(s, meshd, ca_dir)
+    })
+    .await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_foreign_certificates_are_refused_and_envoy_says_why() {
+    let Some(opts) = options("expired_certificates_refused") else {
+        return;
+    };
+    let s = relocated("mtls-peer-authentication", 235);
+    let ca_dir = root_rotation::ca_dir(&opts.log_root, &s);
+    let log = opts.log_root.join(&s.name).join("proxy-catalog-v1.log");
+    let report = runner::run_then(&s, &opts, |s| async move {
+        // Envoy says why a handshake failed only at debug level, in its `connection` logger.
+        let admin = s.workload("catalog-v1").unwrap().admin_addr().unwrap();
+        let mut req = HttpRequest::get(&format!("http://{admin}/logging?connection=debug"));
+        req.method = "POST".to_owned();
+        let r = client::send(&req, Via::Direct(admin), Duration::from_secs(5)).await?;
+        anyhow::ensure!(r.status == 200, "POST /logging: {}", r.status);
+        root_rotation::bad_certificates_refused(s, ca_dir, log, &["SAN matcher", "evil.org"]).await
+    })
+    .await;
     assert!(report.passed(), "{report}");
 }
 

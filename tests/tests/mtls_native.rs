@@ -10,6 +10,16 @@
 //! serial (read with `meshctl proxy-config secret` on the native admin API) and `ROOTCA`
 //! stays the same.
 //!
+//! `native_root_rotates_under_load_without_failed_requests` (127.10.236.0/24): as the
+//! Envoy test, through native sidecars: `meshd ca rotate-root --overlap 8s` under load, no
+//! failed request, both roots shown then only the new one, certificates from the new root,
+//! one of the old root refused after the overlap.
+//!
+//! `native_expired_and_foreign_certificates_are_refused_and_logged` (127.10.237.0/24): a
+//! certificate signed by the mesh root but expired, and one of trust domain evil.org, are
+//! refused by catalog's native sidecar, whose log names the expiry and the foreign trust
+//! domain with the client's address (`TLS handshake refused`).
+//!
 //! `native_sidecar_of_another_mesh_is_refused_and_says_why`: the same scenario
 //! (127.10.232.0/24) plus a second meshd with its own CA and a native sidecar of that mesh
 //! with the client's identity: its calls to catalog get 503, and its log says why
@@ -22,6 +32,9 @@
 
 #[path = "support/mtls.rs"]
 mod support;
+
+#[path = "support/root_rotation.rs"]
+mod root_rotation;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -51,6 +64,32 @@ async fn native_certificates_rotate_under_load_without_failed_requests() {
     let mut s = relocated("mtls-peer-authentication", 231);
     s.scenario.cert_ttl_secs = Some(10);
     let report = runner::run_then(&s, &opts, support::rotation_under_load).await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_root_rotates_under_load_without_failed_requests() {
+    let opts = options("native_root_rotates");
+    let s = relocated("mtls-peer-authentication", 236);
+    let ca_dir = root_rotation::ca_dir(&opts.log_root, &s);
+    let meshd = opts.tools.meshd.clone();
+    let report = runner::run_then(&s, &opts, |s| {
+        root_rotation::root_rotation_under_load(s, meshd, ca_dir)
+    })
+    .await;
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_expired_and_foreign_certificates_are_refused_and_logged() {
+    let opts = options("native_bad_certificates");
+    let s = relocated("mtls-peer-authentication", 237);
+    let ca_dir = root_rotation::ca_dir(&opts.log_root, &s);
+    let log = opts.log_root.join(&s.name).join("proxy-catalog-v1.log");
+    let report = runner::run_then(&s, &opts, |s| {
+        root_rotation::bad_certificates_refused(s, ca_dir, log, &["outside trust domain"])
+    })
+    .await;
     assert!(report.passed(), "{report}");
 }
 

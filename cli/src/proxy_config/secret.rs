@@ -1,5 +1,7 @@
 //! The secret view: istioctl's RESOURCE NAME, TYPE, STATUS, VALID CERT, SERIAL NUMBER,
-//! NOT AFTER, NOT BEFORE, read from a dump's SecretsConfigDump. The certificate's serial
+//! NOT AFTER, NOT BEFORE, read from a dump's SecretsConfigDump. A certificate chain shows
+//! its leaf; a trust bundle (`ROOTCA`) shows one row per root, so both roots of a root
+//! rotation's overlap are visible. The certificate's serial
 //! number and validity come from its DER, read by the few lines below (base64, PEM, the
 //! start of an X.509 TBSCertificate) rather than a parsing crate: meshctl needs three
 //! fields and no verification.
@@ -40,22 +42,31 @@ pub fn secret_table(secrets: &[SecretEntry<'_>], now: i64) -> Table {
             Some(secret) => secret_material(secret),
             None => ("", None),
         };
-        let cert = pem.as_deref().and_then(first_certificate);
-        let valid = cert
-            .as_ref()
-            .is_some_and(|c| c.not_before <= now && now <= c.not_after);
-        let mut row = vec![
-            s.name.clone(),
-            kind.to_owned(),
-            s.status.to_owned(),
-            valid.to_string(),
-        ];
-        if let Some(c) = cert {
-            row.push(c.serial);
-            row.push(rfc3339(c.not_after));
-            row.push(rfc3339(c.not_before));
+        let mut certs: Vec<Option<CertInfo>> = match pem.as_deref() {
+            Some(p) if kind == "CA" => all_certificates(p).into_iter().map(Some).collect(),
+            Some(p) => vec![first_certificate(p)],
+            None => Vec::new(),
+        };
+        if certs.is_empty() {
+            certs.push(None);
         }
-        t.push(row);
+        for cert in certs {
+            let valid = cert
+                .as_ref()
+                .is_some_and(|c| c.not_before <= now && now <= c.not_after);
+            let mut row = vec![
+                s.name.clone(),
+                kind.to_owned(),
+                s.status.to_owned(),
+                valid.to_string(),
+            ];
+            if let Some(c) = cert {
+                row.push(c.serial);
+                row.push(rfc3339(c.not_after));
+                row.push(rfc3339(c.not_before));
+            }
+            t.push(row);
+        }
     }
     t
 }
@@ -91,12 +102,28 @@ fn data_source(ds: Option<&Value>) -> Option<String> {
 
 /// The first certificate of a PEM bundle.
 pub fn first_certificate(pem: &str) -> Option<CertInfo> {
+    all_certificates(pem).into_iter().next()
+}
+
+/// Every readable certificate of a PEM bundle, in order.
+pub fn all_certificates(pem: &str) -> Vec<CertInfo> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
-    let start = pem.find(BEGIN)? + BEGIN.len();
-    let end = start + pem[start..].find(END)?;
-    let der = base64_decode(&pem[start..end])?;
-    parse_certificate(&der)
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(at) = rest.find(BEGIN) {
+        let start = at + BEGIN.len();
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        if let Some(c) =
+            base64_decode(&rest[start..start + len]).and_then(|d| parse_certificate(&d))
+        {
+            out.push(c);
+        }
+        rest = &rest[start + len + END.len()..];
+    }
+    out
 }
 
 /// Standard base64, whitespace ignored, padding optional.
@@ -278,6 +305,84 @@ mod tests {
     fn serials_drop_leading_zeros() {
         assert_eq!(hex_serial(&[0x00, 0x19, 0x3a]), "193a");
         assert_eq!(hex_serial(&[0x00]), "0");
+    }
+
+    /// A minimal DER certificate: serial `serial`, validity 2023-05-16 to 2120-02-29.
+    fn der(serial: u8) -> Vec<u8> {
+        let mut tbs = vec![0x02, 0x01, serial, 0x30, 0x00, 0x30, 0x00];
+        let before = b"230516013252Z";
+        let after = b"21200229235959Z";
+        let mut validity = vec![0x17, before.len() as u8];
+        validity.extend_from_slice(before);
+        validity.push(0x18);
+        validity.push(after.len() as u8);
+        validity.extend_from_slice(after);
+        tbs.push(0x30);
+        tbs.push(validity.len() as u8);
+        tbs.extend(validity);
+        let mut tbs_seq = vec![0x30, tbs.len() as u8];
+        tbs_seq.extend(tbs);
+        let mut cert = vec![0x30, tbs_seq.len() as u8];
+        cert.extend(tbs_seq);
+        cert
+    }
+
+    fn pem(der: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut b64 = String::new();
+        for chunk in der.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                b64.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n")
+    }
+
+    #[test]
+    fn a_trust_bundle_shows_a_row_per_root_and_a_chain_its_leaf() {
+        let bundle = format!("{}{}", pem(&der(0x0a)), pem(&der(0x0b)));
+        let serials: Vec<String> = all_certificates(&bundle)
+            .into_iter()
+            .map(|c| c.serial)
+            .collect();
+        assert_eq!(serials, ["a", "b"]);
+        assert_eq!(first_certificate(&bundle).unwrap().serial, "a");
+        let ca =
+            serde_json::json!({"validation_context": {"trusted_ca": {"inline_string": bundle}}});
+        let chain = serde_json::json!({"tls_certificate": {"certificate_chain": {"inline_string": bundle}}});
+        let entries = [
+            SecretEntry {
+                name: "default".into(),
+                status: "ACTIVE",
+                secret: Some(&chain),
+                raw: &chain,
+            },
+            SecretEntry {
+                name: "ROOTCA".into(),
+                status: "ACTIVE",
+                secret: Some(&ca),
+                raw: &ca,
+            },
+        ];
+        let out = secret_table(&entries, 1_800_000_000).render();
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(rows.len(), 3, "{out}");
+        assert!(
+            rows[0].starts_with("default") && rows[0].contains(" a "),
+            "{out}"
+        );
+        assert!(
+            rows[1].starts_with("ROOTCA") && rows[1].contains(" a "),
+            "{out}"
+        );
+        assert!(
+            rows[2].starts_with("ROOTCA") && rows[2].contains(" b "),
+            "{out}"
+        );
     }
 
     #[test]

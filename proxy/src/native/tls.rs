@@ -10,8 +10,9 @@
 //!   settings are refused (NACK);
 //! - [`Identity`], the holder of the current workload certificate (fed by
 //!   [`crate::identity::keep_current`]): rustls configs are built from the certificate in
-//!   force and cached by its serial, so a rotated certificate is used by the next handshake
-//!   without a restart, while established connections keep theirs;
+//!   force and cached for that publication (a rotated certificate, or new roots of the
+//!   trust bundle during a root rotation, are used by the next handshake without a
+//!   restart, while established connections keep theirs);
 //! - [`UpStream`], an upstream connection in plaintext or TLS, and [`PeerTls`], what a
 //!   server learnt of its client in the handshake (SPIFFE id, certificate hash) for RBAC
 //!   `authenticated` principals and `x-forwarded-client-cert`.
@@ -243,13 +244,16 @@ impl ServerTls {
     }
 }
 
+/// A config and the certificate publication it was made of.
+type Made<C> = (Arc<WorkloadCert>, Arc<C>);
+
 /// The current workload certificate and the rustls configs made from it.
 pub struct Identity {
     certs: watch::Receiver<Option<Arc<WorkloadCert>>>,
     trust_domain: String,
-    /// (serial, config).
-    server: Mutex<Option<(String, Arc<rustls::ServerConfig>)>>,
-    clients: Mutex<HashMap<UpstreamTls, (String, Arc<rustls::ClientConfig>)>>,
+    /// (the certificate it was made of, config).
+    server: Mutex<Option<Made<rustls::ServerConfig>>>,
+    clients: Mutex<HashMap<UpstreamTls, Made<rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -286,8 +290,8 @@ impl Identity {
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let cert = self.current().ok_or(TlsError::NoCertificate)?;
         if let Ok(g) = self.server.lock()
-            && let Some((serial, cfg)) = g.as_ref()
-            && *serial == cert.serial
+            && let Some((made_of, cfg)) = g.as_ref()
+            && Arc::ptr_eq(made_of, &cert)
         {
             return Ok(cfg.clone());
         }
@@ -296,7 +300,7 @@ impl Identity {
                 .map_err(|e| TlsError::Cert(e.to_string()))?,
         );
         if let Ok(mut g) = self.server.lock() {
-            *g = Some((cert.serial.clone(), cfg.clone()));
+            *g = Some((cert.clone(), cfg.clone()));
         }
         Ok(cfg)
     }
@@ -305,8 +309,8 @@ impl Identity {
     pub fn client_config(&self, up: &UpstreamTls) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let cert = self.current().ok_or(TlsError::NoCertificate)?;
         if let Ok(g) = self.clients.lock()
-            && let Some((serial, cfg)) = g.get(up)
-            && *serial == cert.serial
+            && let Some((made_of, cfg)) = g.get(up)
+            && Arc::ptr_eq(made_of, &cert)
         {
             return Ok(cfg.clone());
         }
@@ -333,8 +337,8 @@ impl Identity {
                 .map_err(|e| TlsError::Cert(e.to_string()))?,
         );
         if let Ok(mut g) = self.clients.lock() {
-            g.retain(|_, (serial, _)| *serial == cert.serial);
-            g.insert(up.clone(), (cert.serial.clone(), cfg.clone()));
+            g.retain(|_, (made_of, _)| Arc::ptr_eq(made_of, &cert));
+            g.insert(up.clone(), (cert.clone(), cfg.clone()));
         }
         Ok(cfg)
     }
