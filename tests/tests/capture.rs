@@ -12,8 +12,16 @@
 //!   only, so the answer can only come through the capture to 15006 (Envoy's inbound cluster
 //!   counts it); a port no Service names passes through Envoy (`InboundPassthroughCluster`,
 //!   from 127.0.0.6) once, without looping back into the capture.
+//! - mutual TLS in Kubernetes mode: meshd runs its CA and the sidecar holds a workload
+//!   certificate, so `virtualInbound` carries PeerAuthentication chains. Under the default
+//!   PERMISSIVE the plaintext requests above pass (the `raw_buffer` chain); once a STRICT
+//!   PeerAuthentication arrives, the peer's plaintext request is refused while the peer
+//!   with a certificate of the mesh's trust domain (signed by meshd's root with openssl)
+//!   reaches the app over mTLS, and the app sees its SPIFFE id in
+//!   `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS across two captured
+//!   namespaces (the peer has no sidecar).
 //!
-//! Needs root, `ip`, `iptables-restore`, `curl`, `setpriv` and Envoy. Under `CI` a missing
+//! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI` a missing
 //! one fails the test; otherwise it is skipped with a loud message. The namespaces are
 //! deleted on every path (a guard), which also removes the veth pair and the rules.
 
@@ -119,6 +127,7 @@ fn missing_prerequisite() -> Option<String> {
         "iptables-restore",
         "iptables-save",
         "curl",
+        "openssl",
         "setpriv",
     ] {
         if on_path(tool).is_none() {
@@ -238,6 +247,78 @@ status:
     std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
 }
 
+/// A STRICT PeerAuthentication for the pod's namespace, as a second file meshd picks up.
+fn strict(dir: &Path) {
+    let yaml = "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: shop
+spec:
+  mtls:
+    mode: STRICT
+";
+    std::fs::write(dir.join("strict.yaml"), yaml).unwrap();
+}
+
+/// A client certificate for `spiffe://cluster.local/ns/shop/sa/peer`, signed by meshd's
+/// root in `ca`; (certificate, key) paths.
+fn peer_certificate(ca: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let (key, csr, cert, ext) = (
+        dir.join("peer-key.pem"),
+        dir.join("peer.csr"),
+        dir.join("peer-cert.pem"),
+        dir.join("peer.ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=URI:spiffe://cluster.local/ns/shop/sa/peer\n\
+         extendedKeyUsage=clientAuth\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n",
+    )
+    .unwrap();
+    let p = |x: &Path| x.display().to_string();
+    must(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/O=peer",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ],
+    );
+    must(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca.join("root-cert.pem")),
+            "-CAkey",
+            &p(&ca.join("root-key.pem")),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ],
+    );
+    (cert, key)
+}
+
 fn logs(children: &[&ChildGuard]) -> String {
     children
         .iter()
@@ -342,6 +423,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     let _ = std::fs::remove_dir_all(&tmp);
     let cfg = tmp.join("config");
     config(&cfg);
+    let ca = tmp.join("ca");
     let s = |x: &str| x.to_owned();
     let meshd_guard = spawn_in_ns(
         "meshd",
@@ -355,6 +437,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
             s("127.0.0.1:15010"),
             s("--debug-address"),
             s("127.0.0.1:15014"),
+            s("--ca-dir"),
+            ca.display().to_string(),
         ],
         &tmp.join("meshd.log"),
     );
@@ -413,6 +497,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         s("app=client"),
         s("--xds-address"),
         s("127.0.0.1:15010"),
+        s("--ca-dir"),
+        ca.display().to_string(),
         s("--envoy-bin"),
     ];
     sidecar_cmd.push(envoy.display().to_string());
@@ -488,6 +574,53 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         "cluster.InboundPassthroughCluster.upstream_cx_total",
     );
     assert_eq!(through, 1, "one connection, no redirect loop");
+
+    // STRICT: plaintext to the app's port is refused once the policy arrives ...
+    strict(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let plain = format!("http://{POD_IP}:9080/plaintext");
+    while curl(&net.peer, None, &[&plain]).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "STRICT never applied: plaintext still served\n{}",
+            logs(&all)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // ... and a client with a certificate of the mesh reaches the app over mTLS.
+    let (cert, key) = peer_certificate(&ca, &tmp);
+    let mtls = curl(
+        &net.peer,
+        None,
+        &[
+            "-k",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            &format!("https://{POD_IP}:9080/mtls"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("the mTLS request failed: {e}\n{}", logs(&all)));
+    let reply: J = serde_json::from_str(&mtls).unwrap();
+    assert_eq!(reply["name"], "client-app", "{mtls}");
+    let xfcc = reply["headers"]["x-forwarded-client-cert"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        xfcc.contains("URI=spiffe://cluster.local/ns/shop/sa/peer"),
+        "{mtls}"
+    );
+    // Without a client certificate the handshake fails.
+    assert!(
+        curl(
+            &net.peer,
+            None,
+            &["-k", &format!("https://{POD_IP}:9080/no-cert")]
+        )
+        .is_err(),
+        "STRICT took TLS without a client certificate"
+    );
 
     drop(sidecar);
     drop(extra);
