@@ -631,9 +631,16 @@ mod tests {
     /// The `gateway-mtls` scenario's config: a STRICT backend, a gateway with an HTTP server
     /// on 8080 and an `ISTIO_MUTUAL` server on 8443.
     fn snap() -> Snapshot {
+        snap_with("")
+    }
+
+    /// The scenario's config and `extra` YAML documents.
+    fn snap_with(extra: &str) -> Snapshot {
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../testdata/scenarios/gateway-mtls/config/mesh.yaml");
-        let loaded = crate::source::load_file(&file);
+        let text = std::fs::read_to_string(file).unwrap();
+        let loaded =
+            crate::source::load_bytes("mesh.yaml", format!("{text}---\n{extra}").as_bytes());
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let s = Snapshot::build(&Store::new(loaded.resources), &MeshConfig::default());
         assert!(s.rejected.is_empty(), "{:?}", s.rejected);
@@ -718,6 +725,52 @@ mod tests {
             .find(|l| l.name == "127.10.41.5_8080")
             .unwrap();
         assert!(plain.filter_chains[0].transport_socket.is_none());
+    }
+
+    #[test]
+    fn a_tls_server_with_istio_mutual_terminates_mtls_before_the_tcp_proxy() {
+        let s = snap_with(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-mesh, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 9443, name: tls-mesh, protocol: TLS}
+    tls: {mode: ISTIO_MUTUAL}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-mesh, namespace: shop}
+spec:
+  hosts: [\"*\"]
+  gateways: [tcp-mesh]
+  tcp:
+  - route:
+    - destination: {host: productpage.shop.svc.cluster.local, port: {number: 9080}}
+",
+        );
+        let cfg = gateway(&s, true);
+        let l = cfg
+            .listeners
+            .iter()
+            .find(|l| l.name == "127.10.41.5_9443")
+            .expect("the TLS server's listener");
+        let chain = &l.filter_chains[0];
+        assert_eq!(
+            chain.transport_socket,
+            Some(super::super::mtls::gateway_server_socket(&s))
+        );
+        assert!(
+            chain
+                .filters
+                .iter()
+                .any(|f| f.name == "envoy.filters.network.tcp_proxy")
+        );
+        // Without a certificate the server is left out.
+        let cfg = gateway(&s, false);
+        assert!(cfg.listeners.iter().all(|l| l.name != "127.10.41.5_9443"));
     }
 
     #[test]

@@ -24,8 +24,10 @@
 //! Certificates come over SDS from the proxy's agent (secrets `default` and `ROOTCA` on the
 //! bootstrap's `sds-grpc` cluster), so all of this applies only to proxies that announce
 //! one ([`super::ProxyInfo::mtls`], node metadata `MESH_MTLS`); the others keep the
-//! plaintext config. Departure from Istio: a cluster whose endpoints are partly meshed
-//! stays plaintext, rather than choosing per endpoint with `transport_socket_matches`.
+//! plaintext config. Departures from Istio: a cluster whose endpoints are partly meshed
+//! stays plaintext, rather than choosing per endpoint with `transport_socket_matches`; in
+//! Kubernetes mode, ports no Service names pass through `virtualInbound`'s default chain
+//! in plaintext whatever the mode (Istio applies STRICT there too).
 
 use std::collections::BTreeSet;
 
