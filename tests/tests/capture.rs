@@ -11,19 +11,21 @@
 //! - inbound: the peer calls the pod's IP on the app's port; the app listens on 127.0.0.1
 //!   only, so the answer can only come through the capture to 15006 (Envoy's inbound cluster
 //!   counts it); a port no Service names passes through Envoy (`InboundPassthroughCluster`,
-//!   from 127.0.0.6) once, without looping back into the capture.
+//!   from 127.0.0.6) once, without looping back into the capture;
 //! - mutual TLS in Kubernetes mode: meshd runs its CA and the sidecar holds a workload
 //!   certificate, so `virtualInbound` carries PeerAuthentication chains. Under the default
-//!   PERMISSIVE the plaintext requests above pass (the `raw_buffer` chain); once a STRICT
-//!   PeerAuthentication arrives, the peer's plaintext request is refused while the peer
-//!   with a certificate of the mesh's trust domain (signed by meshd's root with openssl)
-//!   reaches the app over mTLS, and the app sees its SPIFFE id in
-//!   `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS across two captured
-//!   namespaces (the peer has no sidecar).
+//!   PERMISSIVE the plaintext requests above pass (the `raw_buffer` chain), a client with a
+//!   certificate of the mesh's trust domain (signed by meshd's root with openssl) offering
+//!   the mesh ALPN gets mTLS, and TLS without it (the app's own) is passed to the app
+//!   untouched; once a STRICT PeerAuthentication arrives, the peer's plaintext request is
+//!   refused while the peer with the certificate reaches the app over mTLS, and the app
+//!   sees its SPIFFE id in `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS
+//!   across two captured namespaces (the peer has no sidecar).
 //!
-//! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI` a missing
-//! one fails the test; otherwise it is skipped with a loud message. The namespaces are
-//! deleted on every path (a guard), which also removes the veth pair and the rules.
+//! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI`
+//! a missing one fails the test; otherwise it is skipped with a loud message. The
+//! namespaces are deleted on every path (a guard), which also removes the veth pair and the
+//! rules.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -319,6 +321,27 @@ fn peer_certificate(ca: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// An HTTP/1.1 request over TLS from `ns` to the pod's port 9080 with the mesh's ALPN
+/// (`istio-http/1.1`, as a meshed client offers it) and the client certificate; the
+/// response (status line, headers and body), which must be a 200.
+fn mesh_alpn_request(ns: &str, cert: &Path, key: &Path) -> String {
+    let script = format!(
+        "printf 'GET /mesh-alpn HTTP/1.1\\r\\nHost: client\\r\\nConnection: close\\r\\n\\r\\n' | \
+         timeout 5 openssl s_client -quiet -ign_eof -connect {POD_IP}:9080 \
+         -alpn istio-http/1.1 -cert {} -key {}",
+        cert.display(),
+        key.display()
+    );
+    let out = in_ns(ns, None, &["sh", "-c", &script]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.starts_with("HTTP/1.1 200"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn logs(children: &[&ChildGuard]) -> String {
     children
         .iter()
@@ -575,6 +598,41 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     );
     assert_eq!(through, 1, "one connection, no redirect loop");
 
+    // PERMISSIVE tells mesh mTLS from an app's own TLS by ALPN: a client with the mesh's
+    // certificate offering `istio-http/1.1` gets the mTLS chain (its identity reaches the
+    // app) ...
+    let (cert, key) = peer_certificate(&ca, &tmp);
+    let via_alpn = mesh_alpn_request(&net.peer, &cert, &key);
+    assert!(
+        via_alpn.contains("URI=spiffe://cluster.local/ns/shop/sa/peer"),
+        "PERMISSIVE with the mesh ALPN: {via_alpn}\n{}",
+        logs(&all)
+    );
+    // ... while TLS offering only h2/http/1.1 is the app's own and goes to the app as is
+    // (a plaintext app cannot answer it).
+    let own_tls = "tcp.inbound|9080||.downstream_cx_total";
+    let before = envoy_stat(&net.pod, own_tls);
+    assert!(
+        curl(
+            &net.peer,
+            None,
+            &[
+                "-k",
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                &format!("https://{POD_IP}:9080/own-tls"),
+            ],
+        )
+        .is_err()
+    );
+    assert_eq!(
+        envoy_stat(&net.pod, own_tls),
+        before + 1,
+        "the app's own TLS passed through"
+    );
+
     // STRICT: plaintext to the app's port is refused once the policy arrives ...
     strict(&cfg);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -588,7 +646,6 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // ... and a client with a certificate of the mesh reaches the app over mTLS.
-    let (cert, key) = peer_certificate(&ca, &tmp);
     let mtls = curl(
         &net.peer,
         None,
