@@ -593,7 +593,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__demo)
-            opts="-h -V --engine --duration --dir --ip-prefix --requests --help --version"
+            opts="-h -V --engine --duration --dir --ip-prefix --requests --no-mtls --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

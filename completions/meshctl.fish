@@ -385,6 +385,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l duration -d 'St
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l dir -d 'Write the generated config and the logs here, and keep them (default: a temporary directory, removed at exit)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l ip-prefix -d 'The loopback addresses to use, as three octets: meshd on A.B.C.1, the workloads from A.B.C.11' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l requests -d 'How many requests to send through productpage' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -l no-mtls -d 'Plaintext between the sidecars: meshd runs no CA and bookinfo\'s security policies (STRICT mTLS, AuthorizationPolicies admitting SPIFFE principals) are left out. By default meshd\'s CA (in DIR/ca) certifies every sidecar and the policies apply'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand describe; and not __fish_seen_subcommand_from pod po workload service svc help" -s h -l help -d 'Print help'

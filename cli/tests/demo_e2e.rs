@@ -1,6 +1,10 @@
 //! `meshctl demo` end to end: headless with `--duration`, then interrupted with SIGINT as
 //! Ctrl-C would; both times the output must show every sidecar SYNCED and every request
-//! answered, and nothing the demo started may be left running or listening.
+//! answered, and nothing the demo started may be left running or listening. The headless
+//! run is `--no-mtls` (plaintext, no CA, no security policies); the interactive one has
+//! mTLS, the default: every sidecar holds a certificate from meshd's CA (`proxy-config
+//! secret` shows it) and bookinfo's AuthorizationPolicies admit productpage's SPIFFE
+//! identity at details and refuse ratings' with 403.
 
 // Test helpers may stop the test with expect/panic; that is how a test fails.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -51,6 +55,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn demo_addresses(prefix: &str) -> Vec<SocketAddr> {
     let mut v = vec![
         format!("{prefix}.1:15010").parse().unwrap(),
+        format!("{prefix}.1:15012").parse().unwrap(),
         format!("{prefix}.1:15014").parse().unwrap(),
     ];
     for last in 11..17 {
@@ -77,7 +82,7 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> i32 {
     }
 }
 
-fn check_output(engine: &str, stdout: &str, stderr: &str, requests: usize) {
+fn check_output(engine: &str, stdout: &str, stderr: &str, requests: usize, mtls: bool) {
     let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
     let found = if engine == "envoy" {
         "✔ Found meshd, mesh-proxy and Envoy"
@@ -96,6 +101,16 @@ fn check_output(engine: &str, stdout: &str, stderr: &str, requests: usize) {
     ] {
         assert!(all.contains(step), "{step:?} missing:\n{all}");
     }
+    // With mTLS the policies are checked: one caller admitted, one refused by RBAC.
+    let policy = "✔ details admits productpage's identity (200) and refuses ratings' \
+                  (403 RBAC: access denied)";
+    assert_eq!(
+        all.contains(policy),
+        mtls,
+        "{policy:?} (mTLS {mtls}):\n{all}"
+    );
+    let its_ca = all.contains(", its CA on ");
+    assert_eq!(its_ca, mtls, "meshd's CA (mTLS {mtls}):\n{all}");
     // The 80/20 split of VirtualService reviews: v1 and v3 only without the header.
     let traffic = stderr
         .lines()
@@ -273,6 +288,7 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
             "1s",
             "--requests",
             "10",
+            "--no-mtls",
             "--ip-prefix",
             prefix,
             "--dir",
@@ -293,9 +309,13 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
     let code = wait_bounded(&mut child, Duration::from_secs(150));
     let stderr = err_reader.join().unwrap();
     assert_eq!(code, 0, "--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    check_output(engine, &stdout, &stderr, 10);
+    check_output(engine, &stdout, &stderr, 10, false);
     assert!(stderr.contains("running for 1s (--duration)"), "{stderr}");
     assert!(dir.join("pods.yaml").is_file() && dir.join("logs/meshd.log").is_file());
+    assert!(
+        !dir.join("security.yaml").exists() && !dir.join("ca").exists(),
+        "--no-mtls: no policies, no CA"
+    );
     // The config it suggests analyzing is clean.
     let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
         .arg("analyze")
@@ -352,6 +372,10 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
             temp_dir.join("pods.yaml").is_file(),
             "the demo's temporary config dir"
         );
+        assert!(
+            temp_dir.join("security.yaml").is_file(),
+            "bookinfo's policies apply with mTLS"
+        );
         // The commands it suggests work against it.
         let cp = format!("http://{prefix}.1:15014");
         check_proxy_config(prefix, &cp);
@@ -400,7 +424,7 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
     let stderr = err_reader.join().unwrap();
     assert!(up.is_ok(), "the mesh never came up:\n{stdout}\n{stderr}");
     assert_eq!(code, 0, "--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    check_output(engine, &stdout, &stderr, 4);
+    check_output(engine, &stdout, &stderr, 4, true);
     assert!(
         !temp_dir.exists(),
         "the temporary config dir is removed at exit"
@@ -483,10 +507,18 @@ fn check_proxy_config(prefix: &str, cp: &str) {
             .any(|l| l.starts_with(&format!("{prefix}.14:9080")) && l.contains("HEALTHY")),
         "reviews-v2 is the fourth workload:\n{endpoints}"
     );
-    // No certificates are served yet (mTLS is not built): an empty table, not an error.
+    // The workload certificate and the trust bundle from meshd's CA, both in use.
     let secrets = pc(cp, "secret", &[]);
     assert!(secrets.starts_with("RESOURCE NAME"), "{secrets}");
-    assert_eq!(secrets.lines().count(), 1, "{secrets}");
+    assert_eq!(secrets.lines().count(), 3, "{secrets}");
+    for name in ["default", "ROOTCA"] {
+        assert!(
+            secrets
+                .lines()
+                .any(|l| l.starts_with(name) && l.contains("ACTIVE") && l.contains("true")),
+            "{name} missing or not active:\n{secrets}"
+        );
+    }
     let bootstrap = pc(cp, "bootstrap", &[]);
     assert!(
         bootstrap.contains(&format!(

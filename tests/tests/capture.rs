@@ -11,11 +11,21 @@
 //! - inbound: the peer calls the pod's IP on the app's port; the app listens on 127.0.0.1
 //!   only, so the answer can only come through the capture to 15006 (Envoy's inbound cluster
 //!   counts it); a port no Service names passes through Envoy (`InboundPassthroughCluster`,
-//!   from 127.0.0.6) once, without looping back into the capture.
+//!   from 127.0.0.6) once, without looping back into the capture;
+//! - mutual TLS in Kubernetes mode: meshd runs its CA and the sidecar holds a workload
+//!   certificate, so `virtualInbound` carries PeerAuthentication chains. Under the default
+//!   PERMISSIVE the plaintext requests above pass (the `raw_buffer` chain), a client with a
+//!   certificate of the mesh's trust domain (signed by meshd's root with openssl) offering
+//!   the mesh ALPN gets mTLS, and TLS without it (the app's own) is passed to the app
+//!   untouched; once a STRICT PeerAuthentication arrives, the peer's plaintext request is
+//!   refused while the peer with the certificate reaches the app over mTLS, and the app
+//!   sees its SPIFFE id in `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS
+//!   across two captured namespaces (the peer has no sidecar).
 //!
-//! Needs root, `ip`, `iptables-restore`, `curl`, `setpriv` and Envoy. Under `CI` a missing
-//! one fails the test; otherwise it is skipped with a loud message. The namespaces are
-//! deleted on every path (a guard), which also removes the veth pair and the rules.
+//! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI`
+//! a missing one fails the test; otherwise it is skipped with a loud message. The
+//! namespaces are deleted on every path (a guard), which also removes the veth pair and the
+//! rules.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -119,6 +129,7 @@ fn missing_prerequisite() -> Option<String> {
         "iptables-restore",
         "iptables-save",
         "curl",
+        "openssl",
         "setpriv",
     ] {
         if on_path(tool).is_none() {
@@ -238,6 +249,99 @@ status:
     std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
 }
 
+/// A STRICT PeerAuthentication for the pod's namespace, as a second file meshd picks up.
+fn strict(dir: &Path) {
+    let yaml = "apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: shop
+spec:
+  mtls:
+    mode: STRICT
+";
+    std::fs::write(dir.join("strict.yaml"), yaml).unwrap();
+}
+
+/// A client certificate for `spiffe://cluster.local/ns/shop/sa/peer`, signed by meshd's
+/// root in `ca`; (certificate, key) paths.
+fn peer_certificate(ca: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let (key, csr, cert, ext) = (
+        dir.join("peer-key.pem"),
+        dir.join("peer.csr"),
+        dir.join("peer-cert.pem"),
+        dir.join("peer.ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=URI:spiffe://cluster.local/ns/shop/sa/peer\n\
+         extendedKeyUsage=clientAuth\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\n",
+    )
+    .unwrap();
+    let p = |x: &Path| x.display().to_string();
+    must(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/O=peer",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ],
+    );
+    must(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca.join("root-cert.pem")),
+            "-CAkey",
+            &p(&ca.join("root-key.pem")),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ],
+    );
+    (cert, key)
+}
+
+/// An HTTP/1.1 request over TLS from `ns` to the pod's port 9080 with the mesh's ALPN
+/// (`istio-http/1.1`, as a meshed client offers it) and the client certificate; the
+/// response (status line, headers and body), which must be a 200.
+fn mesh_alpn_request(ns: &str, cert: &Path, key: &Path) -> String {
+    let script = format!(
+        "printf 'GET /mesh-alpn HTTP/1.1\\r\\nHost: client\\r\\nConnection: close\\r\\n\\r\\n' | \
+         timeout 5 openssl s_client -quiet -ign_eof -connect {POD_IP}:9080 \
+         -alpn istio-http/1.1 -cert {} -key {}",
+        cert.display(),
+        key.display()
+    );
+    let out = in_ns(ns, None, &["sh", "-c", &script]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.starts_with("HTTP/1.1 200"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn logs(children: &[&ChildGuard]) -> String {
     children
         .iter()
@@ -342,6 +446,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     let _ = std::fs::remove_dir_all(&tmp);
     let cfg = tmp.join("config");
     config(&cfg);
+    let ca = tmp.join("ca");
     let s = |x: &str| x.to_owned();
     let meshd_guard = spawn_in_ns(
         "meshd",
@@ -355,6 +460,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
             s("127.0.0.1:15010"),
             s("--debug-address"),
             s("127.0.0.1:15014"),
+            s("--ca-dir"),
+            ca.display().to_string(),
         ],
         &tmp.join("meshd.log"),
     );
@@ -413,6 +520,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         s("app=client"),
         s("--xds-address"),
         s("127.0.0.1:15010"),
+        s("--ca-dir"),
+        ca.display().to_string(),
         s("--envoy-bin"),
     ];
     sidecar_cmd.push(envoy.display().to_string());
@@ -488,6 +597,87 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         "cluster.InboundPassthroughCluster.upstream_cx_total",
     );
     assert_eq!(through, 1, "one connection, no redirect loop");
+
+    // PERMISSIVE tells mesh mTLS from an app's own TLS by ALPN: a client with the mesh's
+    // certificate offering `istio-http/1.1` gets the mTLS chain (its identity reaches the
+    // app) ...
+    let (cert, key) = peer_certificate(&ca, &tmp);
+    let via_alpn = mesh_alpn_request(&net.peer, &cert, &key);
+    assert!(
+        via_alpn.contains("URI=spiffe://cluster.local/ns/shop/sa/peer"),
+        "PERMISSIVE with the mesh ALPN: {via_alpn}\n{}",
+        logs(&all)
+    );
+    // ... while TLS offering only h2/http/1.1 is the app's own and goes to the app as is
+    // (a plaintext app cannot answer it).
+    let own_tls = "tcp.inbound|9080||.downstream_cx_total";
+    let before = envoy_stat(&net.pod, own_tls);
+    assert!(
+        curl(
+            &net.peer,
+            None,
+            &[
+                "-k",
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                &format!("https://{POD_IP}:9080/own-tls"),
+            ],
+        )
+        .is_err()
+    );
+    assert_eq!(
+        envoy_stat(&net.pod, own_tls),
+        before + 1,
+        "the app's own TLS passed through"
+    );
+
+    // STRICT: plaintext to the app's port is refused once the policy arrives ...
+    strict(&cfg);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let plain = format!("http://{POD_IP}:9080/plaintext");
+    while curl(&net.peer, None, &[&plain]).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "STRICT never applied: plaintext still served\n{}",
+            logs(&all)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // ... and a client with a certificate of the mesh reaches the app over mTLS.
+    let mtls = curl(
+        &net.peer,
+        None,
+        &[
+            "-k",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            &format!("https://{POD_IP}:9080/mtls"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("the mTLS request failed: {e}\n{}", logs(&all)));
+    let reply: J = serde_json::from_str(&mtls).unwrap();
+    assert_eq!(reply["name"], "client-app", "{mtls}");
+    let xfcc = reply["headers"]["x-forwarded-client-cert"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        xfcc.contains("URI=spiffe://cluster.local/ns/shop/sa/peer"),
+        "{mtls}"
+    );
+    // Without a client certificate the handshake fails.
+    assert!(
+        curl(
+            &net.peer,
+            None,
+            &["-k", &format!("https://{POD_IP}:9080/no-cert")]
+        )
+        .is_err(),
+        "STRICT took TLS without a client certificate"
+    );
 
     drop(sidecar);
     drop(extra);

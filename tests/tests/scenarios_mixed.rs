@@ -1,8 +1,9 @@
 //! Mixed meshes: the authorization, trace and mTLS scenarios (`authz-*`, `trace-headers`,
-//! `mtls-peer-authentication`: mTLS between a native proxy and Envoy both ways) with
+//! `mtls-peer-authentication` and `gateway-mtls`: mTLS between a native proxy and Envoy
+//! both ways, through a gateway too) with
 //! native mesh-proxy callers in front of Envoy servers, and Envoy callers in front of native
-//! servers. A caller is a workload some request is sent `from`; every other workload with a
-//! proxy is a server. Each request gets the outcome its scenario states, whichever engine
+//! servers. A caller is a workload some request is sent `from` (and, in mTLS scenarios, a
+//! gateway); every other workload with a proxy is a server. Each request gets the outcome its scenario states, whichever engine
 //! enforces the policy.
 //!
 //! Envoy comes from `MESH_ENVOY_BIN` or `PATH`; without it the test is skipped loudly, and
@@ -18,10 +19,15 @@ use std::sync::Arc;
 
 use mesh_e2e::process::find_envoy;
 use mesh_e2e::runner::{self, ProxyEngine, RunOptions, Tools};
-use mesh_e2e::scenario::{LoadedScenario, copy_moving_addresses, load_all, scenarios_root};
+use mesh_e2e::scenario::{
+    LoadedScenario, ProxyMode, copy_moving_addresses, load_all, scenarios_root,
+};
 
 fn picked(name: &str) -> bool {
-    name.starts_with("authz-") || name == "trace-headers" || name == "mtls-peer-authentication"
+    name.starts_with("authz-")
+        || name == "trace-headers"
+        || name == "mtls-peer-authentication"
+        || name == "gateway-mtls"
 }
 
 /// `MESH_E2E_SCENARIO=a,b` runs only those scenarios.
@@ -32,11 +38,20 @@ fn only() -> Option<Vec<String>> {
         .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
 }
 
+/// The workloads requests are sent `from` and, in mTLS scenarios, the gateways (they open
+/// mutual TLS to the backends, so the gateway and its backend run different engines).
 fn callers(s: &LoadedScenario) -> BTreeSet<String> {
+    let gateways = s
+        .scenario
+        .workloads
+        .iter()
+        .filter(|w| s.scenario.mtls && w.proxy == ProxyMode::Gateway)
+        .map(|w| w.name.clone());
     s.scenario
         .requests
         .iter()
         .filter_map(|r| r.from.clone())
+        .chain(gateways)
         .collect()
 }
 

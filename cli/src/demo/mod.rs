@@ -3,7 +3,9 @@
 //! Writes a local-mode config directory for bookinfo ([`config`]), starts meshd on it,
 //! runs the bookinfo apps as tasks inside meshctl ([`apps`]) and a sidecar for each
 //! (`mesh-proxy run --engine envoy|native`) on its own loopback address, waits until every
-//! sidecar is SYNCED and listening, drives traffic through productpage, prints
+//! sidecar is SYNCED and listening, drives traffic through productpage, shows bookinfo's
+//! AuthorizationPolicies admitting one caller's SPIFFE identity and refusing another's
+//! (mutual TLS with certificates from meshd's CA is on unless `--no-mtls`), prints
 //! proxy-status and the commands to try next, and then runs until Ctrl-C (or
 //! `--duration`). meshd and the sidecars run in their own process groups ([`procs`]) and
 //! are stopped on every exit path. No root, no cluster, no Docker.
@@ -50,6 +52,9 @@ Examples:
 
   # Headless, for 30 seconds, keeping the config and logs
   meshctl demo --duration 30s --dir /tmp/bookinfo
+
+  # Plaintext between the sidecars: no CA, no security policies
+  meshctl demo --no-mtls
 
 Exit codes: 0 the mesh came up, all requests succeeded and every proxy was SYNCED;
 79 requests failed or a proxy was not SYNCED; 69 something could not start;
@@ -103,6 +108,12 @@ pub struct DemoArgs {
     /// How many requests to send through productpage.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub requests: usize,
+
+    /// Plaintext between the sidecars: meshd runs no CA and bookinfo's security policies
+    /// (STRICT mTLS, AuthorizationPolicies admitting SPIFFE principals) are left out. By
+    /// default meshd's CA (in DIR/ca) certifies every sidecar and the policies apply.
+    #[arg(long)]
+    pub no_mtls: bool,
 }
 
 /// The first three octets of the demo's loopback addresses.
@@ -288,7 +299,10 @@ async fn bring_up(
     let meshd_ip = args.ip_prefix.addr(1);
     let xds = SocketAddr::new(meshd_ip.into(), 15010);
     let debug = SocketAddr::new(meshd_ip.into(), 15014);
+    let ca = SocketAddr::new(meshd_ip.into(), 15012);
     let controlplane = format!("http://{debug}");
+    let mtls = !args.no_mtls;
+    let ca_dir = dir.join("ca");
 
     // Binaries.
     let step = progress.start("Looking for meshd, mesh-proxy and Envoy");
@@ -313,6 +327,9 @@ async fn bring_up(
     let step = progress.start("Writing the bookinfo config");
     let workloads = config::workloads(args.ip_prefix.0)?;
     let mut busy = vec![xds, debug];
+    if mtls {
+        busy.push(ca);
+    }
     for w in &workloads {
         for port in [
             SERVICE_PORT,
@@ -330,13 +347,18 @@ async fn bring_up(
             );
         }
     }
-    config::write(dir, &workloads)?;
+    config::write_with(dir, &workloads, mtls)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     step.done(&format!(
-        "Wrote bookinfo's config to {} (Services, VirtualServices, DestinationRules, {} Pods)",
+        "Wrote bookinfo's config to {} (Services, VirtualServices, DestinationRules, {} Pods{})",
         dir.display(),
-        workloads.len()
+        workloads.len(),
+        if mtls {
+            ", STRICT mTLS, AuthorizationPolicies"
+        } else {
+            "; no security policies: --no-mtls"
+        }
     ));
 
     // meshd.
@@ -348,6 +370,9 @@ async fn bring_up(
         .arg(xds.to_string())
         .arg("--debug-address")
         .arg(debug.to_string());
+    if mtls {
+        cmd.arg("--ca-dir").arg(&ca_dir);
+    }
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }
@@ -357,7 +382,12 @@ async fn bring_up(
     })
     .await?;
     step.done(&format!(
-        "meshd serves xDS on {xds}, its debug API on {controlplane}"
+        "meshd serves xDS on {xds}, its debug API on {controlplane}{}",
+        if mtls {
+            format!(", its CA on {ca}")
+        } else {
+            String::new()
+        }
     ));
 
     // Apps.
@@ -398,6 +428,12 @@ async fn bring_up(
             .arg(format!("version={}", w.version));
         if let Some(e) = &envoy {
             cmd.arg("--envoy-bin").arg(e);
+        }
+        if mtls {
+            cmd.arg("--ca-dir")
+                .arg(&ca_dir)
+                .arg("--label")
+                .arg(format!("{}=istio", config::TLS_MODE_LABEL));
         }
         let log = logs.join(format!("proxy-{}.log", w.name));
         groups.push(Group::spawn(&format!("sidecar {}", w.name), cmd, &log)?);
@@ -449,6 +485,11 @@ async fn bring_up(
     for e in plain.errors.iter().chain(&jason.errors).take(3) {
         progress.note(&format!("failed: {e}"));
     }
+    let ok = if mtls {
+        ok & check_policies(progress, &workloads).await
+    } else {
+        ok
+    };
 
     // proxy-status.
     let entries = proxy_status::fetch(&controlplane).await?;
@@ -465,9 +506,66 @@ async fn bring_up(
     }
     println!(
         "{}",
-        next_steps(&controlplane, productpage, dir, args.dir.is_some())
+        next_steps(
+            &controlplane,
+            productpage,
+            mtls.then(|| workloads.iter().find(|w| w.app == "ratings"))
+                .flatten(),
+            dir,
+            args.dir.is_some()
+        )
     );
     Ok(Outcome { ok: ok && in_sync })
+}
+
+/// bookinfo's `details-viewer` AuthorizationPolicy admits only productpage's SPIFFE
+/// identity: a request from productpage's sidecar to details must be answered 200 and the
+/// same request from ratings' sidecar refused with 403 `RBAC: access denied`. Whether both
+/// held.
+async fn check_policies(progress: &Progress, workloads: &[Workload]) -> bool {
+    let step = progress.start("Checking bookinfo's AuthorizationPolicies over mTLS");
+    let sidecar = |app: &str| {
+        workloads
+            .iter()
+            .find(|w| w.app == app)
+            .map(|w| (w.namespace.clone(), SocketAddr::new(w.ip.into(), 15001)))
+    };
+    let (Some((ns, productpage)), Some((_, ratings))) =
+        (sidecar("productpage"), sidecar("ratings"))
+    else {
+        progress.note("bookinfo has no productpage or ratings");
+        return false;
+    };
+    let host = format!("details.{ns}:{SERVICE_PORT}");
+    let outcome = |r: anyhow::Result<(u16, Bytes)>| match r {
+        Ok((status, body)) => (
+            status,
+            format!("{status} {}", String::from_utf8_lossy(&body).trim())
+                .chars()
+                .take(60)
+                .collect::<String>(),
+        ),
+        Err(e) => (0, format!("{e:#}")),
+    };
+    let (admitted, admitted_text) =
+        outcome(apps::call(productpage, &host, "/details/0", None).await);
+    let (refused, refused_text) = outcome(apps::call(ratings, &host, "/details/0", None).await);
+    let line = format!(
+        "details admits productpage's identity ({}) and refuses ratings' ({})",
+        if admitted == 200 {
+            "200".to_owned()
+        } else {
+            admitted_text
+        },
+        refused_text
+    );
+    let held = admitted == 200 && refused == 403 && refused_text.contains("RBAC: access denied");
+    if held {
+        step.done(&line);
+    } else {
+        progress.note(&format!("unexpected: {line}"));
+    }
+    held
 }
 
 /// Whether every proxy in `ids` is connected with CDS and LDS SYNCED and nothing STALE or
@@ -514,12 +612,19 @@ fn controlplane_flag(controlplane: &str) -> String {
     }
 }
 
-fn next_steps(controlplane: &str, productpage: &Workload, dir: &Path, kept: bool) -> String {
+/// `ratings`: with mTLS, the workload whose call to details the policies refuse.
+fn next_steps(
+    controlplane: &str,
+    productpage: &Workload,
+    ratings: Option<&Workload>,
+    dir: &Path,
+    kept: bool,
+) -> String {
     let cp = controlplane_flag(controlplane);
     let pp = productpage.display();
     let ip = productpage.ip;
     let mut out = String::from("\nThe mesh is up. Try, in another terminal:\n");
-    let lines = [
+    let mut lines = vec![
         (
             format!("meshctl proxy-status{cp}"),
             "every sidecar's sync state",
@@ -553,6 +658,19 @@ fn next_steps(controlplane: &str, productpage: &Workload, dir: &Path, kept: bool
             "the sidecar's admin API",
         ),
     ];
+    if let Some(r) = ratings {
+        lines.push((
+            format!("meshctl proxy-config secret {pp}{cp}"),
+            "its certificate from meshd's CA",
+        ));
+        lines.push((
+            format!(
+                "curl -x http://{}:15001 http://details.{}:{SERVICE_PORT}/details/0",
+                r.ip, r.namespace
+            ),
+            "403: details admits only productpage's identity",
+        ));
+    }
     let width = lines.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     for (cmd, what) in lines {
         out.push_str(&format!("  {cmd:width$}   # {what}\n"));

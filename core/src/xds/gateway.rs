@@ -17,6 +17,13 @@
 //! - Servers on one port must agree on the kind (HTTP, terminated HTTPS, passthrough TLS,
 //!   TCP); the first server (Gateways in load order) decides and the others are left out.
 //!   Servers needing Kubernetes secrets are left out (and listed by [`super::Snapshot`]).
+//! - Mutual TLS with the mesh's certificates (a gateway holding a workload certificate,
+//!   [`ProxyInfo::mtls`]): its clusters get auto mTLS / `ISTIO_MUTUAL` as a sidecar's do
+//!   (the gateway's own SPIFFE identity, so a backend's AuthorizationPolicy can admit its
+//!   principal), and a server with `tls.mode: ISTIO_MUTUAL` terminates mutual TLS with the
+//!   gateway's certificate, requires the client's (verified against the trust bundle) and
+//!   passes its identity on in `x-forwarded-client-cert` (`SANITIZE_SET`). A gateway with
+//!   no certificate leaves `ISTIO_MUTUAL` servers out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -142,6 +149,10 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
             if kind == Kind::Https && server.tls.as_ref().is_none_or(needs_secret) {
                 continue;
             }
+            // ISTIO_MUTUAL needs the gateway's own workload certificate.
+            if server.tls.as_ref().is_some_and(is_istio_mutual) && !proxy.mtls {
+                continue;
+            }
             // A TLS server that terminates TLS needs its certificate files.
             if kind == Kind::Tcp && server.tls.as_ref().is_some_and(needs_secret) {
                 continue;
@@ -215,12 +226,15 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                             server_names: sni_names(&s.server.hosts),
                             ..Default::default()
                         }),
-                        transport_socket: Some(downstream_tls(tls)),
-                        filters: vec![hcm(
-                            &format!("outbound_{name}"),
-                            Routes::Rds(rc_name),
-                            authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
-                            false,
+                        transport_socket: Some(server_tls(snap, tls)),
+                        filters: vec![client_cert(
+                            tls,
+                            hcm(
+                                &format!("outbound_{name}"),
+                                Routes::Rds(rc_name),
+                                authz::with_http_filters(snap, proxy, outbound_http_filters(false)),
+                                false,
+                            ),
                         )],
                         ..Default::default()
                     });
@@ -236,10 +250,12 @@ pub(super) fn generate(snap: &Snapshot, proxy: &ProxyInfo) -> ProxyConfig {
                 if let Some(f) = tcp_filter(&scope, servers, servers[0].port) {
                     // Protocol TLS with SIMPLE or MUTUAL: terminate TLS, then proxy TCP.
                     let tls = servers[0].server.tls.as_ref().filter(|t| {
-                        !t.server_certificate.is_empty() || !t.tls_certificates.is_empty()
+                        !t.server_certificate.is_empty()
+                            || !t.tls_certificates.is_empty()
+                            || is_istio_mutual(t)
                     });
                     listener.filter_chains.push(FilterChain {
-                        transport_socket: tls.map(downstream_tls),
+                        transport_socket: tls.map(|t| server_tls(snap, t)),
                         filters: authz::with_tcp_filters(snap, proxy, f),
                         ..Default::default()
                     });
@@ -294,6 +310,29 @@ fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::Filename(path.to_owned())),
         ..Default::default()
+    }
+}
+
+fn is_istio_mutual(tls: &ServerTlsSettings) -> bool {
+    tls.mode == ServerTlsMode::IstioMutual
+}
+
+/// A server's TLS: the mesh certificate for `ISTIO_MUTUAL`, else its certificate files.
+fn server_tls(snap: &Snapshot, tls: &ServerTlsSettings) -> TransportSocket {
+    if is_istio_mutual(tls) {
+        super::mtls::gateway_server_socket(snap)
+    } else {
+        downstream_tls(tls)
+    }
+}
+
+/// Behind an `ISTIO_MUTUAL` server the connection manager passes on the client's
+/// identity (`x-forwarded-client-cert`).
+fn client_cert(tls: &ServerTlsSettings, f: Filter) -> Filter {
+    if is_istio_mutual(tls) {
+        super::mtls::gateway_client_cert(f)
+    } else {
+        f
     }
 }
 
@@ -570,4 +609,181 @@ fn tcp_filter(scope: &Scope<'_>, servers: &[GwServer<'_>], port: u16) -> Option<
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+    use std::path::Path;
+
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::listener::v3::filter;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+        HttpConnectionManager, http_connection_manager,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+    use prost::Message;
+
+    use super::*;
+    use crate::analysis::{MeshConfig, Store};
+    use crate::xds::{ProxyKind, generate};
+
+    /// The `gateway-mtls` scenario's config: a STRICT backend, a gateway with an HTTP server
+    /// on 8080 and an `ISTIO_MUTUAL` server on 8443.
+    fn snap() -> Snapshot {
+        snap_with("")
+    }
+
+    /// The scenario's config and `extra` YAML documents.
+    fn snap_with(extra: &str) -> Snapshot {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/scenarios/gateway-mtls/config/mesh.yaml");
+        let text = std::fs::read_to_string(file).unwrap();
+        let loaded =
+            crate::source::load_bytes("mesh.yaml", format!("{text}---\n{extra}").as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let s = Snapshot::build(&Store::new(loaded.resources), &MeshConfig::default());
+        assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+        s
+    }
+
+    fn gateway(s: &Snapshot, mtls: bool) -> ProxyConfig {
+        let w = s
+            .registry
+            .workload("istio-system", "ingressgateway")
+            .unwrap();
+        let mut p = ProxyInfo::from_node_id(&ProxyInfo::node_id(
+            ProxyKind::Gateway,
+            w.address.parse().unwrap(),
+            "ingressgateway",
+            "istio-system",
+        ))
+        .unwrap();
+        p.labels = w.labels.clone();
+        p.service_account = "istio-ingressgateway-service-account".to_owned();
+        p.mtls = mtls;
+        generate(s, &p)
+    }
+
+    fn upstream_tls(c: &Cluster) -> Option<UpstreamTlsContext> {
+        let Some(transport_socket::ConfigType::TypedConfig(any)) =
+            &c.transport_socket.as_ref()?.config_type
+        else {
+            return None;
+        };
+        Some(UpstreamTlsContext::decode(any.value.as_slice()).unwrap())
+    }
+
+    #[test]
+    fn a_gateway_with_a_certificate_sends_mtls_and_serves_istio_mutual() {
+        let s = snap();
+        let cfg = gateway(&s, true);
+        let backend = cfg
+            .clusters
+            .iter()
+            .find(|c| c.name == "outbound|9080||productpage.shop.svc.cluster.local")
+            .unwrap();
+        let ctx = upstream_tls(backend).expect("auto mTLS to the STRICT backend");
+        assert_eq!(
+            ctx.sni,
+            "outbound_.9080_._.productpage.shop.svc.cluster.local"
+        );
+        let common = ctx.common_tls_context.unwrap();
+        assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+
+        let mesh = cfg
+            .listeners
+            .iter()
+            .find(|l| l.name == "127.10.41.5_8443")
+            .expect("the ISTIO_MUTUAL server's listener");
+        let chain = &mesh.filter_chains[0];
+        let Some(transport_socket::ConfigType::TypedConfig(any)) =
+            &chain.transport_socket.as_ref().unwrap().config_type
+        else {
+            panic!("no TLS context")
+        };
+        let down = DownstreamTlsContext::decode(any.value.as_slice()).unwrap();
+        assert_eq!(down.require_client_certificate, Some(proto::boolv(true)));
+        let common = down.common_tls_context.unwrap();
+        assert_eq!(common.tls_certificate_sds_secret_configs[0].name, "default");
+        assert!(matches!(
+            common.validation_context_type,
+            Some(common_tls_context::ValidationContextType::CombinedValidationContext(_))
+        ));
+        let Some(filter::ConfigType::TypedConfig(any)) = &chain.filters[0].config_type else {
+            panic!()
+        };
+        let hcm = HttpConnectionManager::decode(any.value.as_slice()).unwrap();
+        assert_eq!(
+            hcm.forward_client_cert_details,
+            http_connection_manager::ForwardClientCertDetails::SanitizeSet as i32
+        );
+        // The plaintext server stays plaintext.
+        let plain = cfg
+            .listeners
+            .iter()
+            .find(|l| l.name == "127.10.41.5_8080")
+            .unwrap();
+        assert!(plain.filter_chains[0].transport_socket.is_none());
+    }
+
+    #[test]
+    fn a_tls_server_with_istio_mutual_terminates_mtls_before_the_tcp_proxy() {
+        let s = snap_with(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-mesh, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 9443, name: tls-mesh, protocol: TLS}
+    tls: {mode: ISTIO_MUTUAL}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-mesh, namespace: shop}
+spec:
+  hosts: [\"*\"]
+  gateways: [tcp-mesh]
+  tcp:
+  - route:
+    - destination: {host: productpage.shop.svc.cluster.local, port: {number: 9080}}
+",
+        );
+        let cfg = gateway(&s, true);
+        let l = cfg
+            .listeners
+            .iter()
+            .find(|l| l.name == "127.10.41.5_9443")
+            .expect("the TLS server's listener");
+        let chain = &l.filter_chains[0];
+        assert_eq!(
+            chain.transport_socket,
+            Some(super::super::mtls::gateway_server_socket(&s))
+        );
+        assert!(
+            chain
+                .filters
+                .iter()
+                .any(|f| f.name == "envoy.filters.network.tcp_proxy")
+        );
+        // Without a certificate the server is left out.
+        let cfg = gateway(&s, false);
+        assert!(cfg.listeners.iter().all(|l| l.name != "127.10.41.5_9443"));
+    }
+
+    #[test]
+    fn a_gateway_without_a_certificate_stays_plaintext_and_leaves_istio_mutual_out() {
+        let s = snap();
+        let cfg = gateway(&s, false);
+        let backend = cfg
+            .clusters
+            .iter()
+            .find(|c| c.name == "outbound|9080||productpage.shop.svc.cluster.local")
+            .unwrap();
+        assert!(upstream_tls(backend).is_none());
+        let names: Vec<&str> = cfg.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["127.10.41.5_8080"]);
+    }
 }

@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, TrafficDirection,
 };
 use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+    Filter, FilterChain, Listener, ListenerFilter, filter, listener_filter,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
@@ -739,38 +739,40 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
     });
     if capture_none {
         // Explicit ingress listeners without capture: bind each port on the pod's IP.
-        let ip = scope.proxy.ip.to_string();
-        for p in ports {
-            let name = format!("{ip}_{}", p.port);
-            out.listeners.push(Listener {
-                name: name.clone(),
-                address: Some(proto::socket(&ip, p.port)),
-                filter_chains: vec![FilterChain {
-                    filters: inbound_filters(scope, p, &format!("inbound_{name}")),
-                    ..Default::default()
-                }],
-                traffic_direction: TrafficDirection::Inbound as i32,
-                ..Default::default()
-            });
-        }
+        // Explicit ingress listeners without capture: bind each port on the pod's IP, with
+        // the port's PeerAuthentication chains as in local mode.
+        local_inbound(scope, ports, out);
         return;
     }
-    let chains = ports
-        .iter()
-        .map(|p| FilterChain {
-            name: cluster_name::inbound(p.port),
-            filter_chain_match: Some(FilterChainMatch {
-                destination_port: Some(proto::u32v(u32::from(p.port))),
-                ..Default::default()
-            }),
-            filters: inbound_filters(scope, p, &format!("inbound_0.0.0.0_{}", p.port)),
-            ..Default::default()
-        })
-        .collect();
+    let mut chains = Vec::new();
+    let mut inspect = false;
+    for p in ports {
+        let name = cluster_name::inbound(p.port);
+        let filters = inbound_filters(scope, p, &format!("inbound_0.0.0.0_{}", p.port));
+        let mode = if scope.proxy.mtls {
+            super::mtls::inbound_mode(scope.snap, scope.proxy, p.port)
+        } else {
+            super::mtls::PeerMode::Disable
+        };
+        inspect |= mode != super::mtls::PeerMode::Disable;
+        chains.extend(super::mtls::kube_port_chains(
+            scope.snap,
+            mode,
+            p.port,
+            &name,
+            filters,
+            tcp_proxy_filter(&name, &name),
+            tcp_proxy_filter(cluster_name::BLACK_HOLE, cluster_name::BLACK_HOLE),
+        ));
+    }
+    let mut listener_filters = vec![original_dst_filter()];
+    if inspect {
+        listener_filters.push(super::mtls::tls_inspector());
+    }
     out.listeners.push(Listener {
         name: "virtualInbound".to_owned(),
         address: Some(proto::socket("0.0.0.0", INBOUND_PORT)),
-        listener_filters: vec![original_dst_filter()],
+        listener_filters,
         filter_chains: chains,
         default_filter_chain: Some(FilterChain {
             name: cluster_name::PASSTHROUGH.to_owned(),

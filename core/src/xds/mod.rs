@@ -59,6 +59,17 @@
 //! which the capture rules of `mesh-proxy init` exempt, so the connection does not loop back
 //! into 15006).
 //!
+//! # Mutual TLS
+//!
+//! Proxies holding a workload certificate ([`ProxyInfo::mtls`]) get mTLS as Istio builds it
+//! (see [`mtls`]): in local mode each inbound listener carries its port's
+//! PeerAuthentication chains; in Kubernetes mode `virtualInbound` carries them per port
+//! (`destination_port`, then `tls`/`raw_buffer` and, for PERMISSIVE, the mesh ALPN
+//! `istio-peer-exchange`/`istio`/`istio-http/*` that tells mesh mTLS from an app's own
+//! TLS). Outbound clusters of sidecars and gateways get auto mTLS or `ISTIO_MUTUAL` with the
+//! secrets `default` and `ROOTCA` over SDS, in both modes; a gateway server with
+//! `tls.mode: ISTIO_MUTUAL` terminates mTLS with the gateway's own certificate.
+//!
 //! # Authorization
 //!
 //! AuthorizationPolicies and RequestAuthentications that select a proxy (root namespace,
@@ -76,8 +87,7 @@
 //! # What is not translated (yet)
 //!
 //! mTLS for proxies that hold no workload certificate (no `MESH_MTLS` node metadata: a
-//! proxy started without `--ca-dir`; see [`mtls`]), mTLS on Kubernetes-mode and
-//! gateway listeners, CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
+//! proxy started without `--ca-dir`; see [`mtls`]), CUSTOM AuthorizationPolicies (ext_authz; reported as not applied), policies that select
 //! by `targetRef` (reported), the `experimental.envoy.filters.*` condition keys (an ALLOW
 //! rule using one is dropped, a DENY rule ignores it), EnvoyFilter (reported as not applied), Gateway servers using
 //! `credentialName` (reported), locality load balancing, delegate VirtualServices,

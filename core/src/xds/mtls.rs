@@ -1,5 +1,6 @@
-//! Mutual TLS between sidecars: PeerAuthentication on the server side, auto mTLS and
-//! DestinationRule `ISTIO_MUTUAL` on the client side.
+//! Mutual TLS between sidecars and gateways: PeerAuthentication on the server side, auto
+//! mTLS and DestinationRule `ISTIO_MUTUAL` on the client side, Gateway servers with
+//! `tls.mode: ISTIO_MUTUAL`.
 //!
 //! This module owns:
 //! - the effective PeerAuthentication mode of a workload and port, resolved as Istio does:
@@ -14,13 +15,19 @@
 //! - the client side: a cluster whose endpoints all run a sidecar (label
 //!   `security.istio.io/tlsMode: istio`, as Istio's injector sets it) and do not DISABLE
 //!   mTLS on that port gets an `ISTIO_MUTUAL` transport socket (auto mTLS), as does one a
-//!   DestinationRule sets to `ISTIO_MUTUAL`; the server's SPIFFE ids are verified.
+//!   DestinationRule sets to `ISTIO_MUTUAL`; the server's SPIFFE ids are verified;
+//! - Kubernetes mode: `virtualInbound`'s chains per port and mode ([`kube_port_chains`]),
+//!   and the mesh ALPN clients offer there ([`MESH_ALPN`]);
+//! - gateways: the `ISTIO_MUTUAL` server socket ([`gateway_server_socket`]) and its
+//!   `x-forwarded-client-cert` handling ([`gateway_client_cert`]).
 //!
 //! Certificates come over SDS from the proxy's agent (secrets `default` and `ROOTCA` on the
 //! bootstrap's `sds-grpc` cluster), so all of this applies only to proxies that announce
 //! one ([`super::ProxyInfo::mtls`], node metadata `MESH_MTLS`); the others keep the
-//! plaintext config. Departure from Istio: a cluster whose endpoints are partly meshed
-//! stays plaintext, rather than choosing per endpoint with `transport_socket_matches`.
+//! plaintext config. Departures from Istio: a cluster whose endpoints are partly meshed
+//! stays plaintext, rather than choosing per endpoint with `transport_socket_matches`; in
+//! Kubernetes mode, ports no Service names pass through `virtualInbound`'s default chain
+//! in plaintext whatever the mode (Istio applies STRICT there too).
 
 use std::collections::BTreeSet;
 
@@ -263,6 +270,104 @@ pub fn inbound_chains(
     (chains, true)
 }
 
+/// The transport socket of a gateway server with `tls.mode: ISTIO_MUTUAL`: the gateway's
+/// own workload certificate (`default`), the client's certificate required and verified
+/// against the trust bundle (any SPIFFE id of the trust domain; AuthorizationPolicies on
+/// the gateway narrow it).
+pub fn gateway_server_socket(snap: &Snapshot) -> TransportSocket {
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(istio_common(
+            snap.mesh.trust_domain(),
+            &[],
+            &["h2", "http/1.1"],
+        )),
+        require_client_certificate: Some(proto::boolv(true)),
+        ..Default::default()
+    };
+    tls_socket(&ctx)
+}
+
+/// A gateway's HTTP connection manager behind an `ISTIO_MUTUAL` server: it replaces any
+/// `x-forwarded-client-cert` the client sent with the client's verified identity
+/// (`SANITIZE_SET`, Istio's default for gateways), so the backend sees who called the
+/// gateway; other filters unchanged.
+pub fn gateway_client_cert(f: Filter) -> Filter {
+    with_client_cert(
+        f,
+        http_connection_manager::ForwardClientCertDetails::SanitizeSet,
+    )
+}
+
+/// ALPN a meshed client offers in Kubernetes mode, by which `virtualInbound` tells mesh
+/// mTLS from an app's own TLS (Istio's list).
+pub const MESH_ALPN: [&str; 5] = [
+    "istio-peer-exchange",
+    "istio",
+    "istio-http/1.0",
+    "istio-http/1.1",
+    "istio-h2",
+];
+
+/// Kubernetes mode: the `virtualInbound` filter chains of one inbound port for `mode`, all
+/// matching the port (`destination_port`), as Istio builds them:
+/// - STRICT: TLS (`transport_protocol: tls`) is mTLS (a non-mesh TLS client fails the
+///   handshake); anything else on the port matches a chain that closes the connection
+///   (`BlackHoleCluster`), so plaintext never reaches the passthrough chain;
+/// - PERMISSIVE: TLS offering a mesh ALPN ([`MESH_ALPN`]) is mTLS, plaintext
+///   (`raw_buffer`) keeps the port's filters, and TLS without a mesh ALPN (the app's own
+///   TLS) is proxied to the app untouched (`passthrough`, a TCP proxy to `inbound|PORT||`);
+/// - DISABLE: one chain for the port, the port's filters.
+///
+/// `name` prefixes the chains' names (`inbound|PORT||`).
+pub fn kube_port_chains(
+    snap: &Snapshot,
+    mode: PeerMode,
+    port: u16,
+    name: &str,
+    filters: Vec<Filter>,
+    passthrough: Filter,
+    refuse: Filter,
+) -> Vec<FilterChain> {
+    let matching = |transport: &str, alpn: &[&str]| FilterChainMatch {
+        destination_port: Some(proto::u32v(u32::from(port))),
+        transport_protocol: transport.to_owned(),
+        application_protocols: alpn.iter().map(|a| (*a).to_owned()).collect(),
+        ..Default::default()
+    };
+    let chain = |suffix: &str, m: FilterChainMatch, filters: Vec<Filter>| FilterChain {
+        name: format!("{name}{suffix}"),
+        filter_chain_match: Some(m),
+        filters,
+        ..Default::default()
+    };
+    if mode == PeerMode::Disable {
+        return vec![chain("", matching("", &[]), filters)];
+    }
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(istio_common(snap.mesh.trust_domain(), &[], &SERVER_ALPN)),
+        require_client_certificate: Some(proto::boolv(true)),
+        ..Default::default()
+    };
+    let tls_filters: Vec<Filter> = filters.iter().cloned().map(forward_client_cert).collect();
+    match mode {
+        PeerMode::Strict => vec![
+            FilterChain {
+                transport_socket: Some(tls_socket(&ctx)),
+                ..chain("-mtls", matching("tls", &[]), tls_filters)
+            },
+            chain("-refused", matching("", &[]), vec![refuse]),
+        ],
+        _ => vec![
+            FilterChain {
+                transport_socket: Some(tls_socket(&ctx)),
+                ..chain("-mtls", matching("tls", &MESH_ALPN), tls_filters)
+            },
+            chain("-plaintext", matching("raw_buffer", &[]), filters),
+            chain("-passthrough", matching("tls", &[]), vec![passthrough]),
+        ],
+    }
+}
+
 /// `tls_inspector`, which tells TLS from plaintext for the chains' match.
 pub fn tls_inspector() -> ListenerFilter {
     ListenerFilter {
@@ -276,7 +381,17 @@ pub fn tls_inspector() -> ListenerFilter {
 
 /// An HTTP connection manager that appends the client's identity to
 /// `x-forwarded-client-cert`; other filters unchanged.
-fn forward_client_cert(mut f: Filter) -> Filter {
+fn forward_client_cert(f: Filter) -> Filter {
+    with_client_cert(
+        f,
+        http_connection_manager::ForwardClientCertDetails::AppendForward,
+    )
+}
+
+fn with_client_cert(
+    mut f: Filter,
+    how: http_connection_manager::ForwardClientCertDetails,
+) -> Filter {
     const HCM: &str = "envoy.filters.network.http_connection_manager";
     if f.name != HCM {
         return f;
@@ -287,8 +402,7 @@ fn forward_client_cert(mut f: Filter) -> Filter {
     let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else {
         return f;
     };
-    hcm.forward_client_cert_details =
-        http_connection_manager::ForwardClientCertDetails::AppendForward as i32;
+    hcm.forward_client_cert_details = how as i32;
     hcm.set_current_client_cert_details =
         Some(http_connection_manager::SetCurrentClientCertDetails {
             uri: true,
@@ -361,7 +475,17 @@ pub fn apply_client(
     // HTTP clusters offer no ALPN: the server's connection manager then tells HTTP/1.1
     // from HTTP/2 by the first bytes, whichever codec the cluster was given; ALPN `h2`
     // on an HTTP/1.1 cluster would make the server expect HTTP/2.
-    let alpn: &[&str] = if super::registry::is_http_protocol(protocol) {
+    // In Kubernetes mode the server's `virtualInbound` tells mesh mTLS from an app's own
+    // TLS by ALPN: clients offer Istio's mesh protocols, which no server codec acts on.
+    let alpn: &[&str] = if !proxy.local_mode {
+        if super::registry::is_http2_protocol(protocol) {
+            &["istio-h2", "istio"]
+        } else if super::registry::is_http_protocol(protocol) {
+            &["istio-http/1.1", "istio"]
+        } else {
+            &TCP_ALPN
+        }
+    } else if super::registry::is_http_protocol(protocol) {
         &[]
     } else {
         &TCP_ALPN

@@ -222,8 +222,8 @@ fn note_gateway_secrets(snap: &mut Snapshot) {
 pub(super) fn needs_secret(tls: &crate::model::networking::ServerTlsSettings) -> bool {
     use crate::model::networking::ServerTlsMode as M;
     match tls.mode {
-        M::Passthrough | M::AutoPassthrough => false,
-        M::IstioMutual => true,
+        // ISTIO_MUTUAL uses the gateway's workload certificate (see `mtls.rs`).
+        M::Passthrough | M::AutoPassthrough | M::IstioMutual => false,
         _ => {
             (!tls.credential_name.is_empty() || !tls.credential_names.is_empty())
                 || (tls.server_certificate.is_empty() && tls.tls_certificates.is_empty())
