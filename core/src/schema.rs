@@ -101,22 +101,24 @@ pub fn string_enum(names: &[&str]) -> Value {
 
 /// An integer in `[min, max]`, or a string holding one.
 pub fn int_or_string(min: i128, max: i128) -> Value {
-    json!({
+    let mut schema = json!({
         "x-kubernetes-int-or-string": true,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "pattern": NUMERIC_STRING_PATTERN,
-        "minimum": bound(min),
-        "maximum": bound(max),
-    })
+    });
+    add_bounds(&mut schema, min, max);
+    schema
 }
 
-fn bound(v: i128) -> Value {
-    if let Ok(i) = i64::try_from(v) {
-        json!(i)
-    } else if let Ok(u) = u64::try_from(v) {
-        json!(u)
-    } else {
-        Value::Null
+/// The largest integer a float64 holds exactly: Kubernetes keeps `minimum` and `maximum` as
+/// float64, so bounds beyond it (those of 64-bit integers) are left out rather than rounded.
+const EXACT_IN_F64: i128 = 1 << 53;
+
+fn add_bounds(schema: &mut Value, min: i128, max: i128) {
+    for (key, v) in [("minimum", min), ("maximum", max)] {
+        if let (Ok(v), true) = (i64::try_from(v), v.abs() <= EXACT_IN_F64) {
+            schema[key] = json!(v);
+        }
     }
 }
 
@@ -134,12 +136,9 @@ macro_rules! int_range {
         }
         impl CrdSchema for $t {
             fn schema() -> Value {
-                json!({
-                    "type": "integer",
-                    "format": $format,
-                    "minimum": bound(<$t as IntRange>::MIN),
-                    "maximum": bound(<$t as IntRange>::MAX),
-                })
+                let mut schema = json!({"type": "integer", "format": $format});
+                add_bounds(&mut schema, <$t as IntRange>::MIN, <$t as IntRange>::MAX);
+                schema
             }
         }
     )*};

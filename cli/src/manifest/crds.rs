@@ -1,11 +1,16 @@
 //! CustomResourceDefinitions for every Istio kind meshctl reads (`mesh_core::kinds`).
 //!
-//! Schemas are structural: `spec` and `status` are objects whose fields the API server
-//! keeps as they are (`x-kubernetes-preserve-unknown-fields`), as Istio's own CRDs did
-//! before they carried generated schemas. Field-level checks are the validation webhook's
-//! job (meshd runs mesh-core's validator there), so a cluster and `meshctl validate` agree.
+//! Each served version carries the OpenAPI v3 schema of its kind's `spec`, generated from
+//! mesh-core's wire model (`mesh_core::schema`), so the API server types, enumerates and
+//! prunes fields exactly as meshctl parses them. Kinds mesh-core does not model
+//! (ProxyConfig, Telemetry, WasmPlugin) keep a `spec` whose fields the API server keeps as
+//! they are (`x-kubernetes-preserve-unknown-fields`), and so does every `status`. Checks the
+//! schema cannot express (cross-field rules, host names, regexes) are the validation
+//! webhook's job (meshd runs mesh-core's validator there), so a cluster and `meshctl
+//! validate` agree.
 
 use mesh_core::kinds::ISTIO_KINDS;
+use mesh_core::schema;
 use serde_json::{Value as J, json};
 
 use super::values::Values;
@@ -109,6 +114,28 @@ fn storage_version<'a>(versions: &[&'a str]) -> Option<&'a str> {
     versions.last().copied()
 }
 
+/// The `openAPIV3Schema` of a kind: the model's `spec` schema, and a `status` kept as it is.
+/// Istio's kinds are the same at every version they are served at, so every version gets it.
+pub fn open_api_schema(group: &str, kind: &str) -> J {
+    let spec = match schema::spec_schema(group, kind) {
+        Some(spec) => spec,
+        None => {
+            let mut spec = schema::preserve_unknown_fields();
+            spec["description"] = J::from(format!(
+                "The {kind}'s configuration (Istio's {group} API), kept as written: meshctl does not model this kind."
+            ));
+            spec
+        }
+    };
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": spec,
+            "status": schema::preserve_unknown_fields(),
+        },
+    })
+}
+
 /// One CRD per Istio kind, in `ISTIO_KINDS` order.
 pub fn crds(values: &Values) -> Vec<J> {
     ISTIO_KINDS
@@ -121,22 +148,7 @@ fn crd(values: &Values, group: &str, kind: &str, versions: &[&str]) -> J {
     let plural = plural(kind);
     let group_category = format!("{}-istio-io", group.trim_end_matches(".istio.io"));
     let storage = storage_version(versions);
-    let schema = json!({
-        "openAPIV3Schema": {
-            "type": "object",
-            "properties": {
-                "spec": {
-                    "description": format!("The {kind}'s configuration (Istio's {group} API); checked field by field by meshd's validation webhook."),
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true,
-                },
-                "status": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true,
-                },
-            },
-        }
-    });
+    let schema = json!({ "openAPIV3Schema": open_api_schema(group, kind) });
     let versions: Vec<J> = versions
         .iter()
         .map(|v| {
