@@ -60,6 +60,27 @@ pub fn spec_schema(group: &str, kind: &str) -> Option<Value> {
     Some(schema)
 }
 
+/// The `openAPIV3Schema` of an Istio kind's CRD: the model's `spec` schema, and a `status`
+/// kept as it is. Istio's kinds are the same at every version they are served at, so every
+/// version gets this schema. Kinds mesh-core does not model keep their `spec` as written.
+pub fn crd_schema(group: &str, kind: &str) -> Value {
+    let spec = spec_schema(group, kind).unwrap_or_else(|| {
+        described(
+            preserve_unknown_fields(),
+            Some(&format!(
+                "The {kind}'s configuration (Istio's {group} API), kept as written: meshctl does not model this kind."
+            )),
+        )
+    });
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": spec,
+            "status": preserve_unknown_fields(),
+        },
+    })
+}
+
 /// An object whose fields are kept as they are.
 pub fn preserve_unknown_fields() -> Value {
     json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
@@ -129,21 +150,26 @@ pub trait IntRange {
 }
 
 macro_rules! int_range {
-    ($($t:ty => $format:literal),*) => {$(
+    ($($t:ty => $format:expr),*) => {$(
         impl IntRange for $t {
             const MIN: i128 = <$t>::MIN as i128;
             const MAX: i128 = <$t>::MAX as i128;
         }
         impl CrdSchema for $t {
             fn schema() -> Value {
-                let mut schema = json!({"type": "integer", "format": $format});
+                let mut schema = json!({"type": "integer"});
+                let format: Option<&str> = $format;
+                if let Some(format) = format {
+                    schema["format"] = json!(format);
+                }
                 add_bounds(&mut schema, <$t as IntRange>::MIN, <$t as IntRange>::MAX);
                 schema
             }
         }
     )*};
 }
-int_range!(u32 => "uint32", i32 => "int32", u64 => "uint64", i64 => "int64");
+// Kubernetes knows the int32 and int64 formats only; unsigned ranges are told by `minimum`.
+int_range!(u32 => None, i32 => Some("int32"), u64 => None, i64 => Some("int64"));
 
 impl<T: IntRange> IntRange for Option<T> {
     const MIN: i128 = T::MIN;

@@ -114,28 +114,6 @@ fn storage_version<'a>(versions: &[&'a str]) -> Option<&'a str> {
     versions.last().copied()
 }
 
-/// The `openAPIV3Schema` of a kind: the model's `spec` schema, and a `status` kept as it is.
-/// Istio's kinds are the same at every version they are served at, so every version gets it.
-pub fn open_api_schema(group: &str, kind: &str) -> J {
-    let spec = match schema::spec_schema(group, kind) {
-        Some(spec) => spec,
-        None => {
-            let mut spec = schema::preserve_unknown_fields();
-            spec["description"] = J::from(format!(
-                "The {kind}'s configuration (Istio's {group} API), kept as written: meshctl does not model this kind."
-            ));
-            spec
-        }
-    };
-    json!({
-        "type": "object",
-        "properties": {
-            "spec": spec,
-            "status": schema::preserve_unknown_fields(),
-        },
-    })
-}
-
 /// One CRD per Istio kind, in `ISTIO_KINDS` order.
 pub fn crds(values: &Values) -> Vec<J> {
     ISTIO_KINDS
@@ -148,7 +126,7 @@ fn crd(values: &Values, group: &str, kind: &str, versions: &[&str]) -> J {
     let plural = plural(kind);
     let group_category = format!("{}-istio-io", group.trim_end_matches(".istio.io"));
     let storage = storage_version(versions);
-    let schema = json!({ "openAPIV3Schema": open_api_schema(group, kind) });
+    let schema = json!({ "openAPIV3Schema": schema::crd_schema(group, kind) });
     let versions: Vec<J> = versions
         .iter()
         .map(|v| {
