@@ -304,158 +304,16 @@ mod structural {
     }
 }
 
-/// What the API server does with an object of a CRD with a structural schema: prune the
-/// fields the schema does not know (and `null`s), then validate.
-mod openapi {
-    use serde_json::Value;
+/// The API server's prune-then-validate, shared with the fake API server of meshctl's tests.
+#[path = "support/openapi.rs"]
+mod openapi;
 
-    fn preserves(s: &Value) -> bool {
-        s["x-kubernetes-preserve-unknown-fields"] == true
-    }
-
-    /// Drops the fields `schema` does not specify, recording their paths. At the root,
-    /// `apiVersion`, `kind` and `metadata` are the API server's own.
-    pub fn prune(schema: &Value, value: &mut Value, path: &str, pruned: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                map.retain(|_, v| !v.is_null());
-                if let Some(extra) = schema.get("additionalProperties") {
-                    for (k, v) in map.iter_mut() {
-                        prune(extra, v, &format!("{path}.{k}"), pruned);
-                    }
-                    return;
-                }
-                let props = schema.get("properties").and_then(Value::as_object);
-                let keep_unknown = preserves(schema);
-                let root = path.is_empty();
-                map.retain(|k, _| {
-                    let known = props.is_some_and(|p| p.contains_key(k))
-                        || (root && ["apiVersion", "kind", "metadata"].contains(&k.as_str()));
-                    if !known && !keep_unknown {
-                        pruned.push(format!("{path}.{k}"));
-                    }
-                    known || keep_unknown
-                });
-                for (k, v) in map.iter_mut() {
-                    if let Some(s) = props.and_then(|p| p.get(k)) {
-                        prune(s, v, &format!("{path}.{k}"), pruned);
-                    }
-                }
-            }
-            Value::Array(items) => {
-                if let Some(s) = schema.get("items") {
-                    for (i, v) in items.iter_mut().enumerate() {
-                        prune(s, v, &format!("{path}[{i}]"), pruned);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn is_integer(v: &Value) -> bool {
-        v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0)
-    }
-
-    /// Checks `value` against `schema`, pushing `path: problem` for each violation.
-    pub fn validate(schema: &Value, value: &Value, path: &str, errs: &mut Vec<String>) {
-        let int_or_string = schema["x-kubernetes-int-or-string"] == true;
-        if int_or_string {
-            if !(is_integer(value) || value.is_string()) {
-                errs.push(format!(
-                    "{path}: must be an integer or a string, found {value}"
-                ));
-                return;
-            }
-        } else if let Some(ty) = schema.get("type").and_then(Value::as_str) {
-            let ok = match ty {
-                "object" => value.is_object(),
-                "array" => value.is_array(),
-                "string" => value.is_string(),
-                "integer" => is_integer(value),
-                "number" => value.is_number(),
-                "boolean" => value.is_boolean(),
-                _ => false,
-            };
-            if !ok {
-                errs.push(format!("{path}: must be of type {ty}, found {value}"));
-                return;
-            }
-        }
-        if let Some(values) = schema.get("enum").and_then(Value::as_array)
-            && !values.contains(value)
-        {
-            errs.push(format!(
-                "{path}: {value} is not one of {}",
-                Value::from(values.clone())
-            ));
-        }
-        if let (Some(p), Some(s)) = (
-            schema.get("pattern").and_then(Value::as_str),
-            value.as_str(),
-        ) {
-            let re = regex::Regex::new(p).unwrap_or_else(|e| panic!("{path}: pattern {p}: {e}"));
-            if !re.is_match(s) {
-                errs.push(format!("{path}: {s:?} does not match {p}"));
-            }
-        }
-        if let Some(n) = value.as_f64().filter(|_| value.is_number()) {
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-                && n < min
-            {
-                errs.push(format!("{path}: {value} is below {min}"));
-            }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-                && n > max
-            {
-                errs.push(format!("{path}: {value} is above {max}"));
-            }
-        }
-        match value {
-            Value::Object(map) => {
-                if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                    for (k, v) in map {
-                        if let Some(s) = props.get(k) {
-                            validate(s, v, &format!("{path}.{k}"), errs);
-                        }
-                    }
-                }
-                if let Some(extra) = schema.get("additionalProperties") {
-                    for (k, v) in map {
-                        validate(extra, v, &format!("{path}.{k}"), errs);
-                    }
-                }
-                for r in schema
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if !r.as_str().is_some_and(|r| map.contains_key(r)) {
-                        errs.push(format!("{path}: {r} is required"));
-                    }
-                }
-            }
-            Value::Array(items) => {
-                if let Some(s) = schema.get("items") {
-                    for (i, v) in items.iter().enumerate() {
-                        validate(s, v, &format!("{path}[{i}]"), errs);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Pruning then validation: the fields pruned and the errors.
-    pub fn admit(schema: &Value, object: &Value) -> (Value, Vec<String>, Vec<String>) {
-        let mut object = object.clone();
-        let mut pruned = Vec::new();
-        prune(schema, &mut object, "", &mut pruned);
-        let mut errs = Vec::new();
-        validate(schema, &object, "", &mut errs);
-        (object, pruned, errs)
-    }
+/// Patterns as the API server checks them (RE2 syntax; the regex crate's is a superset of
+/// what the schemas use).
+fn pattern_matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(pattern)
+        .unwrap_or_else(|e| panic!("pattern {pattern}: {e}"))
+        .is_match(text)
 }
 
 fn repo() -> PathBuf {
@@ -509,6 +367,22 @@ fn the_shipped_crds_are_the_model_schemas_for_every_kind_and_version() {
                 "{kind} {v}: regenerate the manifests (UPDATE_GOLDEN=1 cargo test -p meshctl --test manifest)"
             );
         }
+    }
+}
+
+/// etcd refuses objects over 1.5 MiB (the CRD is one object, all its versions included).
+#[test]
+fn every_crd_fits_in_etcd() {
+    let text = std::fs::read(repo().join("testdata/manifests/minimal.yaml")).unwrap();
+    let loaded = mesh_core::source::load_bytes("minimal.yaml", &text);
+    for crd in loaded
+        .resources
+        .iter()
+        .filter(|r| r.kind == "CustomResourceDefinition")
+    {
+        let size = serde_json::to_vec(&*crd.json).unwrap().len();
+        println!("{}: {size} bytes", crd.name);
+        assert!(size < 1024 * 1024, "{}: {size} bytes", crd.name);
     }
 }
 
@@ -693,7 +567,7 @@ fn the_api_server_would_admit_every_object_meshctl_accepts_and_prune_nothing() {
             continue;
         };
         let origin = format!("{} {} ({})", r.kind, r.name, r.origin);
-        let (_, pruned, errs) = openapi::admit(schema, &r.json);
+        let (_, pruned, errs) = openapi::admit(schema, &r.json, &pattern_matches);
         if accepted_by_meshctl(&r) {
             admitted += 1;
             if mesh_core::schema::spec_schema(&r.group, &r.kind).is_some() {
@@ -769,7 +643,7 @@ fn wrong_typed_objects_are_refused_by_both() {
         let r = &loaded.resources[0];
         assert!(!accepted_by_meshctl(r), "{what}: meshctl accepts it");
         let schema = &schemas[&(r.group.clone(), r.kind.clone())][&r.version];
-        let (_, pruned, errs) = openapi::admit(schema, &r.json);
+        let (_, pruned, errs) = openapi::admit(schema, &r.json, &pattern_matches);
         assert!(pruned.is_empty(), "{what}: {pruned:?}");
         assert!(
             errs.iter().any(|e| e.starts_with(needle)),
@@ -790,7 +664,7 @@ fn fields_outside_the_model_are_pruned() {
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let r = loaded.resources.into_iter().next().unwrap();
         let schema = &schemas[&(r.group.clone(), r.kind.clone())][&r.version];
-        let (kept, pruned, errs) = openapi::admit(schema, &r.json);
+        let (kept, pruned, errs) = openapi::admit(schema, &r.json, &pattern_matches);
         assert!(errs.is_empty(), "{errs:?}");
         (accepted_by_meshctl(&r), kept, pruned)
     };
