@@ -326,6 +326,54 @@ mod tests {
         );
     }
 
+    /// A struct exercising what the derive reads from serde's attributes.
+    #[allow(dead_code)]
+    #[derive(serde::Deserialize, CrdSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Probe {
+        /// Needed: no default anywhere.
+        needed_field: String,
+        #[serde(default)]
+        defaulted: bool,
+        maybe: Option<model::Duration>,
+        #[serde(rename = "match", default)]
+        r#match: Vec<String>,
+        #[serde(skip)]
+        internal: u32,
+        #[serde(default, deserialize_with = "crate::model::num::map_int")]
+        ports: BTreeMap<String, u32>,
+    }
+
+    #[test]
+    fn the_derive_reads_serde_attributes() {
+        let s = Probe::schema();
+        assert_eq!(
+            s["description"],
+            "A struct exercising what the derive reads from serde's attributes."
+        );
+        assert_eq!(s["required"], json!(["neededField"]));
+        let props = s["properties"].as_object().unwrap();
+        let names: Vec<&str> = props.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["neededField", "defaulted", "maybe", "match", "ports"]
+        );
+        assert_eq!(
+            props["neededField"]["description"],
+            "Needed: no default anywhere."
+        );
+        assert_eq!(props["maybe"]["pattern"], DURATION_PATTERN);
+        assert_eq!(props["match"]["items"]["type"], "string");
+        let port = &props["ports"]["additionalProperties"];
+        assert_eq!(port["x-kubernetes-int-or-string"], true);
+        assert_eq!(
+            (port["minimum"].clone(), port["maximum"].clone()),
+            (json!(0), json!(u32::MAX))
+        );
+        // Bounds a float64 cannot hold exactly are left out.
+        assert_eq!(u64::schema(), json!({"type": "integer", "minimum": 0}));
+    }
+
     #[test]
     fn the_duration_pattern_agrees_with_the_parser() {
         let re = regex::Regex::new(DURATION_PATTERN).unwrap();
