@@ -701,3 +701,40 @@ fn fields_outside_the_model_are_pruned() {
     assert!(pruned.is_empty(), "{pruned:?}");
     assert_eq!(kept["spec"]["tracing"][0]["randomSamplingPercentage"], 10);
 }
+
+/// Where meshctl's parser is more lenient than the schema (and than Istio's own CRDs, which
+/// type these fields the same way): the API server refuses or drops what `meshctl validate`
+/// reads. None of the samples relies on them; this test pins them so a change on either side
+/// shows up.
+#[test]
+fn where_the_parser_is_more_lenient_than_the_api_server() {
+    let schemas = shipped_schemas();
+    let cases = [
+        (
+            "an enum by number",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer: {simple: 2}\n",
+            ".spec.trafficPolicy.loadBalancer.simple: must be of type string",
+        ),
+        (
+            "a float as a numeric string (OpenAPI has no number-or-string)",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    mirrorPercentage: {value: \"50\"}\n",
+            ".spec.http[0].mirrorPercentage.value: must be of type number",
+        ),
+        (
+            "a message as a list of its fields in order (serde's sequence form of a struct)",
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec:\n  mtls: [STRICT]\n",
+            ".spec.mtls: must be of type object",
+        ),
+    ];
+    for (what, yaml, needle) in cases {
+        let loaded = mesh_core::source::load_bytes("lenient.yaml", yaml.as_bytes());
+        let r = &loaded.resources[0];
+        assert!(accepted_by_meshctl(r), "{what}: meshctl now refuses it");
+        let schema = &schemas[&(r.group.clone(), r.kind.clone())][&r.version];
+        let (_, _, errs) = openapi::admit(schema, &r.json, &pattern_matches);
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "{what}: {errs:?}"
+        );
+    }
+}
