@@ -96,11 +96,29 @@ fn doc(attrs: &[Attribute]) -> Option<String> {
         .collect();
     let text = lines
         .split(String::is_empty)
-        .map(|para| para.join(" "))
+        .map(|para| without_rust_notes(&para.join(" ")))
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("\n\n");
     (!text.is_empty()).then_some(text)
+}
+
+/// A doc paragraph without the sentences about the Rust representation (`None` when
+/// absent ...), which mean nothing to a user reading `kubectl explain`; of a sentence
+/// `summary; note`, the summary stays.
+fn without_rust_notes(text: &str) -> String {
+    let is_note = |s: &str| s.contains("`None`") || s.contains("`Option");
+    let mut kept = Vec::new();
+    for sentence in text.split_inclusive(". ").map(str::trim) {
+        if !is_note(sentence) {
+            kept.push(sentence.to_owned());
+        } else if let Some((head, _)) = sentence.split_once("; ")
+            && !is_note(head)
+        {
+            kept.push(format!("{head}."));
+        }
+    }
+    kept.join(" ")
 }
 
 /// serde's `camelCase` rule for a snake_case field name.
