@@ -169,6 +169,31 @@ mod tests {
     use crate::manifest::values::Profile;
 
     #[test]
+    fn modelled_kinds_carry_typed_specs_and_others_keep_theirs() {
+        for crd in crds(&Values::for_profile(Profile::Minimal)) {
+            let (group, kind) = (
+                crd["spec"]["group"].as_str().unwrap(),
+                crd["spec"]["names"]["kind"].as_str().unwrap(),
+            );
+            for v in crd["spec"]["versions"].as_array().unwrap() {
+                let root = &v["schema"]["openAPIV3Schema"];
+                let spec = &root["properties"]["spec"];
+                let modelled = mesh_core::validate::is_validated_kind(group, kind);
+                assert_eq!(spec["properties"].is_object(), modelled, "{kind}");
+                assert_eq!(
+                    spec["x-kubernetes-preserve-unknown-fields"] == true,
+                    !modelled,
+                    "{kind}"
+                );
+                assert_eq!(
+                    root["properties"]["status"]["x-kubernetes-preserve-unknown-fields"],
+                    true
+                );
+            }
+        }
+    }
+
+    #[test]
     fn plurals_follow_kubernetes_rules() {
         assert_eq!(plural("AuthorizationPolicy"), "authorizationpolicies");
         assert_eq!(plural("VirtualService"), "virtualservices");
