@@ -544,3 +544,84 @@ fn proxy_status_and_proxy_config_through_the_api_servers_proxy_subresource() {
     assert_ne!(out.status.code(), Some(0));
     assert!(!text(&out.stderr).is_empty());
 }
+
+/// A server-side apply through plain HTTP/1.1: the status code and the body.
+fn apply_raw(fake: &FakeApi, path: &str, body: &J) -> (u16, J) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(fake.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "PATCH {path}?fieldManager=test HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer fake-token\r\nContent-Type: application/apply-patch+yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let (_, payload) = response.split_once("\r\n\r\n").unwrap();
+    (code, serde_json::from_str(payload).unwrap())
+}
+
+/// Once the CRDs are installed, the fake applies Istio objects through their schemas as
+/// the API server would: wrong types and unknown enum values are refused (422), a field
+/// the model does not have is pruned, a valid object is stored whole.
+#[test]
+fn installed_crd_schemas_refuse_wrong_types_and_prune_unknown_fields() {
+    let e = env("schema");
+    let out = e.meshctl(&["install", "--profile", "minimal", "--timeout", "20s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let path = "/apis/networking.istio.io/v1/namespaces/istio-system/virtualservices/reviews";
+    let vs = |http: J| {
+        json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+               "metadata": {"name": "reviews", "namespace": "istio-system"},
+               "spec": {"hosts": ["reviews"], "http": http}})
+    };
+
+    let (code, status) = apply_raw(
+        &e.fake,
+        path,
+        &vs(json!([{"route": [{"destination": {"host": "reviews"}, "weight": true}]}])),
+    );
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["reason"], "Invalid");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.http[0].route[0].weight: must be an integer or a string"),
+        "{message}"
+    );
+    assert!(e.fake.object(path).is_none());
+
+    let (code, status) = apply_raw(
+        &e.fake,
+        path,
+        &vs(json!([{"route": [{"destination": {"host": "reviews"}}],
+                     "corsPolicy": {"unmatchedPreflights": "DROP"}}])),
+    );
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"DROP\" is not one of"),
+        "{status}"
+    );
+
+    let (code, status) = apply_raw(
+        &e.fake,
+        path,
+        &vs(
+            json!([{"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": "100"}],
+                     "futureKnob": 1}]),
+        ),
+    );
+    assert_eq!(code, 200, "{status}");
+    let stored = e.fake.object(path).unwrap();
+    assert_eq!(
+        stored["spec"]["http"],
+        json!([{"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": "100"}]}])
+    );
+}

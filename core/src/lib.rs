@@ -14,6 +14,7 @@ pub mod inject;
 pub mod kinds;
 pub mod model;
 pub mod resource;
+pub mod schema;
 pub mod source;
 pub mod validate;
 pub mod xds;

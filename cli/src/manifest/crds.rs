@@ -1,11 +1,16 @@
 //! CustomResourceDefinitions for every Istio kind meshctl reads (`mesh_core::kinds`).
 //!
-//! Schemas are structural: `spec` and `status` are objects whose fields the API server
-//! keeps as they are (`x-kubernetes-preserve-unknown-fields`), as Istio's own CRDs did
-//! before they carried generated schemas. Field-level checks are the validation webhook's
-//! job (meshd runs mesh-core's validator there), so a cluster and `meshctl validate` agree.
+//! Each served version carries the OpenAPI v3 schema of its kind's `spec`, generated from
+//! mesh-core's wire model (`mesh_core::schema`), so the API server types, enumerates and
+//! prunes fields exactly as meshctl parses them. Kinds mesh-core does not model
+//! (ProxyConfig, Telemetry, WasmPlugin) keep a `spec` whose fields the API server keeps as
+//! they are (`x-kubernetes-preserve-unknown-fields`), and so does every `status`. Checks the
+//! schema cannot express (cross-field rules, host names, regexes) are the validation
+//! webhook's job (meshd runs mesh-core's validator there), so a cluster and `meshctl
+//! validate` agree.
 
 use mesh_core::kinds::ISTIO_KINDS;
+use mesh_core::schema;
 use serde_json::{Value as J, json};
 
 use super::values::Values;
@@ -121,22 +126,7 @@ fn crd(values: &Values, group: &str, kind: &str, versions: &[&str]) -> J {
     let plural = plural(kind);
     let group_category = format!("{}-istio-io", group.trim_end_matches(".istio.io"));
     let storage = storage_version(versions);
-    let schema = json!({
-        "openAPIV3Schema": {
-            "type": "object",
-            "properties": {
-                "spec": {
-                    "description": format!("The {kind}'s configuration (Istio's {group} API); checked field by field by meshd's validation webhook."),
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true,
-                },
-                "status": {
-                    "type": "object",
-                    "x-kubernetes-preserve-unknown-fields": true,
-                },
-            },
-        }
-    });
+    let schema = json!({ "openAPIV3Schema": schema::crd_schema(group, kind) });
     let versions: Vec<J> = versions
         .iter()
         .map(|v| {
@@ -177,6 +167,31 @@ fn crd(values: &Values, group: &str, kind: &str, versions: &[&str]) -> J {
 mod tests {
     use super::*;
     use crate::manifest::values::Profile;
+
+    #[test]
+    fn modelled_kinds_carry_typed_specs_and_others_keep_theirs() {
+        for crd in crds(&Values::for_profile(Profile::Minimal)) {
+            let (group, kind) = (
+                crd["spec"]["group"].as_str().unwrap(),
+                crd["spec"]["names"]["kind"].as_str().unwrap(),
+            );
+            for v in crd["spec"]["versions"].as_array().unwrap() {
+                let root = &v["schema"]["openAPIV3Schema"];
+                let spec = &root["properties"]["spec"];
+                let modelled = mesh_core::validate::is_validated_kind(group, kind);
+                assert_eq!(spec["properties"].is_object(), modelled, "{kind}");
+                assert_eq!(
+                    spec["x-kubernetes-preserve-unknown-fields"] == true,
+                    !modelled,
+                    "{kind}"
+                );
+                assert_eq!(
+                    root["properties"]["status"]["x-kubernetes-preserve-unknown-fields"],
+                    true
+                );
+            }
+        }
+    }
 
     #[test]
     fn plurals_follow_kubernetes_rules() {

@@ -10,6 +10,9 @@
 //!   `dryRun=All` validates without storing, namespaced objects need their namespace;
 //! - CRDs become Established on the second read after they are applied; Deployments are
 //!   Available or not as the test says;
+//! - an applied Istio object whose CRD is stored goes through the CRD's schema as the API
+//!   server's does (`core/tests/support/openapi.rs`): unknown fields are pruned, and a body
+//!   that fails the schema is refused with 422 Invalid (patterns are not checked here);
 //! - LIST of a collection (in a namespace or across all), and WATCH from a
 //!   resourceVersion with every later change and BOOKMARKs when asked;
 //! - SelfSubjectAccessReview, denying the resources the test names;
@@ -41,6 +44,10 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value as J, json};
+
+/// The API server's prune-then-validate (test code shared with mesh-core's CRD test).
+#[path = "../../../core/tests/support/openapi.rs"]
+mod openapi;
 
 /// (group, version, kind, plural, namespaced)
 const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
@@ -844,6 +851,21 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
                     );
                 }
             }
+            if let Err(problems) = admit_by_crd(&s.objects, &t, &mut obj) {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    &format!(
+                        "{kind}.{} \"{name}\" is invalid: {}",
+                        t.group,
+                        problems
+                            .iter()
+                            .map(|p| p.trim_start_matches('.'))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
             let created = s
                 .objects
                 .get(&key)
@@ -870,6 +892,33 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         }
         _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &method),
     }
+}
+
+/// For an object of a group whose CRD is stored: prunes what the served version's schema
+/// does not specify and validates the rest (patterns aside), as the API server does.
+fn admit_by_crd(objects: &BTreeMap<String, J>, t: &Target, obj: &mut J) -> Result<(), Vec<String>> {
+    let crd_key = format!(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}.{}",
+        t.plural, t.group
+    );
+    let Some(crd) = objects.get(&crd_key) else {
+        return Ok(());
+    };
+    let Some(schema) = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == t.version.as_str())
+        .map(|v| &v["schema"]["openAPIV3Schema"])
+    else {
+        return Err(vec![format!("version {} is not served", t.version)]);
+    };
+    let (pruned, _, problems) = openapi::admit(schema, obj, &|_, _| true);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    *obj = pruned;
+    Ok(())
 }
 
 /// RFC 7386: objects merge key by key, `null` removes, anything else replaces.

@@ -146,6 +146,12 @@ macro_rules! istio_enum {
             }
         }
 
+        impl $crate::schema::CrdSchema for $name {
+            fn schema() -> serde_json::Value {
+                $crate::schema::string_enum(&[$($wire),+])
+            }
+        }
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let names: &'static [&'static str] = &[$($wire),+];

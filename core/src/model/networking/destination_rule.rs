@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::{MatchLabelsSelector, PortSelector};
 use crate::model::{Duration, istio_enum};
 
 /// `networking.istio.io/DestinationRule` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct DestinationRule {
     pub host: String,
@@ -22,7 +24,7 @@ pub struct DestinationRule {
 }
 
 /// Load balancing, connection pool, outlier detection and TLS for a destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TrafficPolicy {
     #[serde(alias = "load_balancer")]
@@ -40,7 +42,7 @@ pub struct TrafficPolicy {
 }
 
 /// A traffic policy for one port.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PortTrafficPolicy {
     pub port: Option<PortSelector>,
@@ -54,7 +56,7 @@ pub struct PortTrafficPolicy {
 }
 
 /// Tunneling (HTTP CONNECT or POST) to the destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TunnelSettings {
     pub protocol: String,
@@ -73,14 +75,14 @@ istio_enum! {
 }
 
 /// PROXY protocol towards the destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ProxyProtocol {
     pub version: ProxyProtocolVersion,
 }
 
 /// A named group of the destination's endpoints.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Subset {
     pub name: String,
@@ -102,7 +104,7 @@ istio_enum! {
 }
 
 /// Load balancing. `simple` and `consistentHash` are a oneof.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LoadBalancerSettings {
     pub simple: Option<SimpleLb>,
@@ -117,7 +119,7 @@ pub struct LoadBalancerSettings {
 }
 
 /// Slow start for new endpoints.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WarmupConfiguration {
     pub duration: Option<Duration>,
@@ -132,7 +134,7 @@ pub struct WarmupConfiguration {
 
 /// Consistent hashing (session affinity). The hash key fields are a oneof, and so are
 /// `ringHash` and `maglev`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConsistentHashLb {
     #[serde(alias = "http_header_name")]
@@ -155,7 +157,7 @@ pub struct ConsistentHashLb {
 }
 
 /// The cookie to hash on.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpCookie {
     pub name: String,
@@ -165,7 +167,7 @@ pub struct HttpCookie {
 }
 
 /// An attribute of a generated cookie.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CookieAttribute {
     pub name: String,
@@ -173,7 +175,7 @@ pub struct CookieAttribute {
 }
 
 /// Ring hash settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RingHash {
     #[serde(
@@ -184,7 +186,7 @@ pub struct RingHash {
 }
 
 /// Maglev settings.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MagLev {
     #[serde(alias = "table_size", deserialize_with = "crate::model::num::int")]
@@ -192,7 +194,7 @@ pub struct MagLev {
 }
 
 /// Locality-aware load balancing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LocalityLoadBalancerSetting {
     pub distribute: Vec<LocalityDistribute>,
@@ -203,7 +205,7 @@ pub struct LocalityLoadBalancerSetting {
 }
 
 /// Traffic from one locality spread over others by weight.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LocalityDistribute {
     pub from: String,
@@ -212,7 +214,7 @@ pub struct LocalityDistribute {
 }
 
 /// Where traffic from a region fails over to.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LocalityFailover {
     pub from: String,
@@ -220,7 +222,7 @@ pub struct LocalityFailover {
 }
 
 /// Connection pool limits.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConnectionPoolSettings {
     pub tcp: Option<TcpSettings>,
@@ -228,7 +230,7 @@ pub struct ConnectionPoolSettings {
 }
 
 /// TCP connection pool limits.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TcpSettings {
     #[serde(alias = "max_connections", deserialize_with = "crate::model::num::int")]
@@ -244,7 +246,7 @@ pub struct TcpSettings {
 }
 
 /// TCP keepalive.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TcpKeepalive {
     #[serde(deserialize_with = "crate::model::num::int")]
@@ -263,7 +265,7 @@ istio_enum! {
 }
 
 /// HTTP connection pool limits.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpSettings {
     #[serde(
@@ -297,7 +299,7 @@ pub struct HttpSettings {
 }
 
 /// Ejection of unhealthy endpoints.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct OutlierDetection {
     #[serde(alias = "split_external_local_origin_errors")]
@@ -349,7 +351,7 @@ istio_enum! {
 }
 
 /// TLS settings for connections to a destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ClientTlsSettings {
     pub mode: ClientTlsMode,

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::{PolicyTargetReference, WorkloadSelector};
 use crate::model::istio_enum;
 
 /// `networking.istio.io/EnvoyFilter` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EnvoyFilter {
     #[serde(alias = "workload_selector")]
@@ -75,7 +77,7 @@ istio_enum! {
 }
 
 /// One patch: what it applies to, which objects, and the change.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EnvoyConfigObjectPatch {
     #[serde(alias = "apply_to")]
@@ -86,7 +88,7 @@ pub struct EnvoyConfigObjectPatch {
 }
 
 /// The change a patch makes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Patch {
     pub operation: PatchOperation,
@@ -96,7 +98,7 @@ pub struct Patch {
 }
 
 /// Which objects a patch applies to. The object matches are a oneof.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct EnvoyConfigObjectMatch {
     pub context: PatchContext,
@@ -108,7 +110,7 @@ pub struct EnvoyConfigObjectMatch {
 }
 
 /// Proxies by version and metadata.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ProxyMatch {
     #[serde(alias = "proxy_version")]
@@ -117,7 +119,7 @@ pub struct ProxyMatch {
 }
 
 /// A listener, by port or name, and optionally a filter chain within it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ListenerMatch {
     #[serde(alias = "port_number", deserialize_with = "crate::model::num::int")]
@@ -132,7 +134,7 @@ pub struct ListenerMatch {
 }
 
 /// A filter chain, and optionally a filter within it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FilterChainMatch {
     pub name: String,
@@ -150,7 +152,7 @@ pub struct FilterChainMatch {
 }
 
 /// A network filter, and optionally an HTTP filter within it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FilterMatch {
     pub name: String,
@@ -159,14 +161,14 @@ pub struct FilterMatch {
 }
 
 /// An HTTP filter.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SubFilterMatch {
     pub name: String,
 }
 
 /// A route configuration, and optionally a virtual host within it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RouteConfigurationMatch {
     #[serde(alias = "port_number", deserialize_with = "crate::model::num::int")]
@@ -179,7 +181,7 @@ pub struct RouteConfigurationMatch {
 }
 
 /// A virtual host, and optionally a route within it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct VirtualHostMatch {
     pub name: String,
@@ -199,7 +201,7 @@ istio_enum! {
 }
 
 /// A route, by name or action.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RouteMatch {
     pub name: String,
@@ -207,7 +209,7 @@ pub struct RouteMatch {
 }
 
 /// A cluster, by port, service, subset or name.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ClusterMatch {
     #[serde(alias = "port_number", deserialize_with = "crate::model::num::int")]

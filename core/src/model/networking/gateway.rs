@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::Port;
 use crate::model::istio_enum;
 
 /// `networking.istio.io/Gateway` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Gateway {
     pub servers: Vec<Server>,
@@ -16,7 +18,7 @@ pub struct Gateway {
 }
 
 /// One server of a gateway: a port, the hosts it serves, and TLS.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Server {
     pub port: Option<Port>,
@@ -52,7 +54,7 @@ istio_enum! {
 }
 
 /// TLS settings of a server (Gateway, or a Sidecar ingress listener).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ServerTlsSettings {
     #[serde(alias = "https_redirect")]
@@ -87,7 +89,7 @@ pub struct ServerTlsSettings {
 }
 
 /// One certificate of a server with several.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TlsCertificate {
     #[serde(alias = "server_certificate")]

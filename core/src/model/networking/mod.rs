@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 pub use destination_rule::*;
 pub use envoy_filter::*;
 pub use gateway::*;
@@ -22,7 +24,7 @@ pub use virtual_service::*;
 pub use workload::*;
 
 /// How a string is matched. Exactly one of the three is meant to be set (a proto oneof).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct StringMatch {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,7 +75,7 @@ impl StringMatch {
 }
 
 /// Where traffic goes: a host from the service registry, optionally a subset and port.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Destination {
     pub host: String,
@@ -82,7 +84,7 @@ pub struct Destination {
 }
 
 /// A port of a destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PortSelector {
     #[serde(deserialize_with = "crate::model::num::int")]
@@ -90,7 +92,7 @@ pub struct PortSelector {
 }
 
 /// A percentage in `[0.0, 100.0]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Percent {
     #[serde(deserialize_with = "crate::model::num::float")]
@@ -98,14 +100,14 @@ pub struct Percent {
 }
 
 /// The workloads a networking config applies to, by labels.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WorkloadSelector {
     pub labels: BTreeMap<String, String>,
 }
 
 /// A port a listener serves: number, protocol, name.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Port {
     #[serde(deserialize_with = "crate::model::num::int")]
@@ -119,7 +121,7 @@ pub struct Port {
 
 /// The type `istio.type.v1beta1.WorkloadSelector` (used by security kinds, DestinationRule
 /// and others): labels under `matchLabels`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MatchLabelsSelector {
     #[serde(alias = "match_labels")]
@@ -127,7 +129,7 @@ pub struct MatchLabelsSelector {
 }
 
 /// The type `istio.type.v1beta1.PolicyTargetReference`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PolicyTargetReference {
     pub group: String,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::{WorkloadEntry, WorkloadSelector};
 use crate::model::istio_enum;
 
@@ -24,7 +26,7 @@ istio_enum! {
 }
 
 /// `networking.istio.io/ServiceEntry` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ServiceEntry {
     pub hosts: Vec<String>,
@@ -43,7 +45,7 @@ pub struct ServiceEntry {
 }
 
 /// A port of a ServiceEntry.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ServicePort {
     #[serde(deserialize_with = "crate::model::num::int")]

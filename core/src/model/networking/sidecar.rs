@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::{ConnectionPoolSettings, Destination, Port, ServerTlsSettings, WorkloadSelector};
 use crate::model::istio_enum;
 
 /// `networking.istio.io/Sidecar` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Sidecar {
     #[serde(alias = "workload_selector")]
@@ -29,7 +31,7 @@ istio_enum! {
 }
 
 /// An inbound listener.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IstioIngressListener {
     pub port: Option<Port>,
@@ -44,7 +46,7 @@ pub struct IstioIngressListener {
 }
 
 /// An outbound listener and the hosts it reaches.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IstioEgressListener {
     pub port: Option<Port>,
@@ -63,7 +65,7 @@ istio_enum! {
 }
 
 /// Handling of traffic to destinations outside the registry.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct OutboundTrafficPolicy {
     pub mode: OutboundTrafficMode,

@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::{Destination, Percent, StringMatch};
 use crate::model::{Duration, istio_enum};
 
 /// `networking.istio.io/VirtualService` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct VirtualService {
     pub hosts: Vec<String>,
@@ -21,7 +23,7 @@ pub struct VirtualService {
 }
 
 /// One HTTP routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRoute {
     pub name: String,
@@ -52,7 +54,7 @@ pub struct HttpRoute {
 }
 
 /// A delegate VirtualService an HTTP route hands over to.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Delegate {
     pub name: String,
@@ -60,7 +62,7 @@ pub struct Delegate {
 }
 
 /// Header manipulation for requests and responses.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Headers {
     pub request: Option<HeaderOperations>,
@@ -68,7 +70,7 @@ pub struct Headers {
 }
 
 /// Headers to set, add and remove.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HeaderOperations {
     pub set: BTreeMap<String, String>,
@@ -77,7 +79,7 @@ pub struct HeaderOperations {
 }
 
 /// One TLS (SNI-based) routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TlsRoute {
     #[serde(rename = "match")]
@@ -86,7 +88,7 @@ pub struct TlsRoute {
 }
 
 /// One TCP routing rule.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TcpRoute {
     #[serde(rename = "match")]
@@ -95,7 +97,7 @@ pub struct TcpRoute {
 }
 
 /// The conditions an HTTP request must meet for a rule to apply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpMatchRequest {
     pub name: String,
@@ -122,7 +124,7 @@ pub struct HttpMatchRequest {
 }
 
 /// A weighted HTTP destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRouteDestination {
     pub destination: Option<Destination>,
@@ -132,7 +134,7 @@ pub struct HttpRouteDestination {
 }
 
 /// A weighted L4 destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RouteDestination {
     pub destination: Option<Destination>,
@@ -141,7 +143,7 @@ pub struct RouteDestination {
 }
 
 /// The conditions a TCP connection must meet for a rule to apply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct L4MatchAttributes {
     #[serde(alias = "destination_subnets")]
@@ -158,7 +160,7 @@ pub struct L4MatchAttributes {
 }
 
 /// The conditions a TLS connection must meet for a rule to apply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TlsMatchAttributes {
     #[serde(alias = "sni_hosts")]
@@ -183,7 +185,7 @@ istio_enum! {
 }
 
 /// An HTTP redirect.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRedirect {
     pub uri: String,
@@ -199,7 +201,7 @@ pub struct HttpRedirect {
 }
 
 /// A fixed response.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpDirectResponse {
     #[serde(deserialize_with = "crate::model::num::int")]
@@ -208,7 +210,7 @@ pub struct HttpDirectResponse {
 }
 
 /// The body of a fixed response: a string or base64 bytes (a oneof).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpBody {
     pub string: Option<String>,
@@ -216,7 +218,7 @@ pub struct HttpBody {
 }
 
 /// URI and authority rewrites.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRewrite {
     pub uri: String,
@@ -226,7 +228,7 @@ pub struct HttpRewrite {
 }
 
 /// A regex-based URI rewrite.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RegexRewrite {
     #[serde(rename = "match")]
@@ -235,7 +237,7 @@ pub struct RegexRewrite {
 }
 
 /// Retry policy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRetry {
     #[serde(deserialize_with = "crate::model::num::int")]
@@ -252,7 +254,7 @@ pub struct HttpRetry {
 }
 
 /// CORS policy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CorsPolicy {
     /// Deprecated form of `allowOrigins` (exact matches).
@@ -284,7 +286,7 @@ istio_enum! {
 }
 
 /// Fault injection.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpFaultInjection {
     pub delay: Option<FaultDelay>,
@@ -292,7 +294,7 @@ pub struct HttpFaultInjection {
 }
 
 /// Injected delay: fixed or exponential (a oneof).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FaultDelay {
     /// Deprecated: use `percentage`.
@@ -306,7 +308,7 @@ pub struct FaultDelay {
 }
 
 /// Injected abort: an HTTP status, gRPC status or HTTP/2 error (a oneof).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct FaultAbort {
     #[serde(alias = "http_status", deserialize_with = "crate::model::num::opt_int")]
@@ -319,7 +321,7 @@ pub struct FaultAbort {
 }
 
 /// One mirror destination.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpMirrorPolicy {
     pub destination: Option<Destination>,

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 /// `networking.istio.io/WorkloadEntry` spec (also a ServiceEntry endpoint).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WorkloadEntry {
     pub address: String,
@@ -21,7 +23,7 @@ pub struct WorkloadEntry {
 }
 
 /// `networking.istio.io/WorkloadGroup` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WorkloadGroup {
     pub metadata: Option<WorkloadGroupMetadata>,
@@ -30,7 +32,7 @@ pub struct WorkloadGroup {
 }
 
 /// Labels and annotations given to the group's WorkloadEntries.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct WorkloadGroupMetadata {
     pub labels: BTreeMap<String, String>,
@@ -38,7 +40,7 @@ pub struct WorkloadGroupMetadata {
 }
 
 /// How the group's workloads are probed. The check methods are a oneof.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ReadinessProbe {
     #[serde(
@@ -69,7 +71,7 @@ pub struct ReadinessProbe {
 }
 
 /// An HTTP GET probe.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpHealthCheckConfig {
     pub path: String,
@@ -82,7 +84,7 @@ pub struct HttpHealthCheckConfig {
 }
 
 /// A header sent by an HTTP probe.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpHeader {
     pub name: String,
@@ -90,7 +92,7 @@ pub struct HttpHeader {
 }
 
 /// A TCP connect probe.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TcpHealthCheckConfig {
     pub host: String,
@@ -99,14 +101,14 @@ pub struct TcpHealthCheckConfig {
 }
 
 /// A command probe.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ExecHealthCheckConfig {
     pub command: Vec<String>,
 }
 
 /// A gRPC health probe.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct GrpcHealthCheckConfig {
     #[serde(deserialize_with = "crate::model::num::int")]

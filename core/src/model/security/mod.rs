@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::CrdSchema;
+
 use super::networking::{MatchLabelsSelector, PolicyTargetReference};
 use crate::model::{Duration, istio_enum};
 
@@ -19,7 +21,7 @@ istio_enum! {
 }
 
 /// `security.istio.io/PeerAuthentication` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct PeerAuthentication {
     pub selector: Option<MatchLabelsSelector>,
@@ -30,14 +32,14 @@ pub struct PeerAuthentication {
 }
 
 /// A mutual TLS setting.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct MutualTls {
     pub mode: MtlsMode,
 }
 
 /// `security.istio.io/RequestAuthentication` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RequestAuthentication {
     pub selector: Option<MatchLabelsSelector>,
@@ -50,7 +52,7 @@ pub struct RequestAuthentication {
 }
 
 /// How to validate one issuer's JWTs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct JwtRule {
     pub issuer: String,
@@ -74,7 +76,7 @@ pub struct JwtRule {
 }
 
 /// A header a JWT is read from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct JwtHeader {
     pub name: String,
@@ -82,7 +84,7 @@ pub struct JwtHeader {
 }
 
 /// A claim copied to a header.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ClaimToHeader {
     pub header: String,
@@ -100,7 +102,7 @@ istio_enum! {
 }
 
 /// `security.istio.io/AuthorizationPolicy` spec.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct AuthorizationPolicy {
     pub selector: Option<MatchLabelsSelector>,
@@ -115,14 +117,14 @@ pub struct AuthorizationPolicy {
 }
 
 /// The external authorizer of a CUSTOM policy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ExtensionProvider {
     pub name: String,
 }
 
 /// One rule: sources, operations and conditions, all of which must match.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Rule {
     pub from: Option<Vec<RuleFrom>>,
@@ -131,21 +133,21 @@ pub struct Rule {
 }
 
 /// A source clause.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RuleFrom {
     pub source: Option<Source>,
 }
 
 /// An operation clause.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RuleTo {
     pub operation: Option<Operation>,
 }
 
 /// Request sources. Lists are `None` when absent (Istio tells absent from empty here).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Source {
     pub principals: Option<Vec<String>>,
@@ -173,7 +175,7 @@ pub struct Source {
 }
 
 /// Request operations. Lists are `None` when absent.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Operation {
     pub hosts: Option<Vec<String>>,
@@ -191,7 +193,7 @@ pub struct Operation {
 }
 
 /// A condition on a request attribute.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, CrdSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Condition {
     pub key: String,
