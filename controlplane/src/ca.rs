@@ -68,6 +68,13 @@ pub struct CaOptions {
     pub root: Option<(PathBuf, PathBuf)>,
     /// The lifetime of workload certificates (a request may ask for less).
     pub workload_ttl: Duration,
+    /// With `root`, when that certificate is an intermediate (Istio's plugged-in CA,
+    /// `cacerts`): the root it chains to (`root-cert.pem`), which becomes the trust bundle.
+    pub trust_root: Option<PathBuf>,
+    /// With `trust_root`: the signing certificate's chain up to the root
+    /// (`cert-chain.pem`), sent after every issued certificate; default: the signing
+    /// certificate alone.
+    pub chain: Option<PathBuf>,
 }
 
 impl CaOptions {
@@ -76,14 +83,19 @@ impl CaOptions {
             dir,
             root: None,
             workload_ttl: DEFAULT_WORKLOAD_TTL,
+            trust_root: None,
+            chain: None,
         }
     }
 }
 
 /// The CA: the root and what it signs with.
 pub struct Ca {
+    /// The trust bundle: the root (the signing certificate itself unless it is an
+    /// intermediate).
     root_pem: String,
-    root_der: CertificateDer<'static>,
+    /// What follows a certificate the CA issues: the intermediates (PEM) then the root.
+    after_leaf: Vec<String>,
     issuer: Issuer<'static, KeyPair>,
     token: String,
     workload_ttl: Duration,
@@ -190,6 +202,33 @@ impl Ca {
             path: cert_path.clone(),
             reason: e.to_string(),
         })?;
+        let signing_pem = root_pem;
+        let (root_pem, after_leaf) = match &opts.trust_root {
+            None => (signing_pem.clone(), vec![signing_pem.clone()]),
+            Some(path) => {
+                let trust = std::fs::read_to_string(path).map_err(io(path))?;
+                let roots = split_pem(&trust);
+                let [root] = roots.as_slice() else {
+                    return Err(CaError::Root {
+                        path: path.clone(),
+                        reason: format!("holds {} certificates, not one root", roots.len()),
+                    });
+                };
+                let mut chain = match &opts.chain {
+                    Some(c) => split_pem(&std::fs::read_to_string(c).map_err(io(c))?),
+                    None => vec![
+                        split_pem(&signing_pem)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_default(),
+                    ],
+                };
+                if chain.last() != Some(root) {
+                    chain.push(root.clone());
+                }
+                (root.clone(), chain)
+            }
+        };
         // A root the CA dir does not hold (user-supplied) is copied there, so sidecars
         // find the trust bundle in one place.
         if opts.root.is_some() {
@@ -209,7 +248,7 @@ impl Ca {
         };
         Ok(Ca {
             root_pem,
-            root_der,
+            after_leaf,
             issuer,
             token,
             workload_ttl: opts.workload_ttl,
@@ -295,7 +334,9 @@ impl Ca {
         let cert = csr
             .signed_by(&self.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
-        Ok((id, vec![cert.pem(), self.root_pem.clone()]))
+        let mut chain = vec![cert.pem()];
+        chain.extend(self.after_leaf.iter().cloned());
+        Ok((id, chain))
     }
 
     /// meshd's own certificate for 15012: IP SAN `ip` (clients dial the address) and the
@@ -334,7 +375,9 @@ impl Ca {
             .signed_by(&key, &self.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok((vec![cert.der().clone(), self.root_der.clone()], key))
+        let mut chain = vec![cert.der().clone()];
+        chain.extend(self.after_leaf.iter().filter_map(|p| pem_to_der(p)));
+        Ok((chain, key))
     }
 }
 
@@ -344,6 +387,23 @@ pub fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .next()
         .and_then(Result::ok)
+}
+
+/// The certificates of a PEM text, each as its own PEM block (normalised line ends).
+pub fn split_pem(text: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", rest[start..end].trim()));
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// Whether a workload of the registry runs as `id` (its namespace and service account;

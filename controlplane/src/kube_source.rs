@@ -38,6 +38,17 @@ use crate::translate::Translator;
 #[derive(Clone)]
 pub struct KubeClient(pub Client);
 
+impl KubeClient {
+    /// A client for the API server at `url` with no credentials (a `kubectl proxy`, or a
+    /// test's fake API server).
+    pub fn for_url(url: &str) -> Result<KubeClient, String> {
+        let uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        Client::try_from(kube::Config::new(uri))
+            .map(KubeClient)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl std::fmt::Debug for KubeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KubeClient")

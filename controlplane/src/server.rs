@@ -89,6 +89,8 @@ pub enum MeshdError {
     Serve(#[from] tonic::transport::Error),
     #[error("the CA: {0}")]
     Ca(#[from] CaError),
+    #[error("the CA's root in the cluster: {0}")]
+    KubeCa(#[from] crate::ca_kube::KubeCaError),
     #[error("the first config build did not finish: {0}")]
     Join(String),
 }
@@ -173,9 +175,31 @@ impl Meshd {
         let ca = match &opts.ca {
             None => None,
             Some((ca_opts, addr)) => {
-                let ca = Arc::new(Ca::open(ca_opts)?);
+                let ca = match &opts.kube {
+                    // In a cluster the root lives in a Secret (unless the user gave one),
+                    // and sidecars dial meshd's Service by name.
+                    Some(client) => {
+                        let mut ca_opts = ca_opts.clone();
+                        let ns = crate::webhook_tls::namespace();
+                        if ca_opts.root.is_none() {
+                            let from =
+                                crate::ca_kube::prepare_root(&client.0, &ns, &mut ca_opts).await?;
+                            info!(ca.root = ?from, ca.namespace = %ns, "CA root from the cluster");
+                        }
+                        Arc::new(Ca::open(&ca_opts)?)
+                    }
+                    None => Arc::new(Ca::open(ca_opts)?),
+                };
                 let (listener, address) = listen("CA", *addr, any).await?;
-                let tls = ca_server::tls_config(&ca, address.ip())?;
+                let tls = match &opts.kube {
+                    Some(_) => {
+                        let ns = crate::webhook_tls::namespace();
+                        let mut names = crate::webhook_tls::service_names(&ns);
+                        names.push(format!("istiod.{ns}.svc"));
+                        ca_server::tls_config_named(&ca, names, address.ip())?
+                    }
+                    None => ca_server::tls_config(&ca, address.ip())?,
+                };
                 Some(BoundCa {
                     ca,
                     listener,
@@ -268,12 +292,28 @@ impl Meshd {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        // In a cluster every namespace gets the trust bundle as a ConfigMap.
+        let root_task = match (&opts.kube, &ca) {
+            (Some(client), Some(c)) => Some(tokio::spawn(crate::ca_kube::keep_root_configmaps(
+                client.0.clone(),
+                c.ca.root_pem().to_owned(),
+                config.subscribe(),
+                crate::ca_kube::PublishOptions::default(),
+                stop_rx.clone(),
+            ))),
+            _ => None,
+        };
         let ca_task = ca.map(|c| {
             info!(ca.address = %c.address, ca.dir = %c.ca.dir().display(), "CA serving");
+            let auth = match &opts.kube {
+                Some(client) => ca_server::CallerAuth::Kube(client.0.clone()),
+                None => ca_server::CallerAuth::Token(c.ca.token().to_owned()),
+            };
             tokio::spawn(ca_server::serve(
                 c.listener,
                 c.tls,
                 c.ca,
+                auth,
                 config.subscribe(),
                 stop_rx.clone(),
             ))
@@ -363,6 +403,7 @@ impl Meshd {
             .chain(webhook_task)
             .chain(ca_task)
             .chain(bundle_task)
+            .chain(root_task)
         {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await

@@ -2,8 +2,10 @@
 //!
 //! This module owns the proxy's side of meshd's CA: a fresh key (ECDSA P-256) and CSR per
 //! request naming the workload's SPIFFE id, `CreateCertificate` called over TLS (meshd's
-//! certificate verified against the trust bundle in the CA directory, the local-mode token
-//! as `authorization: Bearer`), and a rotation loop that asks again when 20% of the
+//! certificate verified against the trust bundle, by the CA's host name when it has one),
+//! a token as `authorization: Bearer` (local mode: the CA directory's; Kubernetes: the
+//! projected service-account token, re-read on every request as the kubelet rotates it),
+//! and a rotation loop that asks again when 20% of the
 //! lifetime is left (retrying with back-off on failure). The current certificate is
 //! published through a `watch` as [`WorkloadCert`] for SDS ([`crate::sds`]) and the native
 //! engine. The unary gRPC call is framed here (five-byte prefix, `grpc-status` trailer):
@@ -30,6 +32,11 @@ use tracing::{info, warn};
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
 /// The token's file name in the CA directory.
 pub const TOKEN_FILE: &str = "token";
+/// Where Istio's injector mounts the projected service-account token (audience
+/// `istio-ca`).
+pub const KUBE_TOKEN_FILE: &str = "/var/run/secrets/tokens/istio-token";
+/// Where Istio's injector mounts the trust bundle (ConfigMap `istio-ca-root-cert`).
+pub const KUBE_ROOT_CERT_FILE: &str = "/var/run/secrets/istio/root-cert.pem";
 /// Rotate when this fraction of the lifetime is left.
 const ROTATE_LEFT: f64 = 0.2;
 /// How long one request may take.
@@ -39,10 +46,27 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct CaClientOptions {
     pub address: SocketAddr,
-    /// meshd's CA directory: `root-cert.pem` (trust bundle) and `token`.
-    pub dir: PathBuf,
+    /// The trust bundle meshd's certificate is verified with (PEM).
+    pub root_cert: PathBuf,
+    /// The bearer token, read on every request.
+    pub token_file: PathBuf,
+    /// The name meshd's certificate must carry (None: the address's IP).
+    pub server_name: Option<String>,
     /// Lifetime to ask for (None: the CA's default).
     pub ttl: Option<Duration>,
+}
+
+impl CaClientOptions {
+    /// Local mode: the trust bundle and token of meshd's CA directory `dir`.
+    pub fn in_dir(address: SocketAddr, dir: &std::path::Path) -> CaClientOptions {
+        CaClientOptions {
+            address,
+            root_cert: dir.join(ROOT_CERT_FILE),
+            token_file: dir.join(TOKEN_FILE),
+            server_name: None,
+            ttl: None,
+        }
+    }
 }
 
 /// Why a certificate could not be had.
@@ -118,8 +142,8 @@ fn read(path: PathBuf) -> Result<String, IdentityError> {
 
 /// Asks the CA for a certificate for `id` (a new key each time).
 pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCert, IdentityError> {
-    let root_pem = read(opts.dir.join(ROOT_CERT_FILE))?;
-    let token = read(opts.dir.join(TOKEN_FILE))?.trim().to_owned();
+    let root_pem = read(opts.root_cert.clone())?;
+    let token = read(opts.token_file.clone())?.trim().to_owned();
     let key = rcgen::KeyPair::generate().map_err(|e| IdentityError::Csr(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -198,8 +222,13 @@ async fn call(
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| connect(e.to_string()))?;
+    let name = match &opts.server_name {
+        Some(n) => ServerName::try_from(n.clone())
+            .map_err(|e| IdentityError::Tls(format!("server name {n:?}: {e}")))?,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
     let tls = connector(root_pem)?
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .connect(name, tcp)
         .await
         .map_err(|e| connect(format!("TLS: {e}")))?;
     let (mut send, conn) =
