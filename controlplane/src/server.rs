@@ -336,15 +336,29 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
-        let webhook_task = webhook.map(|(listener, addr)| match webhook_tls {
-            Some(tls) => {
-                info!(webhook.address = %addr, "admission webhooks serving (TLS)");
-                tokio::spawn(crate::webhook::serve_tls(listener, tls, stop_rx.clone()))
-            }
+        // In a cluster the injector follows the istio-sidecar-injector ConfigMap.
+        let injector = match &opts.kube {
+            Some(_) => crate::webhook_inject::InjectorConfig::from_cluster(
+                &crate::webhook_tls::namespace(),
+                config.subscribe(),
+            ),
             None => {
-                info!(webhook.address = %addr, "admission webhooks serving (plain HTTP; no CA)");
-                tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+                crate::webhook_inject::InjectorConfig::defaults(&crate::webhook_tls::namespace())
             }
+        };
+        let webhook_task = webhook.map(|(listener, addr)| {
+            match &webhook_tls {
+                Some(_) => info!(webhook.address = %addr, "admission webhooks serving (TLS)"),
+                None => {
+                    info!(webhook.address = %addr, "admission webhooks serving (plain HTTP; no CA)")
+                }
+            }
+            tokio::spawn(crate::webhook::serve_with_injector(
+                listener,
+                webhook_tls,
+                injector,
+                stop_rx.clone(),
+            ))
         });
         let source_name = match &kube {
             Some(_) => "kubernetes".to_owned(),
