@@ -381,3 +381,71 @@ fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn ca_of(args: &[&str]) -> Result<Option<agent::CaClientOptions>, String> {
+        let mut all = vec![
+            "mesh-proxy",
+            "run",
+            "--workload",
+            "shop/web",
+            "--ip",
+            "10.0.0.5",
+            "--xds-address",
+            "localhost:15010",
+        ];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        run.ca.options(&run.identity.xds_address)
+    }
+
+    #[test]
+    fn kubernetes_mode_reads_the_projected_token_and_checks_meshds_name() {
+        let ca = ca_of(&["--ca-root-cert", "/r/root-cert.pem"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(ca.client.root_cert, PathBuf::from("/r/root-cert.pem"));
+        assert_eq!(
+            ca.client.token_file,
+            PathBuf::from("/var/run/secrets/tokens/istio-token")
+        );
+        // The xDS host on 15012, verified by name.
+        assert_eq!(ca.client.address.port(), 15012);
+        assert_eq!(ca.client.server_name.as_deref(), Some("localhost"));
+        let ca = ca_of(&[
+            "--ca-root-cert",
+            "/r/root-cert.pem",
+            "--ca-token-file",
+            "/t/token",
+            "--ca-address",
+            "127.0.0.1:9999",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(ca.client.token_file, PathBuf::from("/t/token"));
+        assert_eq!(ca.client.address, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(ca.client.server_name, None);
+    }
+
+    #[test]
+    fn local_mode_uses_the_ca_directory_and_modes_do_not_mix() {
+        let ca = ca_of(&["--ca-dir", "/ca"]).unwrap().unwrap();
+        assert_eq!(ca.client.root_cert, PathBuf::from("/ca/root-cert.pem"));
+        assert_eq!(ca.client.token_file, PathBuf::from("/ca/token"));
+        assert_eq!(ca.client.server_name, None);
+        assert!(ca_of(&[]).unwrap().is_none());
+        let both = ca_of(&["--ca-dir", "/ca", "--ca-root-cert", "/r.pem"]).unwrap_err();
+        assert!(both.contains("cannot be used with"), "{both}");
+        let token_alone = ca_of(&["--ca-token-file", "/t"]).unwrap_err();
+        assert!(token_alone.contains("--ca-root-cert"), "{token_alone}");
+        let address_alone = ca_of(&["--ca-address", "127.0.0.1:1"]).unwrap_err();
+        assert!(address_alone.contains("required"), "{address_alone}");
+    }
+}
