@@ -3,7 +3,7 @@
 //! - a workload presenting its service-account token (read from a file, as the projected
 //!   token is) gets a certificate for its own identity, after a TokenReview with audience
 //!   `istio-ca`; a token of another service account, an unknown token and a token for
-//!   another audience are each refused with the reason;
+//!   another audience are each refused with the reason, which meshd also logs;
 //! - the root is stored as Secret `istio-ca-secret` and a meshd restarted with an empty CA
 //!   directory (a new pod) keeps it; the trust bundle is published as ConfigMap
 //!   `istio-ca-root-cert` in every namespace;
@@ -102,6 +102,39 @@ async fn meshd(fake: &FakeApi, dir: &Path) -> Running {
     }
 }
 
+/// meshd's log lines (warnings and up), captured once for the whole test binary.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .init();
+    });
+}
+
+/// Whether a logged refusal carries `reason`.
+fn logged_refusal(reason: &str) -> bool {
+    String::from_utf8_lossy(&LOGS.lock().unwrap())
+        .lines()
+        .any(|l| l.contains("certificate request refused") && l.contains(reason))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,6 +226,7 @@ fn service_account_tokens_get_their_own_identity_and_nothing_else() {
 }
 
 async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fake: &FakeApi) {
+    capture_logs();
     let dir = tmp("tokens");
     let m = meshd(fake, &dir.join("ca")).await;
 
@@ -231,6 +265,9 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
             && why.contains("spiffe://cluster.local/ns/shop/sa/web"),
         "{why}"
     );
+    assert!(logged_refusal(
+        "the caller is system:serviceaccount:shop:db; the CSR asks for spiffe://cluster.local/ns/shop/sa/web"
+    ));
     // ...but may have its own.
     let db = identity::request(&c, &SpiffeId::new("cluster.local", "shop", "db"))
         .await
@@ -244,6 +281,7 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
         why.contains("grpc-status 16") && why.contains("invalid bearer token"),
         "{why}"
     );
+    assert!(logged_refusal("invalid bearer token"));
     // A real token of web, for the API server's audience rather than istio-ca.
     std::fs::write(&c.token_file, "api-token").unwrap();
     let why = refused(identity::request(&c, &web).await);
@@ -251,6 +289,7 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
         why.contains("grpc-status 16") && why.contains("istio-ca") && why.contains("audiences"),
         "{why}"
     );
+    assert!(logged_refusal("is invalid for the target audiences"));
     // No token at all.
     std::fs::write(&c.token_file, "").unwrap();
     let why = refused(identity::request(&c, &web).await);
@@ -258,6 +297,7 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
         why.contains("grpc-status 16") && why.contains("no bearer token"),
         "{why}"
     );
+    assert!(logged_refusal("no bearer token"));
     m.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
