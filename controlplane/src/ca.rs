@@ -522,6 +522,18 @@ mod tests {
     }
 
     #[test]
+    fn pem_texts_split_into_certificates() {
+        let dir = tmp("split");
+        let ca = Ca::open(&CaOptions::new(dir.clone())).unwrap();
+        let two = format!("junk\n{}\r\n{}", ca.root_pem(), ca.root_pem());
+        let parts = split_pem(&two);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(pem_to_der(&parts[0]), pem_to_der(ca.root_pem()));
+        assert!(split_pem("no certificates").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_user_supplied_root_signs_and_is_copied_to_the_dir() {
         let src = tmp("user-src");
         let first = Ca::open(&CaOptions::new(src.clone())).unwrap();

@@ -416,3 +416,44 @@ async fn a_plugged_in_cacerts_secret_is_used_with(fake: &FakeApi) {
     m.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_replica_that_loses_the_race_to_store_the_root_uses_the_winners() {
+    let fake = fake_cluster();
+    runtime().block_on(async {
+        // Another meshd stores its root just after this one looked (the fake hides the
+        // Secret from the first GET): this one's create answers 409 AlreadyExists, and it
+        // loads the stored root instead of keeping its own.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let winner = params.self_signed(&key).unwrap().pem();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let path = format!("{SECRETS}/istio-ca-secret");
+        fake.put(
+            &path,
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "istio-ca-secret", "namespace": "istio-system"},
+                "data": {"ca-cert.pem": b64(&winner), "ca-key.pem": b64(&key.serialize_pem())},
+            }),
+        );
+        fake.with(|s| s.hide_next_get.insert(path.clone()));
+        let dir = tmp("race");
+        let m = meshd(&fake, &dir.join("ca")).await;
+        let creates = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == SECRETS)
+            .count();
+        assert_eq!(creates, 1, "it tried to store its own root");
+        assert_eq!(m.root(), winner, "and then took the stored one");
+        let c = client(&m, &dir.join("pod"), &winner, "web-token");
+        let cert = identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web"))
+            .await
+            .unwrap();
+        assert!(signed_by(&ders(&cert.chain_pem)[0], &ders(&winner)[0]));
+        m.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -166,6 +166,9 @@ pub struct State {
     pub requests: Vec<Logged>,
     /// Resources (plural names) SelfSubjectAccessReview says no to.
     pub denied: BTreeSet<String>,
+    /// Object paths whose next GET answers 404 once, as if they were created just after
+    /// (another client racing this one).
+    pub hide_next_get: BTreeSet<String>,
     /// TokenReview: token -> (username, audiences the token is valid for).
     pub tokens: BTreeMap<String, (String, Vec<String>)>,
     /// Whether applied Deployments report Available.
@@ -808,7 +811,8 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
     let key = object_path(&t, &name);
     match method.as_str() {
         "GET" => {
-            let Some(mut obj) = s.objects.get(&key).cloned() else {
+            let hidden = s.hide_next_get.remove(&key);
+            let Some(mut obj) = s.objects.get(&key).cloned().filter(|_| !hidden) else {
                 return status(
                     StatusCode::NOT_FOUND,
                     "NotFound",
