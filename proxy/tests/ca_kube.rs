@@ -235,6 +235,10 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
     let root = cm["data"]["root-cert.pem"].as_str().unwrap().to_owned();
     assert_eq!(root, m.root());
     root_configmap(fake, "istio-system").await;
+    // A namespace made later gets it too (the Namespace watch triggers a rebuild).
+    namespace(fake, "late");
+    let cm = root_configmap(fake, "late").await;
+    assert_eq!(cm["data"]["root-cert.pem"], root.as_str());
 
     let web = SpiffeId::new("cluster.local", "shop", "web");
     let pod = dir.join("pod");
