@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use mesh_core::identity::SpiffeId;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::ca::{CaError, CaOptions, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use crate::source::ConfigState;
@@ -369,6 +369,8 @@ pub async fn keep_root_configmaps(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut written: BTreeSet<String> = BTreeSet::new();
+    // Namespaces written once already: later re-writes are logged at debug only.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut last_full = tokio::time::Instant::now();
     loop {
         if last_full.elapsed() >= opts.recheck {
@@ -396,7 +398,11 @@ pub async fn keep_root_configmaps(
                 .await
             {
                 Ok(_) => {
-                    info!(namespace = %ns, "root certificate ConfigMap written");
+                    if seen.insert(ns.clone()) {
+                        info!(namespace = %ns, "root certificate ConfigMap written");
+                    } else {
+                        debug!(namespace = %ns, "root certificate ConfigMap written again");
+                    }
                     written.insert(ns);
                 }
                 Err(e) => {
