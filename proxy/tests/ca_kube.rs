@@ -3,7 +3,8 @@
 //! - a workload presenting its service-account token (read from a file, as the projected
 //!   token is) gets a certificate for its own identity, after a TokenReview with audience
 //!   `istio-ca`; a token of another service account, an unknown token and a token for
-//!   another audience are each refused with the reason, which meshd also logs;
+//!   another audience are each refused with the reason, which meshd also logs (and an
+//!   API server that cannot review tokens gives Unavailable);
 //! - the root is stored as Secret `istio-ca-secret` and a meshd restarted with an empty CA
 //!   directory (a new pod) keeps it; the trust bundle is published as ConfigMap
 //!   `istio-ca-root-cert` in every namespace;
@@ -302,6 +303,17 @@ async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fak
         "{why}"
     );
     assert!(logged_refusal("no bearer token"));
+    // The API server cannot review tokens: Unavailable (the sidecar retries), with why.
+    fake.with(|s| s.fail_token_reviews = true);
+    std::fs::write(&c.token_file, "web-token").unwrap();
+    let why = refused(identity::request(&c, &web).await);
+    assert!(
+        why.contains("grpc-status 14") && why.contains("cannot review the token"),
+        "{why}"
+    );
+    assert!(logged_refusal("the token authenticator is unavailable"));
+    fake.with(|s| s.fail_token_reviews = false);
+    identity::request(&c, &web).await.unwrap();
     m.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -169,6 +169,8 @@ pub struct State {
     /// Object paths whose next GET answers 404 once, as if they were created just after
     /// (another client racing this one).
     pub hide_next_get: BTreeSet<String>,
+    /// TokenReview answers 500, as an API server that cannot reach its authenticator.
+    pub fail_token_reviews: bool,
     /// TokenReview: token -> (username, audiences the token is valid for).
     pub tokens: BTreeMap<String, (String, Vec<String>)>,
     /// Whether applied Deployments report Available.
@@ -601,6 +603,13 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "create only",
+            );
+        }
+        if s.fail_token_reviews {
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "fake: the token authenticator is unavailable",
             );
         }
         let mut review: J = serde_json::from_slice(&body).unwrap_or_default();
