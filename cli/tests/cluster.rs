@@ -367,9 +367,35 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
         }
         e.fake.put(path, obj);
     }
+    // No root stored yet; then meshd's root in istio-ca-secret, and its ConfigMap.
+    let out = e.meshctl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    assert!(
+        stdout.contains("✘ ca root: no Secret cacerts or istio-ca-secret in istio-system"),
+        "{stdout}"
+    );
+    let root = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let b64 = serde_json::to_value(k8s_openapi::ByteString(root.as_bytes().to_vec())).unwrap();
+    e.fake.put(
+        "/api/v1/namespaces/istio-system/secrets/istio-ca-secret",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "istio-ca-secret", "namespace": "istio-system"},
+               "data": {"ca-cert.pem": b64, "ca-key.pem": "a2V5"}}),
+    );
+    let out = e.meshctl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("✘ ca root: root kept in Secret istio-system/istio-ca-secret, but ConfigMap istio-system/istio-ca-root-cert is missing"), "{stdout}");
+    e.fake.put(
+        "/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "istio-ca-root-cert", "namespace": "istio-system"},
+               "data": {"root-cert.pem": root}}),
+    );
     let out = e.meshctl(&["check"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("✔ ca root: root kept in Secret istio-system/istio-ca-secret, published as ConfigMap istio-ca-root-cert"), "{stdout}");
     assert!(stdout.contains("No problems found."));
 
     e.fake.with(|s| {

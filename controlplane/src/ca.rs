@@ -76,6 +76,13 @@ pub struct CaOptions {
     /// (None: the workload certificate lifetime, so every certificate the old root signed
     /// has expired when it is dropped).
     pub root_overlap: Option<Duration>,
+    /// With `root`, when that certificate is an intermediate (Istio's plugged-in CA,
+    /// `cacerts`): the root it chains to (`root-cert.pem`), which becomes the trust bundle.
+    pub trust_root: Option<PathBuf>,
+    /// With `trust_root`: the signing certificate's chain up to the root
+    /// (`cert-chain.pem`), sent after every issued certificate; default: the signing
+    /// certificate alone.
+    pub chain: Option<PathBuf>,
 }
 
 impl CaOptions {
@@ -85,14 +92,19 @@ impl CaOptions {
             root: None,
             workload_ttl: DEFAULT_WORKLOAD_TTL,
             root_overlap: None,
+            trust_root: None,
+            chain: None,
         }
     }
 }
 
-/// The root meshd signs with: its certificate and the issuer made of it and its key.
+/// What meshd signs with; swapped whole by a root rotation.
 struct Signer {
+    /// The trust bundle's root: the signing certificate itself unless it is an
+    /// intermediate (`cacerts`).
     root_pem: String,
-    root_der: CertificateDer<'static>,
+    /// What follows a certificate the CA issues: the intermediates (PEM) then the root.
+    after_leaf: Vec<String>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -212,7 +224,28 @@ impl Ca {
             std::fs::write(&cert_path, &pem).map_err(io(&cert_path))?;
             (pem, key)
         };
-        let signer = signer(&root_pem, key, &cert_path)?;
+        let mut signer = signer(&root_pem, key, &cert_path)?;
+        if let Some(path) = &opts.trust_root {
+            // An intermediate (Istio's plugged-in CA): the root it chains to is the trust
+            // bundle and every issued certificate is followed by the chain up to it.
+            let trust = std::fs::read_to_string(path).map_err(io(path))?;
+            let roots = pem_certificates(&trust);
+            let [root] = roots.as_slice() else {
+                return Err(CaError::Root {
+                    path: path.clone(),
+                    reason: format!("holds {} certificates, not one root", roots.len()),
+                });
+            };
+            let mut chain = match &opts.chain {
+                Some(c) => pem_certificates(&std::fs::read_to_string(c).map_err(io(c))?),
+                None => vec![signer.root_pem.clone()],
+            };
+            if chain.last() != Some(root) {
+                chain.push(root.clone());
+            }
+            signer.root_pem = root.clone();
+            signer.after_leaf = chain;
+        }
         // A root the CA dir does not hold (user-supplied) is put first in the dir's bundle,
         // so sidecars find the trust bundle in one place; the bundle's other roots are kept
         // only while a rotation's overlap runs.
@@ -359,7 +392,9 @@ impl Ca {
         let cert = csr
             .signed_by(&signer.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
-        Ok((id, vec![cert.pem(), signer.root_pem.clone()]))
+        let mut chain = vec![cert.pem()];
+        chain.extend(signer.after_leaf.iter().cloned());
+        Ok((id, chain))
     }
 
     /// meshd's own certificate for 15012: IP SAN `ip` (clients dial the address) and the
@@ -399,7 +434,9 @@ impl Ca {
             .signed_by(&key, &signer.issuer)
             .map_err(|e| CaError::Sign(e.to_string()))?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        Ok((vec![cert.der().clone(), signer.root_der.clone()], key))
+        let mut chain = vec![cert.der().clone()];
+        chain.extend(signer.after_leaf.iter().filter_map(|p| pem_to_der(p)));
+        Ok((chain, key))
     }
 }
 
@@ -425,8 +462,8 @@ fn signer(root_pem: &str, key: KeyPair, path: &Path) -> Result<Signer, CaError> 
         .ok_or_else(|| bad("no CERTIFICATE block".into()))?;
     let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| bad(e.to_string()))?;
     Ok(Signer {
+        after_leaf: vec![root_pem.clone()],
         root_pem,
-        root_der,
         issuer,
     })
 }
@@ -599,6 +636,18 @@ mod tests {
             .sign_workload("not a csr", None, "cluster.local", |_| true)
             .unwrap_err();
         assert!(matches!(err, CaError::Csr(_)), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pem_texts_split_into_certificates() {
+        let dir = tmp("split");
+        let ca = Ca::open(&CaOptions::new(dir.clone())).unwrap();
+        let two = format!("junk\n{}\r\n{}", ca.root_pem(), ca.root_pem());
+        let parts = pem_certificates(&two);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(pem_to_der(&parts[0]), pem_to_der(&ca.root_pem()));
+        assert!(pem_certificates("no certificates").is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -3,11 +3,14 @@
 //! This module owns serving `istio.v1.auth.IstioCertificateService/CreateCertificate`:
 //! TLS with meshd's serving certificate (signed by the mesh root, so sidecars verify meshd
 //! with the trust bundle), HTTP/2, one unary gRPC method decoded and encoded by tonic's
-//! server codec. A caller is authenticated by the local-mode token
-//! (`authorization: Bearer TOKEN`); the CSR's identity must be in the mesh's trust domain
-//! and belong to a workload of the current registry. Every refusal is logged with why.
-//! The server also runs the root rotation ([`crate::ca_rotation::keep`]) and, when the
-//! signing root changes, serves a certificate from the new root to the next connection.
+//! server codec. A caller presents `authorization: Bearer TOKEN`: in local mode the token
+//! of the CA directory, and the CSR's identity must belong to a workload of the current
+//! registry; in Kubernetes mode its service-account token, reviewed by the API server
+//! ([`crate::ca_kube`]), and the CSR may only ask for that service account's identity.
+//! Either way the identity must be in the mesh's trust domain. Every refusal is logged
+//! with why. The server also runs the root rotation ([`crate::ca_rotation::keep`]) and,
+//! when the signing root changes, serves a certificate from the new root to the next
+//! connection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +31,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::ca::{Ca, CaError, registry_knows};
+use crate::ca_kube::{self, ServiceAccount, TokenError};
 use crate::source::ConfigState;
 
 /// The default CA address (DESIGN.md: 15012, mTLS + CA).
@@ -38,6 +42,24 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's TLS config: meshd's serving certificate, ALPN h2.
 pub fn tls_config(ca: &Ca, ip: std::net::IpAddr) -> Result<rustls::ServerConfig, CaError> {
     let (chain, key) = ca.serving_identity(ip)?;
+    server_config(chain, key)
+}
+
+/// The server's TLS config for DNS names `names` as well as `ip` (in a cluster sidecars
+/// dial meshd's Service by name: `meshd.NAMESPACE.svc`).
+pub fn tls_config_named(
+    ca: &Ca,
+    names: Vec<String>,
+    ip: std::net::IpAddr,
+) -> Result<rustls::ServerConfig, CaError> {
+    let (chain, key) = ca.serving_identity_for(names, &[ip])?;
+    server_config(chain, key)
+}
+
+fn server_config(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, CaError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -49,12 +71,22 @@ pub fn tls_config(ca: &Ca, ip: std::net::IpAddr) -> Result<rustls::ServerConfig,
     Ok(cfg)
 }
 
-/// What the method needs: the CA and the current config (trust domain, registry).
+/// How callers are authenticated.
+#[derive(Clone)]
+pub enum CallerAuth {
+    /// Local mode: the CA directory's token.
+    Token(String),
+    /// Kubernetes mode: a service-account token, reviewed by the API server.
+    Kube(kube::Client),
+}
+
+/// What the method needs: the CA, the current config (trust domain, registry) and how
+/// callers prove who they are.
 #[derive(Clone)]
 struct Handler {
     ca: Arc<Ca>,
     config: watch::Receiver<Arc<ConfigState>>,
-    token: Option<String>,
+    auth: CallerAuth,
 }
 
 impl tonic::server::UnaryService<IstioCertificateRequest> for Handler {
@@ -64,42 +96,81 @@ impl tonic::server::UnaryService<IstioCertificateRequest> for Handler {
     >;
 
     fn call(&mut self, req: tonic::Request<IstioCertificateRequest>) -> Self::Future {
-        let result = self.create(&req);
-        Box::pin(async move { result.map(tonic::Response::new) })
+        let handler = self.clone();
+        Box::pin(async move { handler.create(req).await.map(tonic::Response::new) })
     }
 }
 
 impl Handler {
-    fn create(
+    /// Who the caller is: `None` for a local-mode caller with the right token, the service
+    /// account in Kubernetes mode.
+    async fn authenticate(
         &self,
         req: &tonic::Request<IstioCertificateRequest>,
-    ) -> Result<IstioCertificateResponse, Status> {
+    ) -> Result<Option<ServiceAccount>, Status> {
         let presented = req
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != self.token.as_deref() {
-            warn!(
-                reason = "missing or wrong token",
-                "certificate request refused"
-            );
-            return Err(Status::unauthenticated(
-                "authenticate with the token in meshd's CA directory",
-            ));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match &self.auth {
+            CallerAuth::Token(token) => {
+                if presented == Some(token.as_str()) {
+                    return Ok(None);
+                }
+                warn!(
+                    reason = "missing or wrong token",
+                    "certificate request refused"
+                );
+                Err(Status::unauthenticated(
+                    "authenticate with the token in meshd's CA directory",
+                ))
+            }
+            CallerAuth::Kube(client) => {
+                let result = match presented {
+                    None => Err(TokenError::Missing),
+                    Some(token) => ca_kube::review_token(client, token).await,
+                };
+                result.map(Some).map_err(|e| {
+                    warn!(reason = %e, "certificate request refused");
+                    match e {
+                        TokenError::Review(_) => Status::unavailable(e.to_string()),
+                        _ => Status::unauthenticated(e.to_string()),
+                    }
+                })
+            }
         }
+    }
+
+    async fn create(
+        self,
+        req: tonic::Request<IstioCertificateRequest>,
+    ) -> Result<IstioCertificateResponse, Status> {
+        let caller = self.authenticate(&req).await?;
         let msg = req.get_ref();
         let requested = u64::try_from(msg.validity_duration)
             .ok()
             .map(Duration::from_secs);
         let config = self.config.borrow().clone();
         let td = config.snapshot.mesh.trust_domain().to_owned();
-        match self.ca.sign_workload(&msg.csr, requested, &td, |id| {
-            registry_knows(&config.snapshot.registry, id)
-        }) {
+        // A service account may ask for its own identity only; a local caller for any
+        // identity a workload of the registry runs as.
+        let allowed = |id: &mesh_core::identity::SpiffeId| match &caller {
+            Some(sa) => sa.owns(id),
+            None => registry_knows(&config.snapshot.registry, id),
+        };
+        match self.ca.sign_workload(&msg.csr, requested, &td, allowed) {
             Ok((id, cert_chain)) => {
                 info!(identity = %id, "certificate issued");
                 Ok(IstioCertificateResponse { cert_chain })
+            }
+            Err(CaError::Unknown(asked)) if caller.is_some() => {
+                let sa = caller.map(|c| c.to_string()).unwrap_or_default();
+                let reason = format!("the caller is {sa}; the CSR asks for {asked}");
+                warn!(reason = %reason, "certificate request refused");
+                Err(Status::permission_denied(reason))
             }
             Err(e) => {
                 warn!(reason = %e, "certificate request refused");
@@ -131,22 +202,21 @@ fn ca_generation_changed(ca: &Ca, seen: &mut u64) -> bool {
     std::mem::replace(seen, now) != now
 }
 
-/// Serves the CA on `listener` until `stop` turns true.
+/// Serves the CA on `listener` until `stop` turns true. `names`: the DNS names of the serving
+/// certificate when it is made again from a rotated root (None: [`tls_config`]'s).
 pub async fn serve(
     listener: TcpListener,
     tls: rustls::ServerConfig,
     ca: Arc<Ca>,
+    auth: CallerAuth,
+    names: Option<Vec<String>>,
     config: watch::Receiver<Arc<ConfigState>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let rotation = tokio::spawn(crate::ca_rotation::keep(ca.clone(), stop.clone()));
     let mut acceptor = TlsAcceptor::from(Arc::new(tls));
     let mut generation = ca.generation();
-    let handler = Handler {
-        token: Some(ca.token().to_owned()),
-        ca,
-        config,
-    };
+    let handler = Handler { ca, config, auth };
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -167,7 +237,11 @@ pub async fn serve(
         if ca_generation_changed(&handler.ca, &mut generation)
             && let Ok(local) = listener.local_addr()
         {
-            match tls_config(&handler.ca, local.ip()) {
+            let tls = match &names {
+                Some(names) => tls_config_named(&handler.ca, names.clone(), local.ip()),
+                None => tls_config(&handler.ca, local.ip()),
+            };
+            match tls {
                 Ok(tls) => acceptor = TlsAcceptor::from(Arc::new(tls)),
                 Err(e) => warn!(error = %e, "CA serving certificate from the new root failed"),
             }

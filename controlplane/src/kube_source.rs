@@ -38,6 +38,17 @@ use crate::translate::Translator;
 #[derive(Clone)]
 pub struct KubeClient(pub Client);
 
+impl KubeClient {
+    /// A client for the API server at `url` with no credentials (a `kubectl proxy`, or a
+    /// test's fake API server).
+    pub fn for_url(url: &str) -> Result<KubeClient, String> {
+        let uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        Client::try_from(kube::Config::new(uri))
+            .map(KubeClient)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl std::fmt::Debug for KubeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KubeClient")
@@ -53,7 +64,8 @@ pub struct Watched {
 }
 
 /// What meshd watches: each Istio kind at its newest served version (the API server
-/// converts), the registry's kinds, and ConfigMaps in the mesh-config namespace.
+/// converts), the registry's kinds, and ConfigMaps in the mesh-config namespace (and in
+/// meshd's own, when that differs).
 pub fn watched() -> Vec<Watched> {
     let w = |api_version: String, kind: &str, namespace: Option<&str>| Watched {
         api_version,
@@ -73,6 +85,11 @@ pub fn watched() -> Vec<Watched> {
     out.push(w("v1".into(), "Pod", None));
     out.push(w("discovery.k8s.io/v1".into(), "EndpointSlice", None));
     out.push(w("v1".into(), "ConfigMap", Some(MESH_CONFIG_NAMESPACE)));
+    // meshd's own namespace holds the injector's ConfigMap (`istio-sidecar-injector`).
+    let own = crate::webhook_tls::namespace();
+    if own != MESH_CONFIG_NAMESPACE {
+        out.push(w("v1".into(), "ConfigMap", Some(&own)));
+    }
     out
 }
 

@@ -54,7 +54,10 @@ struct Cli {
     /// --ca-cert/--ca-key), the trust bundle `root-cert.pem` and the caller `token` that
     /// sidecars read (`mesh-proxy run --ca-dir`). Without it there is no CA and sidecars
     /// talk plaintext; with --kube it defaults to $TMPDIR/meshd-ca (the webhooks need TLS,
-    /// and meshd writes the root into the webhook configurations' caBundle).
+    /// and meshd writes the root into the webhook configurations' caBundle), the root is
+    /// Secret cacerts or istio-ca-secret in $POD_NAMESPACE (created when neither exists, so
+    /// a new pod keeps it), and callers authenticate with service-account tokens
+    /// (TokenReview, audience istio-ca).
     #[arg(long)]
     ca_dir: Option<PathBuf>,
     /// Where the CA (Istio's CreateCertificate over TLS) listens [default: the xDS

@@ -89,6 +89,8 @@ pub enum MeshdError {
     Serve(#[from] tonic::transport::Error),
     #[error("the CA: {0}")]
     Ca(#[from] CaError),
+    #[error("the CA's root in the cluster: {0}")]
+    KubeCa(#[from] crate::ca_kube::KubeCaError),
     #[error("the first config build did not finish: {0}")]
     Join(String),
 }
@@ -117,6 +119,8 @@ struct BoundCa {
     listener: TcpListener,
     address: SocketAddr,
     tls: rustls::ServerConfig,
+    /// The serving certificate's DNS names in a cluster (None: local mode's defaults).
+    names: Option<Vec<String>>,
 }
 
 async fn listen(
@@ -173,14 +177,38 @@ impl Meshd {
         let ca = match &opts.ca {
             None => None,
             Some((ca_opts, addr)) => {
-                let ca = Arc::new(Ca::open(ca_opts)?);
+                let ca = match &opts.kube {
+                    // In a cluster the root lives in a Secret (unless the user gave one),
+                    // and sidecars dial meshd's Service by name.
+                    Some(client) => {
+                        let mut ca_opts = ca_opts.clone();
+                        let ns = crate::webhook_tls::namespace();
+                        if ca_opts.root.is_none() {
+                            let from =
+                                crate::ca_kube::prepare_root(&client.0, &ns, &mut ca_opts).await?;
+                            info!(ca.root = ?from, ca.namespace = %ns, "CA root from the cluster");
+                        }
+                        Arc::new(Ca::open(&ca_opts)?)
+                    }
+                    None => Arc::new(Ca::open(ca_opts)?),
+                };
                 let (listener, address) = listen("CA", *addr, any).await?;
-                let tls = ca_server::tls_config(&ca, address.ip())?;
+                let names = opts.kube.as_ref().map(|_| {
+                    let ns = crate::webhook_tls::namespace();
+                    let mut names = crate::webhook_tls::service_names(&ns);
+                    names.push(format!("istiod.{ns}.svc"));
+                    names
+                });
+                let tls = match &names {
+                    Some(names) => ca_server::tls_config_named(&ca, names.clone(), address.ip())?,
+                    None => ca_server::tls_config(&ca, address.ip())?,
+                };
                 Some(BoundCa {
                     ca,
                     listener,
                     address,
                     tls,
+                    names,
                 })
             }
         };
@@ -268,12 +296,29 @@ impl Meshd {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        // In a cluster every namespace gets the trust bundle as a ConfigMap.
+        let root_task = match (&opts.kube, &ca) {
+            (Some(client), Some(c)) => Some(tokio::spawn(crate::ca_kube::keep_root_configmaps(
+                client.0.clone(),
+                c.ca.root_pem().to_owned(),
+                config.subscribe(),
+                crate::ca_kube::PublishOptions::default(),
+                stop_rx.clone(),
+            ))),
+            _ => None,
+        };
         let ca_task = ca.map(|c| {
             info!(ca.address = %c.address, ca.dir = %c.ca.dir().display(), "CA serving");
+            let auth = match &opts.kube {
+                Some(client) => ca_server::CallerAuth::Kube(client.0.clone()),
+                None => ca_server::CallerAuth::Token(c.ca.token().to_owned()),
+            };
             tokio::spawn(ca_server::serve(
                 c.listener,
                 c.tls,
                 c.ca,
+                auth,
+                c.names,
                 config.subscribe(),
                 stop_rx.clone(),
             ))
@@ -296,15 +341,29 @@ impl Meshd {
             metrics,
             stop_rx.clone(),
         ));
-        let webhook_task = webhook.map(|(listener, addr)| match webhook_tls {
-            Some(tls) => {
-                info!(webhook.address = %addr, "admission webhooks serving (TLS)");
-                tokio::spawn(crate::webhook::serve_tls(listener, tls, stop_rx.clone()))
-            }
+        // In a cluster the injector follows the istio-sidecar-injector ConfigMap.
+        let injector = match &opts.kube {
+            Some(_) => crate::webhook_inject::InjectorConfig::from_cluster(
+                &crate::webhook_tls::namespace(),
+                config.subscribe(),
+            ),
             None => {
-                info!(webhook.address = %addr, "admission webhooks serving (plain HTTP; no CA)");
-                tokio::spawn(crate::webhook::serve(listener, stop_rx.clone()))
+                crate::webhook_inject::InjectorConfig::defaults(&crate::webhook_tls::namespace())
             }
+        };
+        let webhook_task = webhook.map(|(listener, addr)| {
+            match &webhook_tls {
+                Some(_) => info!(webhook.address = %addr, "admission webhooks serving (TLS)"),
+                None => {
+                    info!(webhook.address = %addr, "admission webhooks serving (plain HTTP; no CA)")
+                }
+            }
+            tokio::spawn(crate::webhook::serve_with_injector(
+                listener,
+                webhook_tls,
+                injector,
+                stop_rx.clone(),
+            ))
         });
         let source_name = match &kube {
             Some(_) => "kubernetes".to_owned(),
@@ -363,6 +422,7 @@ impl Meshd {
             .chain(webhook_task)
             .chain(ca_task)
             .chain(bundle_task)
+            .chain(root_task)
         {
             if tokio::time::timeout(Duration::from_secs(1), task)
                 .await

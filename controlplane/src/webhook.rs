@@ -133,11 +133,14 @@ fn respond(code: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    injector: &crate::webhook_inject::InjectorConfig,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let review: fn(&J) -> Result<J, ReviewError> = match (req.method().as_str(), path.as_str()) {
-        ("POST", "/validate") => validate_review,
-        ("POST", "/inject") => inject_review,
+    let inject = match (req.method().as_str(), path.as_str()) {
+        ("POST", "/validate") => false,
+        ("POST", "/inject") => true,
         _ => {
             return respond(
                 StatusCode::NOT_FOUND,
@@ -163,7 +166,12 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
             );
         }
     };
-    match review(&parsed) {
+    let answered = if inject {
+        crate::webhook_inject::inject_review_with(&parsed, &injector.settings())
+    } else {
+        validate_review(&parsed)
+    };
+    match answered {
         Ok(answer) => respond(StatusCode::OK, answer.to_string()),
         Err(e) => respond(
             StatusCode::BAD_REQUEST,
@@ -172,23 +180,53 @@ async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves the webhooks on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) {
-    serve_with(listener, None, stop).await;
+fn default_injector() -> crate::webhook_inject::InjectorConfig {
+    crate::webhook_inject::InjectorConfig::defaults(&crate::webhook_tls::namespace())
 }
 
-/// Serves the webhooks over TLS (as the API server calls them) until `stop` turns true.
+/// Serves the webhooks on `listener` until `stop` turns true (injecting with the default
+/// settings).
+pub async fn serve(listener: TcpListener, stop: watch::Receiver<bool>) {
+    serve_with(listener, None, default_injector(), stop).await;
+}
+
+/// Serves the webhooks over TLS (as the API server calls them) until `stop` turns true
+/// (injecting with the default settings).
 pub async fn serve_tls(
     listener: TcpListener,
     tls: std::sync::Arc<rustls::ServerConfig>,
     stop: watch::Receiver<bool>,
 ) {
-    serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), stop).await;
+    serve_with(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+        default_injector(),
+        stop,
+    )
+    .await;
+}
+
+/// Serves the webhooks, over TLS when `tls` is given, injecting with `injector`'s
+/// settings, until `stop` turns true.
+pub async fn serve_with_injector(
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    injector: crate::webhook_inject::InjectorConfig,
+    stop: watch::Receiver<bool>,
+) {
+    serve_with(
+        listener,
+        tls.map(tokio_rustls::TlsAcceptor::from),
+        injector,
+        stop,
+    )
+    .await;
 }
 
 async fn serve_with(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    injector: crate::webhook_inject::InjectorConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -203,12 +241,12 @@ async fn serve_with(
             _ = stop.changed() => return,
         };
         debug!(client.addr = %peer, "webhook connection");
-        let tls = tls.clone();
+        let (tls, injector) = (tls.clone(), injector.clone());
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(
-                    |req| async move { Ok::<_, Infallible>(handle(req).await) },
-                );
+            let service = hyper::service::service_fn(move |req| {
+                let injector = injector.clone();
+                async move { Ok::<_, Infallible>(handle(req, &injector).await) }
+            });
             let http = hyper::server::conn::http1::Builder::new();
             match tls {
                 None => {

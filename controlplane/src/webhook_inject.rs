@@ -3,14 +3,80 @@
 //! answered as a JSONPatch that replaces the Pod's `metadata` and `spec` with the injected
 //! ones.
 //!
+//! The settings come from the `istio-sidecar-injector` ConfigMap in meshd's namespace
+//! when meshd serves a cluster ([`InjectorConfig::from_cluster`]: read from the current
+//! config on every request, so an edited ConfigMap applies to the next Pod without a
+//! restart), else from the defaults.
+//!
 //! A Pod the injector skips (injection off by annotation or label, host networking, an
 //! ignored namespace) or that already has a sidecar is admitted unchanged; a Pod whose
 //! injection annotations are malformed is denied with the field and the reason.
 
 use mesh_core::inject::pod::{self, Outcome, Owner, STATUS_ANNOTATION};
 use mesh_core::inject::settings::Settings;
+use std::sync::Arc;
+
 use serde_json::{Value as J, json};
-use tracing::debug;
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::source::ConfigState;
+
+/// Istio's injector ConfigMap.
+pub const INJECTOR_CONFIGMAP: &str = "istio-sidecar-injector";
+
+/// Where the injection webhook's settings come from.
+#[derive(Clone, Debug)]
+pub struct InjectorConfig {
+    namespace: String,
+    config: Option<watch::Receiver<Arc<ConfigState>>>,
+}
+
+impl InjectorConfig {
+    /// The defaults, with meshd's address in `namespace`.
+    pub fn defaults(namespace: &str) -> InjectorConfig {
+        InjectorConfig {
+            namespace: namespace.to_owned(),
+            config: None,
+        }
+    }
+
+    /// The `istio-sidecar-injector` ConfigMap of `namespace` in the current config (the
+    /// defaults while there is none, or when it cannot be read: logged).
+    pub fn from_cluster(
+        namespace: &str,
+        config: watch::Receiver<Arc<ConfigState>>,
+    ) -> InjectorConfig {
+        InjectorConfig {
+            namespace: namespace.to_owned(),
+            config: Some(config),
+        }
+    }
+
+    /// The settings for the next Pod.
+    pub fn settings(&self) -> Settings {
+        let mut out = settings(&self.namespace);
+        let Some(config) = &self.config else {
+            return out;
+        };
+        let configmap = config
+            .borrow()
+            .store
+            .get("", "ConfigMap", &self.namespace, INJECTOR_CONFIGMAP)
+            .map(|r| r.json.clone());
+        if let Some(cm) = configmap
+            && let Err(e) = out.apply_injector_configmap(&cm)
+        {
+            warn!(
+                configmap = %format!("{}/{INJECTOR_CONFIGMAP}", self.namespace),
+                reason = %e,
+                "injector ConfigMap not usable; injecting with the defaults"
+            );
+            return settings(&self.namespace);
+        }
+        out
+    }
+}
 
 use crate::webhook::{ReviewError, answer, request_of};
 

@@ -195,7 +195,7 @@ fn kube_meshd_sets_the_ca_bundle_and_serves_webhooks_over_tls() {
         let patches: Vec<_> = fake
             .requests()
             .into_iter()
-            .filter(|r| r.method == "PATCH")
+            .filter(|r| r.method == "PATCH" && r.path.contains("/admissionregistration.k8s.io/"))
             .collect();
         assert!(
             patches

@@ -2,13 +2,14 @@
 //!
 //! This module owns the proxy's side of meshd's CA: a fresh key (ECDSA P-256) and CSR per
 //! request naming the workload's SPIFFE id, `CreateCertificate` called over TLS (meshd's
-//! certificate verified against the trust bundle in the CA directory, the local-mode token
-//! as `authorization: Bearer`), and a rotation loop that asks again when 20% of the
-//! lifetime is left (retrying with back-off on failure). Between requests the loop reads
-//! the trust bundle every second (meshd rewrites it during a root rotation,
-//! `mesh_controlplane::ca_rotation`): new roots are published with the certificate in
-//! force, and when the bundle's first root (the one meshd signs with) changes, a new
-//! certificate is asked for at once. The current certificate is
+//! certificate verified against the trust bundle, by the CA's host name when it has one),
+//! a token as `authorization: Bearer` (local mode: the CA directory's; Kubernetes: the
+//! projected service-account token, re-read on every request as the kubelet rotates it),
+//! and a rotation loop that asks again when 20% of the lifetime is left (retrying with
+//! back-off on failure). Between requests the loop reads the trust bundle every second
+//! (meshd rewrites it during a root rotation, `mesh_controlplane::ca_rotation`): new roots
+//! are published with the certificate in force, and when the bundle's first root (the one
+//! meshd signs with) changes, a new certificate is asked for at once. The current certificate is
 //! published through a `watch` as [`WorkloadCert`] for SDS ([`crate::sds`]) and the native
 //! engine. The unary gRPC call is framed here (five-byte prefix, `grpc-status` trailer):
 //! one request per rotation does not need a channel stack.
@@ -34,6 +35,11 @@ use tracing::{info, warn};
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
 /// The token's file name in the CA directory.
 pub const TOKEN_FILE: &str = "token";
+/// Where Istio's injector mounts the projected service-account token (audience
+/// `istio-ca`).
+pub const KUBE_TOKEN_FILE: &str = "/var/run/secrets/tokens/istio-token";
+/// Where Istio's injector mounts the trust bundle (ConfigMap `istio-ca-root-cert`).
+pub const KUBE_ROOT_CERT_FILE: &str = "/var/run/secrets/istio/root-cert.pem";
 /// Rotate when this fraction of the lifetime is left.
 const ROTATE_LEFT: f64 = 0.2;
 /// How long one request may take.
@@ -45,10 +51,27 @@ const BUNDLE_POLL: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct CaClientOptions {
     pub address: SocketAddr,
-    /// meshd's CA directory: `root-cert.pem` (trust bundle) and `token`.
-    pub dir: PathBuf,
+    /// The trust bundle meshd's certificate is verified with (PEM).
+    pub root_cert: PathBuf,
+    /// The bearer token, read on every request.
+    pub token_file: PathBuf,
+    /// The name meshd's certificate must carry (None: the address's IP).
+    pub server_name: Option<String>,
     /// Lifetime to ask for (None: the CA's default).
     pub ttl: Option<Duration>,
+}
+
+impl CaClientOptions {
+    /// Local mode: the trust bundle and token of meshd's CA directory `dir`.
+    pub fn in_dir(address: SocketAddr, dir: &std::path::Path) -> CaClientOptions {
+        CaClientOptions {
+            address,
+            root_cert: dir.join(ROOT_CERT_FILE),
+            token_file: dir.join(TOKEN_FILE),
+            server_name: None,
+            ttl: None,
+        }
+    }
 }
 
 /// Why a certificate could not be had.
@@ -124,8 +147,8 @@ fn read(path: PathBuf) -> Result<String, IdentityError> {
 
 /// Asks the CA for a certificate for `id` (a new key each time).
 pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCert, IdentityError> {
-    let root_pem = read(opts.dir.join(ROOT_CERT_FILE))?;
-    let token = read(opts.dir.join(TOKEN_FILE))?.trim().to_owned();
+    let root_pem = read(opts.root_cert.clone())?;
+    let token = read(opts.token_file.clone())?.trim().to_owned();
     let key = rcgen::KeyPair::generate().map_err(|e| IdentityError::Csr(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -204,8 +227,13 @@ async fn call(
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| connect(e.to_string()))?;
+    let name = match &opts.server_name {
+        Some(n) => ServerName::try_from(n.clone())
+            .map_err(|e| IdentityError::Tls(format!("server name {n:?}: {e}")))?,
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
     let tls = connector(root_pem)?
-        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .connect(name, tcp)
         .await
         .map_err(|e| connect(format!("TLS: {e}")))?;
     let (mut send, conn) =
@@ -352,8 +380,8 @@ async fn watch_bundle(
         let Some(cur) = tx.borrow().clone() else {
             continue;
         };
-        let path = opts.dir.join(ROOT_CERT_FILE);
-        let Ok(on_disk) = std::fs::read_to_string(&path) else {
+        let path = &opts.root_cert;
+        let Ok(on_disk) = std::fs::read_to_string(path) else {
             continue;
         };
         match bundle_change(&cur.root_pem, &on_disk) {

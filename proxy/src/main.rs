@@ -6,7 +6,7 @@
 //! `--dry-run` prints) the pod's traffic-capture iptables rules.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -141,47 +141,74 @@ struct RunArgs {
 }
 
 #[derive(Args, Clone)]
-struct CaArgs {
+#[group(id = "ca_source", multiple = false)]
+struct CaSource {
     /// meshd's CA directory (trust bundle `root-cert.pem`, `token`): with it the proxy gets
-    /// a workload certificate and takes part in mTLS.
+    /// a workload certificate and takes part in mTLS (local mode).
     #[arg(long)]
     ca_dir: Option<PathBuf>,
-    /// meshd's CA address [default: the xDS address's host, port 15012; a name is resolved
-    /// once at start-up].
-    #[arg(long, requires = "ca_dir")]
-    ca_address: Option<SocketAddr>,
+    /// Kubernetes mode: the trust bundle meshd's CA is verified with (Istio's injector
+    /// mounts ConfigMap `istio-ca-root-cert` at /var/run/secrets/istio/root-cert.pem);
+    /// with it the proxy gets a workload certificate, authenticated by its
+    /// service-account token (--ca-token-file).
+    #[arg(long)]
+    ca_root_cert: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct CaArgs {
+    #[command(flatten)]
+    source: CaSource,
+    /// With --ca-root-cert: the projected service-account token (audience istio-ca),
+    /// re-read on every certificate request (the kubelet rotates it).
+    #[arg(long, default_value = mesh_proxy::identity::KUBE_TOKEN_FILE, requires = "ca_root_cert")]
+    ca_token_file: PathBuf,
+    /// meshd's CA address, IP:PORT or HOST:PORT [default: the xDS address's host, port
+    /// 15012; a name is resolved once at start-up; with --ca-root-cert meshd's
+    /// certificate must carry it].
+    #[arg(long, requires = "ca_source")]
+    ca_address: Option<XdsAddress>,
     /// The mesh's trust domain.
     #[arg(long, default_value = mesh_core::identity::DEFAULT_TRUST_DOMAIN)]
     trust_domain: String,
     /// Certificate lifetime to ask for, in seconds [default: the CA's].
-    #[arg(long, requires = "ca_dir")]
+    #[arg(long, requires = "ca_source")]
     cert_ttl_secs: Option<u64>,
 }
 
 impl CaArgs {
     fn options(&self, xds: &XdsAddress) -> Result<Option<agent::CaClientOptions>, String> {
-        let Some(dir) = self.ca_dir.clone() else {
-            return Ok(None);
+        let ca = self
+            .ca_address
+            .clone()
+            .unwrap_or_else(|| xds.with_port(15012));
+        let resolve = || -> Result<std::net::SocketAddr, String> {
+            ca.resolve_blocking()
+                .map_err(|e| {
+                    format!("cannot resolve the CA address {ca} (or give --ca-address): {e}")
+                })?
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("{ca} has no addresses"))
         };
-        let address = match self.ca_address {
-            Some(a) => a,
-            None => {
-                let ca = xds.with_port(15012);
-                ca.resolve_blocking()
-                    .map_err(|e| {
-                        format!("cannot resolve the CA address {ca} (or give --ca-address): {e}")
-                    })?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| format!("{ca} has no addresses"))?
-            }
-        };
-        Ok(Some(agent::CaClientOptions {
-            client: mesh_proxy::identity::CaClientOptions {
-                address,
-                dir,
-                ttl: self.cert_ttl_secs.map(std::time::Duration::from_secs),
+        let mut client = match (&self.source.ca_dir, &self.source.ca_root_cert) {
+            (Some(dir), _) => mesh_proxy::identity::CaClientOptions::in_dir(resolve()?, dir),
+            // In a cluster meshd is dialled through its Service and known by that name.
+            (None, Some(root)) => mesh_proxy::identity::CaClientOptions {
+                address: resolve()?,
+                root_cert: root.clone(),
+                token_file: self.ca_token_file.clone(),
+                server_name: match &ca {
+                    XdsAddress::Name { host, .. } => Some(host.clone()),
+                    XdsAddress::Ip(_) => None,
+                },
+                ttl: None,
             },
+            (None, None) => return Ok(None),
+        };
+        client.ttl = self.cert_ttl_secs.map(std::time::Duration::from_secs);
+        Ok(Some(agent::CaClientOptions {
+            client,
             trust_domain: Some(self.trust_domain.clone()),
         }))
     }
@@ -352,5 +379,73 @@ fn run(args: RunArgs, set_level: mesh_proxy::native::LogLevelSetter) -> ExitCode
             eprintln!("mesh-proxy: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn ca_of(args: &[&str]) -> Result<Option<agent::CaClientOptions>, String> {
+        let mut all = vec![
+            "mesh-proxy",
+            "run",
+            "--workload",
+            "shop/web",
+            "--ip",
+            "10.0.0.5",
+            "--xds-address",
+            "localhost:15010",
+        ];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command else {
+            panic!("not run");
+        };
+        run.ca.options(&run.identity.xds_address)
+    }
+
+    #[test]
+    fn kubernetes_mode_reads_the_projected_token_and_checks_meshds_name() {
+        let ca = ca_of(&["--ca-root-cert", "/r/root-cert.pem"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(ca.client.root_cert, PathBuf::from("/r/root-cert.pem"));
+        assert_eq!(
+            ca.client.token_file,
+            PathBuf::from("/var/run/secrets/tokens/istio-token")
+        );
+        // The xDS host on 15012, verified by name.
+        assert_eq!(ca.client.address.port(), 15012);
+        assert_eq!(ca.client.server_name.as_deref(), Some("localhost"));
+        let ca = ca_of(&[
+            "--ca-root-cert",
+            "/r/root-cert.pem",
+            "--ca-token-file",
+            "/t/token",
+            "--ca-address",
+            "127.0.0.1:9999",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(ca.client.token_file, PathBuf::from("/t/token"));
+        assert_eq!(ca.client.address, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(ca.client.server_name, None);
+    }
+
+    #[test]
+    fn local_mode_uses_the_ca_directory_and_modes_do_not_mix() {
+        let ca = ca_of(&["--ca-dir", "/ca"]).unwrap().unwrap();
+        assert_eq!(ca.client.root_cert, PathBuf::from("/ca/root-cert.pem"));
+        assert_eq!(ca.client.token_file, PathBuf::from("/ca/token"));
+        assert_eq!(ca.client.server_name, None);
+        assert!(ca_of(&[]).unwrap().is_none());
+        let both = ca_of(&["--ca-dir", "/ca", "--ca-root-cert", "/r.pem"]).unwrap_err();
+        assert!(both.contains("cannot be used with"), "{both}");
+        let token_alone = ca_of(&["--ca-token-file", "/t"]).unwrap_err();
+        assert!(token_alone.contains("--ca-root-cert"), "{token_alone}");
+        let address_alone = ca_of(&["--ca-address", "127.0.0.1:1"]).unwrap_err();
+        assert!(address_alone.contains("required"), "{address_alone}");
     }
 }

@@ -87,11 +87,7 @@ async fn meshd_with(name: &str, ttl: Duration, root_overlap: Option<Duration>) -
 }
 
 fn client(m: &Running) -> CaClientOptions {
-    CaClientOptions {
-        address: m.ca,
-        dir: m.dir.join("ca"),
-        ttl: None,
-    }
+    CaClientOptions::in_dir(m.ca, &m.dir.join("ca"))
 }
 
 #[tokio::test]
@@ -165,7 +161,8 @@ async fn the_ca_refuses_wrong_tokens_unknown_identities_and_foreign_trust_domain
     std::fs::copy(m.dir.join("ca/root-cert.pem"), other.join("root-cert.pem")).unwrap();
     std::fs::write(other.join("token"), "not-the-token").unwrap();
     let mut c = client(&m);
-    c.dir = other;
+    c.root_cert = other.join("root-cert.pem");
+    c.token_file = other.join("token");
     let why = refused(identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web")).await);
     assert!(why.contains("grpc-status 16"), "{why}");
     m.stop().await;
@@ -185,7 +182,8 @@ async fn a_client_that_does_not_trust_the_root_does_not_talk_to_the_ca() {
     .unwrap();
     std::fs::copy(m.dir.join("ca/token"), dir.join("token")).unwrap();
     let mut c = client(&m);
-    c.dir = dir;
+    c.root_cert = dir.join("root-cert.pem");
+    c.token_file = dir.join("token");
     match identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web")).await {
         Err(IdentityError::Connect { reason, .. }) => {
             assert!(

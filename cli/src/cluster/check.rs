@@ -1,8 +1,9 @@
 //! `meshctl check`: whether a cluster can take an installation (`--pre-install`: API
 //! server version, permission to create every kind the manifest holds, asked with
 //! SelfSubjectAccessReviews) or whether an installation works (meshd available, CRDs
-//! established, webhook configurations present with a CA bundle, every proxy in sync per
-//! meshd's `/debug/syncz`, read through the API server's service proxy).
+//! established, webhook configurations present with a CA bundle, the CA root kept in a
+//! Secret and published as `istio-ca-root-cert`, every proxy in sync per meshd's
+//! `/debug/syncz`, read through the API server's service proxy).
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -311,6 +312,8 @@ pub async fn post_install(client: &Client, values: &Values) -> Result<Vec<Findin
         });
     }
 
+    findings.push(ca_root(client, &mut resolver, values).await?);
+
     if meshd_ok {
         findings.push(proxies(client, values).await);
     } else {
@@ -321,6 +324,69 @@ pub async fn post_install(client: &Client, values: &Values) -> Result<Vec<Findin
         ));
     }
     Ok(findings)
+}
+
+/// The CA's root: kept in Secret `cacerts` (the user's) or `istio-ca-secret` (meshd's own)
+/// in meshd's namespace, and the same root published there as ConfigMap
+/// `istio-ca-root-cert` (what sidecars mount).
+async fn ca_root(client: &Client, resolver: &mut Resolver, values: &Values) -> Result<Finding> {
+    let ns = values.namespace.as_str();
+    let object = |kind: &str, name: &str| serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns}});
+    let decoded = |secret: &J, key: &str| -> Option<String> {
+        let bytes: k8s_openapi::ByteString =
+            serde_json::from_value(secret.pointer(&format!("/data/{key}"))?.clone()).ok()?;
+        String::from_utf8(bytes.0).ok()
+    };
+    let (name, root) = match get(client, resolver, &object("Secret", "cacerts")).await? {
+        Some(plugged) => ("cacerts", decoded(&plugged, "root-cert.pem")),
+        None => match get(client, resolver, &object("Secret", "istio-ca-secret")).await? {
+            Some(own) => ("istio-ca-secret", decoded(&own, "ca-cert.pem")),
+            None => {
+                return Ok(Finding::new(
+                    "ca root",
+                    false,
+                    format!(
+                        "no Secret cacerts or istio-ca-secret in {ns}: meshd stores its root once it runs"
+                    ),
+                ));
+            }
+        },
+    };
+    let Some(root) = root.filter(|r| r.contains("BEGIN CERTIFICATE")) else {
+        return Ok(Finding::new(
+            "ca root",
+            false,
+            format!("Secret {ns}/{name} holds no root certificate"),
+        ));
+    };
+    let published = get(client, resolver, &object("ConfigMap", "istio-ca-root-cert"))
+        .await?
+        .and_then(|cm| {
+            cm.pointer("/data/root-cert.pem")
+                .and_then(J::as_str)
+                .map(str::to_owned)
+        });
+    Ok(match published {
+        Some(p) if p.trim() == root.trim() => Finding::new(
+            "ca root",
+            true,
+            format!("root kept in Secret {ns}/{name}, published as ConfigMap istio-ca-root-cert"),
+        ),
+        Some(_) => Finding::new(
+            "ca root",
+            false,
+            format!(
+                "ConfigMap {ns}/istio-ca-root-cert differs from the root in Secret {ns}/{name}"
+            ),
+        ),
+        None => Finding::new(
+            "ca root",
+            false,
+            format!(
+                "root kept in Secret {ns}/{name}, but ConfigMap {ns}/istio-ca-root-cert is missing"
+            ),
+        ),
+    })
 }
 
 /// meshd's `/debug/syncz` through the API server's service proxy (no port-forward needed).

@@ -77,64 +77,7 @@ impl SettingsFiles for Settings {
             values = doc.get("values").cloned().unwrap_or(J::Null);
             config = doc.clone();
         }
-        for cni in [
-            doc.pointer("/components/cni/enabled"),
-            doc.pointer("/spec/components/cni/enabled"),
-            values.pointer("/istio_cni/enabled"),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let J::Bool(b) = cni {
-                self.cni = *b;
-            }
-        }
-        if let Some(p) = config.get("policy").and_then(J::as_str) {
-            self.policy_enabled = !p.eq_ignore_ascii_case("disabled");
-        }
-        let global = values.get("global").cloned().unwrap_or(J::Null);
-        let proxy = global.get("proxy").cloned().unwrap_or(J::Null);
-        let s = |p: &J, k: &str| p.get(k).and_then(text);
-        if let Some(image) = s(&proxy, "image") {
-            let hub = s(&global, "hub");
-            let tag = s(&global, "tag");
-            self.proxy_image = if image.contains('/') || hub.is_none() {
-                image
-            } else {
-                format!(
-                    "{}/{image}:{}",
-                    hub.unwrap_or_default(),
-                    tag.unwrap_or_else(|| "latest".into())
-                )
-            };
-            self.init_image = self.proxy_image.clone();
-        }
-        if let Some(image) = values.pointer("/global/proxy_init/image").and_then(text) {
-            self.init_image = image;
-        }
-        if let Some(port) = s(&proxy, "statusPort") {
-            self.status_port = port
-                .parse()
-                .map_err(|_| bad(format!("global.proxy.statusPort {port:?} is not a port")))?;
-        }
-        for (key, field) in [
-            ("includeIPRanges", &mut self.include_ip_ranges),
-            ("excludeIPRanges", &mut self.exclude_ip_ranges),
-            ("includeInboundPorts", &mut self.include_inbound_ports),
-            ("excludeInboundPorts", &mut self.exclude_inbound_ports),
-            ("excludeOutboundPorts", &mut self.exclude_outbound_ports),
-        ] {
-            if let Some(v) = s(&proxy, key) {
-                *field = v;
-            }
-        }
-        if let Some(J::Array(secrets)) = global.get("imagePullSecrets") {
-            self.image_pull_secrets = secrets.iter().filter_map(text).collect();
-        }
-        if let Some(J::Bool(b)) = values.pointer("/sidecarInjectorWebhook/rewriteAppHTTPProbe") {
-            self.rewrite_probes = *b;
-        }
-        Ok(())
+        self.apply_injector(&doc, &values, &config).map_err(bad)
     }
 
     /// Applies a mesh config file (`defaultConfig.discoveryAddress`, `interceptionMode`).

@@ -93,8 +93,10 @@ pub fn render(values: &Values) -> Vec<Component> {
         objects::role_binding(values),
         objects::mesh_config(values),
     ];
+    let mut base = base;
     let mut webhooks = Vec::new();
     if values.injection_webhook {
+        base.push(objects::injector_config(values));
         webhooks.push(objects::injection_webhook(values));
     }
     if values.validation_webhook {

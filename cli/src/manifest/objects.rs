@@ -144,6 +144,31 @@ pub fn mesh_config(values: &Values) -> J {
     })
 }
 
+/// Istio's injector ConfigMap, which meshd's injection webhook follows: `values` (JSON:
+/// the sidecar image as `global.hub`, `global.tag`, `global.proxy.image`) and `config`
+/// (YAML: `policy`).
+pub fn injector_config(values: &Values) -> J {
+    let injector_values = json!({
+        "global": {
+            "hub": values.hub,
+            "tag": values.tag,
+            "proxy": {
+                "image": values.proxy_image,
+                "autoInject": if values.auto_inject { "enabled" } else { "disabled" },
+            },
+        },
+    });
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": INJECTOR, "namespace": values.namespace, "labels": labels(values, "webhooks")},
+        "data": {
+            "values": injector_values.to_string(),
+            "config": format!("policy: {}\n", if values.auto_inject { "enabled" } else { "disabled" }),
+        },
+    })
+}
+
 /// meshd's environment: the pod's identity, and its log filter.
 fn meshd_env(values: &Values) -> J {
     let mut env = pod_env();
@@ -209,9 +234,11 @@ pub fn meshd_deployment(values: &Values) -> J {
                             format!("--ca-dir={MESHD_CA_DIR}"),
                         ],
                         "env": meshd_env(values),
-                        // The root filesystem is read-only: the CA (root, trust bundle,
-                        // token) lives on an emptyDir, a new root per pod; meshd writes it
-                        // into the webhook configurations' caBundle.
+                        // The root filesystem is read-only: the CA's files live on an
+                        // emptyDir; the root itself is kept in Secret istio-ca-secret (or
+                        // taken from cacerts), so a new pod keeps it. meshd writes it into
+                        // the webhook configurations' caBundle and, as ConfigMap
+                        // istio-ca-root-cert, into every namespace.
                         "volumeMounts": [{"name": "meshd-ca", "mountPath": MESHD_CA_DIR}],
                         "ports": ports,
                         "readinessProbe": {
@@ -399,4 +426,32 @@ pub fn gateway(values: &Values, name: &str, istio_label: &str, service_type: &st
         deployment,
         service,
     ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::manifest::values::Profile;
+    use mesh_core::inject::settings::Settings;
+
+    #[test]
+    fn the_injector_configmap_gives_meshd_the_set_image_and_policy() {
+        let mut v = Values::for_profile(Profile::Default);
+        v.set("hub=registry.example/mesh").unwrap();
+        v.set("tag=2.0").unwrap();
+        let mut s = Settings::default();
+        s.apply_injector_configmap(&injector_config(&v)).unwrap();
+        assert_eq!(s.proxy_image, "registry.example/mesh/mesh-proxy:2.0");
+        assert!(s.policy_enabled);
+        v.set("global.proxy.image=other.io/proxy:9").unwrap();
+        v.set("global.proxy.autoInject=disabled").unwrap();
+        let cm = injector_config(&v);
+        assert_eq!(cm["metadata"]["name"], "istio-sidecar-injector");
+        let mut s = Settings::default();
+        s.apply_injector_configmap(&cm).unwrap();
+        assert_eq!(s.proxy_image, "other.io/proxy:9");
+        assert!(!s.policy_enabled);
+        assert!(v.set("global.proxy.autoInject=maybe").is_err());
+    }
 }

@@ -56,6 +56,12 @@ pub struct Values {
     pub egress_gateway: bool,
     pub gateway_replicas: u32,
     pub access_log: bool,
+    /// The sidecar's image name under `hub`/`tag` (or a full image reference), written
+    /// into the injector ConfigMap (`values.global.proxy.image`).
+    pub proxy_image: String,
+    /// Inject pods of labelled namespaces that do not ask (the injector ConfigMap's
+    /// `policy: enabled`), or only pods that ask (`disabled`).
+    pub auto_inject: bool,
 }
 
 /// A `--set` that could not be applied.
@@ -106,6 +112,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("gateways.egress.enabled", "install an egress gateway"),
     ("gateways.replicas", "replicas of each gateway"),
     ("meshConfig.accessLog", "proxies write access logs"),
+    (
+        "global.proxy.image",
+        "the sidecar image (a name under hub/tag, or a full reference)",
+    ),
+    (
+        "global.proxy.autoInject",
+        "enabled or disabled: the injection policy",
+    ),
 ];
 
 impl Values {
@@ -130,6 +144,8 @@ impl Values {
             egress_gateway: demo,
             gateway_replicas: 1,
             access_log: demo,
+            proxy_image: "mesh-proxy".into(),
+            auto_inject: true,
         }
     }
 
@@ -216,6 +232,14 @@ impl Values {
             "gateways.egress.enabled" => self.egress_gateway = boolean()?,
             "gateways.replicas" => self.gateway_replicas = count()?,
             "meshConfig.accessLog" => self.access_log = boolean()?,
+            "global.proxy.image" => self.proxy_image = nonempty()?,
+            "global.proxy.autoInject" => {
+                self.auto_inject = match value {
+                    "enabled" => true,
+                    "disabled" => false,
+                    _ => return Err(bad("expected enabled or disabled")),
+                }
+            }
             _ => {
                 return Err(SetError::UnknownKey {
                     key: key.to_owned(),

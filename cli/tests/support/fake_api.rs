@@ -16,6 +16,10 @@
 //! - LIST of a collection (in a namespace or across all), and WATCH from a
 //!   resourceVersion with every later change and BOOKMARKs when asked;
 //! - SelfSubjectAccessReview, denying the resources the test names;
+//! - TokenReview: tokens the test registers map to a user and the audiences they are
+//!   valid for; an unknown token, or one asked for an audience it lacks, is not
+//!   authenticated (with the API server's error text);
+//! - POST (create) into a collection, 409 AlreadyExists when the name is taken;
 //! - the proxy subresource: meshd's `/debug/syncz` through its Service, and whatever
 //!   the test sets for a pod or service port;
 //! - LIST with an equality `labelSelector` (`k=v,k2=v2`);
@@ -109,6 +113,13 @@ const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
         false,
     ),
     (
+        "authentication.k8s.io",
+        "v1",
+        "TokenReview",
+        "tokenreviews",
+        false,
+    ),
+    (
         "discovery.k8s.io",
         "v1",
         "EndpointSlice",
@@ -171,6 +182,13 @@ pub struct State {
     /// Resources (plural names) SelfSubjectAccessReview says no to; `pods/portforward`
     /// here also makes the portforward verb answer 403, as RBAC would.
     pub denied: BTreeSet<String>,
+    /// Object paths whose next GET answers 404 once, as if they were created just after
+    /// (another client racing this one).
+    pub hide_next_get: BTreeSet<String>,
+    /// TokenReview answers 500, as an API server that cannot reach its authenticator.
+    pub fail_token_reviews: bool,
+    /// TokenReview: token -> (username, audiences the token is valid for).
+    pub tokens: BTreeMap<String, (String, Vec<String>)>,
     /// Whether applied Deployments report Available.
     pub deployments_available: bool,
     /// What meshd's `/debug/syncz` answers (through the service proxy).
@@ -329,6 +347,19 @@ users:
     /// Stores an object as if someone had created it.
     pub fn put(&self, path: &str, obj: J) {
         self.with(|s| s.record(path, Some(obj)));
+    }
+
+    /// Registers a token TokenReview accepts for `user` and `audiences`.
+    pub fn add_token(&self, token: &str, user: &str, audiences: &[&str]) {
+        self.with(|s| {
+            s.tokens.insert(
+                token.to_owned(),
+                (
+                    user.to_owned(),
+                    audiences.iter().map(|a| (*a).to_owned()).collect(),
+                ),
+            )
+        });
     }
 
     /// Deletes an object as if someone had (watchers see it).
@@ -640,7 +671,98 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
         return respond(StatusCode::CREATED, &review);
     }
 
+    if kind == "TokenReview" {
+        if method != "POST" {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "create only",
+            );
+        }
+        if s.fail_token_reviews {
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "fake: the token authenticator is unavailable",
+            );
+        }
+        let mut review: J = serde_json::from_slice(&body).unwrap_or_default();
+        let token = review
+            .pointer("/spec/token")
+            .and_then(J::as_str)
+            .unwrap_or_default();
+        let asked: Vec<String> = review
+            .pointer("/spec/audiences")
+            .and_then(J::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        review["status"] = match s.tokens.get(token) {
+            None => json!({"authenticated": false, "error": "[invalid bearer token, unknown]"}),
+            Some((user, valid)) => {
+                let granted: Vec<&String> = if asked.is_empty() {
+                    valid.iter().collect()
+                } else {
+                    asked.iter().filter(|a| valid.contains(a)).collect()
+                };
+                if granted.is_empty() {
+                    json!({"authenticated": false, "error": format!(
+                        "[invalid bearer token, token audiences {valid:?} is invalid for the target audiences {asked:?}, unknown]")})
+                } else {
+                    let groups = if user.starts_with("system:serviceaccount:") {
+                        json!(["system:serviceaccounts", "system:authenticated"])
+                    } else {
+                        json!(["system:authenticated"])
+                    };
+                    json!({"authenticated": true, "audiences": granted,
+                           "user": {"username": user, "uid": format!("uid-{user}"), "groups": groups}})
+                }
+            }
+        };
+        return respond(StatusCode::CREATED, &review);
+    }
+
     let Some(name) = t.name.clone() else {
+        if method == "POST" {
+            let Ok(mut obj) = serde_json::from_slice::<J>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+            };
+            let Some(name) = obj["metadata"]["name"].as_str().map(str::to_owned) else {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "metadata.name is required",
+                );
+            };
+            if namespaced != t.namespace.is_some() {
+                return status(StatusCode::NOT_FOUND, "NotFound", "scope mismatch");
+            }
+            if let Some(ns) = &t.namespace
+                && !s.objects.contains_key(&format!("/api/v1/namespaces/{ns}"))
+            {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("namespaces \"{ns}\" not found"),
+                );
+            }
+            let key = object_path(&t, &name);
+            if s.objects.contains_key(&key) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    &format!("{} \"{name}\" already exists", t.plural),
+                );
+            }
+            obj["metadata"]["uid"] = json!(format!("uid-{}", s.resource_version + 1));
+            obj["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+            s.record(&key, Some(obj.clone()));
+            let stored = s.objects.get(&key).cloned().unwrap_or(obj);
+            return respond(StatusCode::CREATED, &stored);
+        }
         if method != "GET" {
             return status(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -773,7 +895,8 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
     let key = object_path(&t, &name);
     match method.as_str() {
         "GET" => {
-            let Some(mut obj) = s.objects.get(&key).cloned() else {
+            let hidden = s.hide_next_get.remove(&key);
+            let Some(mut obj) = s.objects.get(&key).cloned().filter(|_| !hidden) else {
                 return status(
                     StatusCode::NOT_FOUND,
                     "NotFound",

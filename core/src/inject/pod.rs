@@ -16,6 +16,14 @@ pub const VALIDATION_NAME: &str = "istio-validation";
 pub const STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 /// The uid and gid the sidecar runs as; its own traffic is not captured.
 pub const PROXY_UID: u32 = 1337;
+/// Where the sidecar finds its projected service-account token (audience `istio-ca`),
+/// which authenticates it to meshd's CA (Istio's path).
+pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+/// Where the sidecar finds the mesh's trust bundle, ConfigMap `istio-ca-root-cert`
+/// (Istio's path).
+pub const ROOT_CERT_DIR: &str = "/var/run/secrets/istio";
+/// The projected token's lifetime (Istio's: 12 hours; the kubelet renews it at 80%).
+const TOKEN_SECONDS: u32 = 43200;
 
 /// Namespaces Istio never injects into.
 const IGNORED_NAMESPACES: [&str; 2] = ["kube-system", "kube-public"];
@@ -261,6 +269,8 @@ fn sidecar(settings: &Settings, spec: &SidecarSpec<'_>, probers: &Map<String, J>
         "$(SERVICE_ACCOUNT)",
         "--xds-address",
         &settings.discovery_address,
+        "--ca-root-cert",
+        &format!("{ROOT_CERT_DIR}/root-cert.pem"),
     ]
     .iter()
     .map(|a| (*a).to_owned())
@@ -291,7 +301,11 @@ fn sidecar(settings: &Settings, spec: &SidecarSpec<'_>, probers: &Map<String, J>
             "runAsNonRoot": true,
             "runAsUser": PROXY_UID,
         },
-        "volumeMounts": [{"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}],
+        "volumeMounts": [
+            {"mountPath": "/etc/istio/proxy", "name": "istio-envoy"},
+            {"mountPath": TOKEN_DIR, "name": "istio-token"},
+            {"mountPath": ROOT_CERT_DIR, "name": "istiod-ca-cert"},
+        ],
     });
     if spec.native
         && let Some(o) = c.as_object_mut()
@@ -486,12 +500,33 @@ pub fn inject(
             o.remove("initContainers");
         }
     }
-    if let Some(volumes) = ensure_list(spec, "volumes")
-        && !volumes
-            .iter()
-            .any(|v| v.get("name").and_then(J::as_str) == Some("istio-envoy"))
-    {
-        volumes.push(json!({"name": "istio-envoy", "emptyDir": {"medium": "Memory"}}));
+    // The proxy's scratch space, its CA token (projected, audience istio-ca) and the
+    // trust bundle meshd publishes in every namespace, as Istio's template has them.
+    if let Some(volumes) = ensure_list(spec, "volumes") {
+        for (name, volume) in [
+            ("istio-envoy", json!({"emptyDir": {"medium": "Memory"}})),
+            (
+                "istio-token",
+                json!({"projected": {"sources": [{"serviceAccountToken": {
+                    "audience": "istio-ca",
+                    "expirationSeconds": TOKEN_SECONDS,
+                    "path": "istio-token",
+                }}]}}),
+            ),
+            (
+                "istiod-ca-cert",
+                json!({"configMap": {"name": "istio-ca-root-cert"}}),
+            ),
+        ] {
+            if !volumes
+                .iter()
+                .any(|v| v.get("name").and_then(J::as_str) == Some(name))
+            {
+                let mut v = volume;
+                v["name"] = json!(name);
+                volumes.push(v);
+            }
+        }
     }
     if !settings.image_pull_secrets.is_empty()
         && let Some(secrets) = ensure_list(spec, "imagePullSecrets")
@@ -509,7 +544,7 @@ pub fn inject(
     let status = json!({
         "initContainers": if added_inits.is_empty() { J::Null } else { json!(added_inits) },
         "containers": if added_containers.is_empty() { J::Null } else { json!(added_containers) },
-        "volumes": ["istio-envoy"],
+        "volumes": ["istio-envoy", "istio-token", "istiod-ca-cert"],
         "imagePullSecrets": if settings.image_pull_secrets.is_empty() { J::Null } else { json!(settings.image_pull_secrets) },
         "revision": "default",
     });
@@ -592,6 +627,55 @@ mod tests {
         let args = c["args"].as_array().unwrap();
         let i = args.iter().position(|a| a == flag).unwrap();
         args[i + 1].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_sidecar_gets_its_ca_token_and_the_trust_bundle() {
+        let (mut meta, mut spec) =
+            pod(json!({}), json!([{"name": "app", "image": "a"}]), json!([]));
+        spec["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+        assert_eq!(
+            run(&mut meta, &mut spec, &Settings::default()),
+            Outcome::Injected
+        );
+        let volumes = spec["volumes"].as_array().unwrap();
+        assert_eq!(
+            names(&spec, "volumes"),
+            ["data", "istio-envoy", "istio-token", "istiod-ca-cert"]
+        );
+        let token = &volumes[2]["projected"]["sources"][0]["serviceAccountToken"];
+        assert_eq!(token["audience"], "istio-ca");
+        assert_eq!(token["path"], "istio-token");
+        assert_eq!(volumes[3]["configMap"]["name"], "istio-ca-root-cert");
+        let proxy = spec["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == PROXY_NAME)
+            .unwrap();
+        let mounts: Vec<(String, String)> = proxy["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["mountPath"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert!(mounts.contains(&("istio-token".into(), "/var/run/secrets/tokens".into())));
+        assert!(mounts.contains(&("istiod-ca-cert".into(), "/var/run/secrets/istio".into())));
+        assert_eq!(
+            arg_after(proxy, "--ca-root-cert"),
+            "/var/run/secrets/istio/root-cert.pem"
+        );
+        let status: J =
+            serde_json::from_str(meta["annotations"][STATUS_ANNOTATION].as_str().unwrap()).unwrap();
+        assert_eq!(
+            status["volumes"],
+            json!(["istio-envoy", "istio-token", "istiod-ca-cert"])
+        );
     }
 
     #[test]
