@@ -120,6 +120,62 @@ fn output_file_and_second_injection_refused() {
     assert_eq!(text(&again.stdout), "");
 }
 
+/// The `--xds-address` of the injected sidecar.
+fn xds_address_of(injected: &str) -> String {
+    let lines: Vec<&str> = injected.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "- --xds-address")
+        .unwrap_or_else(|| panic!("no --xds-address in {injected}"));
+    lines[at + 1].trim_start_matches("- ").to_owned()
+}
+
+#[test]
+fn mesh_config_discovery_address_names_meshd_xds_port() {
+    // Istio's (and `meshctl manifest generate`'s) mesh config names istiod's TLS port 15012;
+    // meshd serves xDS on 15010 there and the CA on 15012.
+    let mesh = tmp("mesh-istio.yaml");
+    std::fs::write(
+        &mesh,
+        "defaultConfig:\n  discoveryAddress: meshd.mesh-system.svc:15012\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "kube-inject",
+            "-f",
+            "-",
+            "--meshConfigFile",
+            mesh.to_str().unwrap(),
+        ],
+        DEPLOYMENT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        xds_address_of(&text(&o.stdout)),
+        "meshd.mesh-system.svc:15010"
+    );
+
+    // Any other port is taken as given.
+    std::fs::write(
+        &mesh,
+        "defaultConfig:\n  discoveryAddress: cp.example.svc:18000\n",
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "kube-inject",
+            "-f",
+            "-",
+            "--meshConfigFile",
+            mesh.to_str().unwrap(),
+        ],
+        DEPLOYMENT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(xds_address_of(&text(&o.stdout)), "cp.example.svc:18000");
+}
+
 #[test]
 fn bad_annotation_is_bad_input_with_its_line() {
     let bad = DEPLOYMENT.replace(

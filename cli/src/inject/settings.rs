@@ -42,6 +42,17 @@ fn read_yaml(path: &Path) -> Result<J, InjectError> {
     }
 }
 
+/// The sidecar's `--xds-address` for a mesh config's `discoveryAddress`. Istio names
+/// istiod's TLS port 15012, where it serves both xDS and the CA; meshd serves xDS in plain
+/// text on 15010 and the CA on 15012 (mesh-proxy dials the xDS host on 15012 for
+/// certificates), so a 15012 address means the same host on 15010.
+fn xds_address(discovery: &str) -> String {
+    match discovery.rsplit_once(':') {
+        Some((host, "15012")) => format!("{host}:15010"),
+        _ => discovery.to_owned(),
+    }
+}
+
 fn text(v: &J) -> Option<String> {
     match v {
         J::String(s) => Some(s.clone()),
@@ -96,7 +107,7 @@ impl SettingsFiles for Settings {
             .pointer("/defaultConfig/discoveryAddress")
             .and_then(text)
         {
-            self.discovery_address = a;
+            self.discovery_address = xds_address(&a);
         }
         if let Some(m) = mesh
             .pointer("/defaultConfig/interceptionMode")
