@@ -72,21 +72,9 @@ async fn certificates_rotate_under_load_without_failed_requests() {
     s.scenario.cert_ttl_secs = Some(10);
     // One request per upstream connection: every request is a new mTLS handshake, so
     // handshakes with the rotated certificates are part of the load.
-    one_request_per_connection(&s);
+    support::one_request_per_connection(&s);
     let report = runner::run_then(&s, &opts, support::rotation_under_load).await;
     assert!(report.passed(), "{report}");
-}
-
-/// The DestinationRule that makes every request from the client a new mTLS handshake.
-fn one_request_per_connection(s: &LoadedScenario) {
-    std::fs::write(
-        s.config_dir.join("one-request-per-connection.yaml"),
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
-         metadata: {name: catalog, namespace: shop}\n\
-         spec:\n  host: catalog.shop.svc.cluster.local\n  \
-         trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n",
-    )
-    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +83,7 @@ async fn the_root_rotates_under_load_without_failed_requests() {
         return;
     };
     let s = relocated("mtls-peer-authentication", 234);
-    one_request_per_connection(&s);
+    support::one_request_per_connection(&s);
     let ca_dir = root_rotation::ca_dir(&opts.log_root, &s);
     let meshd = opts.tools.meshd.clone();
     let report = runner::run_then(&s, &opts, |s| {

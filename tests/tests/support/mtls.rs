@@ -1,6 +1,8 @@
 //! Shared by the mTLS e2e tests (`mtls.rs` through Envoy, `mtls_native.rs` through native
 //! sidecars): scenario copies on their own addresses, reading secrets with `meshctl
 //! proxy-config secret`, the rotation-under-load check, and a second mesh with its own CA.
+//! Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -206,4 +208,16 @@ pub async fn foreign_mesh(
     .chain([log_dir.join("ca").display().to_string()])
     .collect();
     Ok((guard, identity))
+}
+
+/// The DestinationRule that makes every request from the client a new mTLS handshake.
+pub fn one_request_per_connection(s: &LoadedScenario) {
+    std::fs::write(
+        s.config_dir.join("one-request-per-connection.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {name: catalog, namespace: shop}\n\
+         spec:\n  host: catalog.shop.svc.cluster.local\n  \
+         trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n",
+    )
+    .unwrap();
 }
