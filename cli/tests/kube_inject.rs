@@ -132,48 +132,32 @@ fn xds_address_of(injected: &str) -> String {
 
 #[test]
 fn mesh_config_discovery_address_names_meshd_xds_port() {
-    // Istio's (and `meshctl manifest generate`'s) mesh config names istiod's TLS port 15012;
-    // meshd serves xDS on 15010 there and the CA on 15012.
     let mesh = tmp("mesh-istio.yaml");
-    std::fs::write(
-        &mesh,
-        "defaultConfig:\n  discoveryAddress: meshd.mesh-system.svc:15012\n",
-    )
-    .unwrap();
-    let o = run(
-        &[
-            "kube-inject",
-            "-f",
-            "-",
-            "--meshConfigFile",
-            mesh.to_str().unwrap(),
-        ],
-        DEPLOYMENT,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(
-        xds_address_of(&text(&o.stdout)),
-        "meshd.mesh-system.svc:15010"
-    );
-
-    // Any other port is taken as given.
-    std::fs::write(
-        &mesh,
-        "defaultConfig:\n  discoveryAddress: cp.example.svc:18000\n",
-    )
-    .unwrap();
-    let o = run(
-        &[
-            "kube-inject",
-            "-f",
-            "-",
-            "--meshConfigFile",
-            mesh.to_str().unwrap(),
-        ],
-        DEPLOYMENT,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(xds_address_of(&text(&o.stdout)), "cp.example.svc:18000");
+    for (discovery, expected) in [
+        // Istio's (and `meshctl manifest generate`'s) mesh config names istiod's TLS port
+        // 15012; meshd serves xDS on 15010 there and the CA on 15012.
+        ("meshd.mesh-system.svc:15012", "meshd.mesh-system.svc:15010"),
+        // Any other port is taken as given.
+        ("cp.example.svc:18000", "cp.example.svc:18000"),
+    ] {
+        std::fs::write(
+            &mesh,
+            format!("defaultConfig:\n  discoveryAddress: {discovery}\n"),
+        )
+        .unwrap();
+        let o = run(
+            &[
+                "kube-inject",
+                "-f",
+                "-",
+                "--meshConfigFile",
+                mesh.to_str().unwrap(),
+            ],
+            DEPLOYMENT,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert_eq!(xds_address_of(&text(&o.stdout)), expected);
+    }
 }
 
 #[test]

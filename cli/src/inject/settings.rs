@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde_json::Value as J;
 
+use mesh_core::inject::settings::scalar_text;
+
 use super::InjectError;
 
 pub use mesh_core::inject::settings::{DEFAULT_IMAGE, Settings};
@@ -50,15 +52,6 @@ fn xds_address(discovery: &str) -> String {
     match discovery.rsplit_once(':') {
         Some((host, "15012")) => format!("{host}:15010"),
         _ => discovery.to_owned(),
-    }
-}
-
-fn text(v: &J) -> Option<String> {
-    match v {
-        J::String(s) => Some(s.clone()),
-        J::Number(n) => Some(n.to_string()),
-        J::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 
@@ -105,13 +98,13 @@ impl SettingsFiles for Settings {
         };
         if let Some(a) = mesh
             .pointer("/defaultConfig/discoveryAddress")
-            .and_then(text)
+            .and_then(scalar_text)
         {
             self.discovery_address = xds_address(&a);
         }
         if let Some(m) = mesh
             .pointer("/defaultConfig/interceptionMode")
-            .and_then(text)
+            .and_then(scalar_text)
         {
             self.interception_mode = m;
         }

@@ -63,7 +63,8 @@ impl Default for Settings {
     }
 }
 
-fn text(v: &J) -> Option<String> {
+/// A scalar of injector or mesh config as text (strings, numbers and booleans alike).
+pub fn scalar_text(v: &J) -> Option<String> {
     match v {
         J::String(s) => Some(s.clone()),
         J::Number(n) => Some(n.to_string()),
@@ -118,7 +119,7 @@ impl Settings {
         }
         let global = values.get("global").cloned().unwrap_or(J::Null);
         let proxy = global.get("proxy").cloned().unwrap_or(J::Null);
-        let s = |p: &J, k: &str| p.get(k).and_then(text);
+        let s = |p: &J, k: &str| p.get(k).and_then(scalar_text);
         if let Some(image) = s(&proxy, "image") {
             let hub = s(&global, "hub");
             let tag = s(&global, "tag");
@@ -133,7 +134,10 @@ impl Settings {
             };
             self.init_image = self.proxy_image.clone();
         }
-        if let Some(image) = values.pointer("/global/proxy_init/image").and_then(text) {
+        if let Some(image) = values
+            .pointer("/global/proxy_init/image")
+            .and_then(scalar_text)
+        {
             self.init_image = image;
         }
         if let Some(port) = s(&proxy, "statusPort") {
@@ -153,7 +157,7 @@ impl Settings {
             }
         }
         if let Some(J::Array(secrets)) = global.get("imagePullSecrets") {
-            self.image_pull_secrets = secrets.iter().filter_map(text).collect();
+            self.image_pull_secrets = secrets.iter().filter_map(scalar_text).collect();
         }
         if let Some(J::Bool(b)) = values.pointer("/sidecarInjectorWebhook/rewriteAppHTTPProbe") {
             self.rewrite_probes = *b;
