@@ -163,6 +163,7 @@ fn client(m: &Running, pod: &Path, root_pem: &str, token: &str) -> CaClientOptio
         token_file: pod.join("istio-token"),
         server_name: Some("meshd.istio-system.svc".to_owned()),
         ttl: None,
+        renew_with_certificate_only: false,
     }
 }
 
