@@ -57,10 +57,11 @@ struct Cli {
     /// and meshd writes the root into the webhook configurations' caBundle), the root is
     /// Secret cacerts or istio-ca-secret in $POD_NAMESPACE (created when neither exists, so
     /// a new pod keeps it), and callers authenticate with service-account tokens
-    /// (TokenReview, audience istio-ca).
+    /// (TokenReview, audience istio-ca). In both modes a renewal presenting a valid
+    /// workload certificate of the mesh needs no token and gets that identity only.
     #[arg(long)]
     ca_dir: Option<PathBuf>,
-    /// Where the CA (Istio's CreateCertificate over TLS) listens [default: the xDS
+    /// Where the CA (Istio's CreateCertificate over mutual TLS) listens [default: the xDS
     /// address's IP, port 15012].
     #[arg(long, requires = "ca_dir")]
     ca_address: Option<SocketAddr>,

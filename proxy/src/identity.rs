@@ -5,7 +5,12 @@
 //! certificate verified against the trust bundle, by the CA's host name when it has one),
 //! a token as `authorization: Bearer` (local mode: the CA directory's; Kubernetes: the
 //! projected service-account token, re-read on every request as the kubelet rotates it),
-//! and a rotation loop that asks again when 20% of the lifetime is left (retrying with
+//! and on renewal the certificate in force as the TLS client certificate while it is
+//! valid (meshd's CA then knows the caller without the token,
+//! `mesh_controlplane::ca_peer`; the token is still sent unless
+//! [`CaClientOptions::renew_with_certificate_only`], so an older meshd keeps working, and
+//! a token that cannot be read does not stop a renewal the certificate can make), and a
+//! rotation loop that asks again when 20% of the lifetime is left (retrying with
 //! back-off on failure). Between requests the loop reads the trust bundle every second
 //! (meshd rewrites it during a root rotation, `mesh_controlplane::ca_rotation`): new roots
 //! are published with the certificate in force, and when the bundle's first root (the one
@@ -29,7 +34,7 @@ use prost::Message;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// The trust bundle's file name in the CA directory (as meshd writes it).
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
@@ -59,6 +64,9 @@ pub struct CaClientOptions {
     pub server_name: Option<String>,
     /// Lifetime to ask for (None: the CA's default).
     pub ttl: Option<Duration>,
+    /// Renew with the certificate in force alone, without the token (which is then read
+    /// only for the first certificate, or when the one in force has expired).
+    pub renew_with_certificate_only: bool,
 }
 
 impl CaClientOptions {
@@ -70,6 +78,7 @@ impl CaClientOptions {
             token_file: dir.join(TOKEN_FILE),
             server_name: None,
             ttl: None,
+            renew_with_certificate_only: false,
         }
     }
 }
@@ -145,10 +154,53 @@ fn read(path: PathBuf) -> Result<String, IdentityError> {
     std::fs::read_to_string(&path).map_err(|source| IdentityError::Read { path, source })
 }
 
-/// Asks the CA for a certificate for `id` (a new key each time).
+/// Asks the CA for a certificate for `id` (a new key each time), with the token.
 pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCert, IdentityError> {
+    request_with(opts, id, None).await
+}
+
+/// Whether `cert` is within its validity at `now` (only then is it presented).
+pub fn is_valid_at(cert: &WorkloadCert, now: SystemTime) -> bool {
+    cert.not_before <= now && now < cert.not_after
+}
+
+/// How a request authenticates, for the debug log.
+fn auth_name(cert: bool, token: bool) -> &'static str {
+    match (cert, token) {
+        (true, true) => "certificate and token",
+        (true, false) => "certificate",
+        (false, true) => "token",
+        (false, false) => "nothing",
+    }
+}
+
+/// Asks the CA for a certificate for `id` (a new key each time), presenting `current` as
+/// the TLS client certificate when given (renewal) and the token unless
+/// [`CaClientOptions::renew_with_certificate_only`] says not to; with `current`, a token
+/// that cannot be read is left out instead of failing the request.
+pub async fn request_with(
+    opts: &CaClientOptions,
+    id: &SpiffeId,
+    current: Option<&WorkloadCert>,
+) -> Result<WorkloadCert, IdentityError> {
     let root_pem = read(opts.root_cert.clone())?;
-    let token = read(opts.token_file.clone())?.trim().to_owned();
+    let token = match (current, opts.renew_with_certificate_only) {
+        (Some(_), true) => None,
+        (Some(_), false) => match read(opts.token_file.clone()) {
+            Ok(t) => Some(t.trim().to_owned()),
+            Err(e) => {
+                debug!(identity = %id, error = %e, "no token; renewing with the certificate alone");
+                None
+            }
+        },
+        (None, _) => Some(read(opts.token_file.clone())?.trim().to_owned()),
+    };
+    debug!(
+        identity = %id,
+        auth = auth_name(current.is_some(), token.is_some()),
+        serial = current.map(|c| c.serial.as_str()).unwrap_or(""),
+        "asking the CA for a certificate"
+    );
     let key = rcgen::KeyPair::generate().map_err(|e| IdentityError::Csr(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -166,7 +218,8 @@ pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCe
             .ttl
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
     };
-    let resp = tokio::time::timeout(REQUEST_TIMEOUT, call(opts, &root_pem, &token, &req))
+    let call = call(opts, &root_pem, current, token.as_deref(), &req);
+    let resp = tokio::time::timeout(REQUEST_TIMEOUT, call)
         .await
         .map_err(|_| IdentityError::Timeout(REQUEST_TIMEOUT))??;
     let mut chain = resp.cert_chain.into_iter();
@@ -194,8 +247,9 @@ pub async fn request(opts: &CaClientOptions, id: &SpiffeId) -> Result<WorkloadCe
     })
 }
 
-/// TLS to meshd, verified with the trust bundle; ALPN h2.
-fn connector(root_pem: &str) -> Result<TlsConnector, IdentityError> {
+/// TLS to meshd, verified with the trust bundle, presenting `client` (its chain and key)
+/// when given; ALPN h2.
+fn connector(root_pem: &str, client: Option<&WorkloadCert>) -> Result<TlsConnector, IdentityError> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(root_pem.as_bytes()).flatten() {
@@ -207,11 +261,20 @@ fn connector(root_pem: &str) -> Result<TlsConnector, IdentityError> {
         return Err(IdentityError::Tls("empty trust bundle".into()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| IdentityError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut cfg = match client {
+        None => builder.with_no_client_auth(),
+        Some(cert) => {
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
+                .map_err(|e| IdentityError::Tls(format!("the certificate's key: {e}")))?;
+            builder
+                .with_client_auth_cert(certs_of(&cert.chain_pem), key)
+                .map_err(|e| IdentityError::Tls(e.to_string()))?
+        }
+    };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsConnector::from(Arc::new(cfg)))
 }
@@ -219,7 +282,8 @@ fn connector(root_pem: &str) -> Result<TlsConnector, IdentityError> {
 async fn call(
     opts: &CaClientOptions,
     root_pem: &str,
-    token: &str,
+    client: Option<&WorkloadCert>,
+    token: Option<&str>,
     req: &IstioCertificateRequest,
 ) -> Result<IstioCertificateResponse, IdentityError> {
     let addr = opts.address;
@@ -232,7 +296,7 @@ async fn call(
             .map_err(|e| IdentityError::Tls(format!("server name {n:?}: {e}")))?,
         None => ServerName::IpAddress(addr.ip().into()),
     };
-    let tls = connector(root_pem)?
+    let tls = connector(root_pem, client)?
         .connect(name, tcp)
         .await
         .map_err(|e| connect(format!("TLS: {e}")))?;
@@ -250,10 +314,13 @@ async fn call(
             .to_be_bytes(),
     );
     body.extend_from_slice(&payload);
-    let http = hyper::Request::post(format!("http://{addr}{CREATE_CERTIFICATE_PATH}"))
+    let mut http = hyper::Request::post(format!("http://{addr}{CREATE_CERTIFICATE_PATH}"))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("authorization", format!("Bearer {token}"))
+        .header("te", "trailers");
+    if let Some(token) = token {
+        http = http.header("authorization", format!("Bearer {token}"));
+    }
+    let http = http
         .body(Full::new(body.freeze()))
         .map_err(|e| IdentityError::Answer(e.to_string()))?;
     let result = async {
@@ -420,7 +487,12 @@ pub async fn keep_current(
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let wait = match request(&opts, &id).await {
+        // The certificate in force authenticates the renewal while it is valid.
+        let current = tx
+            .borrow()
+            .clone()
+            .filter(|c| c.id == id && is_valid_at(c, SystemTime::now()));
+        let wait = match request_with(&opts, &id, current.as_deref()).await {
             Ok(cert) => {
                 backoff = Duration::from_secs(1);
                 let wait = cert

@@ -174,6 +174,12 @@ struct CaArgs {
     /// Certificate lifetime to ask for, in seconds [default: the CA's].
     #[arg(long, requires = "ca_source")]
     cert_ttl_secs: Option<u64>,
+    /// Renew the workload certificate with the certificate in force alone (mutual TLS to
+    /// meshd's CA), not sending the token, which is then needed only for the first
+    /// certificate and after one expired [default: the certificate and the token, which a
+    /// meshd without client-certificate authentication needs].
+    #[arg(long, requires = "ca_source")]
+    ca_renew_with_certificate_only: bool,
 }
 
 impl CaArgs {
@@ -203,10 +209,12 @@ impl CaArgs {
                     XdsAddress::Ip(_) => None,
                 },
                 ttl: None,
+                renew_with_certificate_only: false,
             },
             (None, None) => return Ok(None),
         };
         client.ttl = self.cert_ttl_secs.map(std::time::Duration::from_secs);
+        client.renew_with_certificate_only = self.ca_renew_with_certificate_only;
         Ok(Some(agent::CaClientOptions {
             client,
             trust_domain: Some(self.trust_domain.clone()),
@@ -440,6 +448,13 @@ mod tests {
         assert_eq!(ca.client.root_cert, PathBuf::from("/ca/root-cert.pem"));
         assert_eq!(ca.client.token_file, PathBuf::from("/ca/token"));
         assert_eq!(ca.client.server_name, None);
+        assert!(!ca.client.renew_with_certificate_only);
+        let ca = ca_of(&["--ca-dir", "/ca", "--ca-renew-with-certificate-only"])
+            .unwrap()
+            .unwrap();
+        assert!(ca.client.renew_with_certificate_only);
+        let alone = ca_of(&["--ca-renew-with-certificate-only"]).unwrap_err();
+        assert!(alone.contains("required"), "{alone}");
         assert!(ca_of(&[]).unwrap().is_none());
         let both = ca_of(&["--ca-dir", "/ca", "--ca-root-cert", "/r.pem"]).unwrap_err();
         assert!(both.contains("cannot be used with"), "{both}");

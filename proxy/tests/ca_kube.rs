@@ -9,7 +9,8 @@
 //!   directory (a new pod) keeps it; the trust bundle is published as ConfigMap
 //!   `istio-ca-root-cert` in every namespace;
 //! - a plugged-in `cacerts` Secret (root + intermediate) is used when present: the
-//!   workload's chain is leaf, intermediate, and the trust bundle is the plugged root.
+//!   workload's chain is leaf, intermediate, and the trust bundle is the plugged root; that
+//!   chain, presented on renewal, authenticates the workload without a TokenReview.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 #[path = "../../cli/tests/support/fake_api.rs"]
@@ -163,6 +164,7 @@ fn client(m: &Running, pod: &Path, root_pem: &str, token: &str) -> CaClientOptio
         token_file: pod.join("istio-token"),
         server_name: Some("meshd.istio-system.svc".to_owned()),
         ttl: None,
+        renew_with_certificate_only: false,
     }
 }
 
@@ -429,6 +431,29 @@ async fn a_plugged_in_cacerts_secret_is_used_with(fake: &FakeApi) {
     assert!(signed_by(&chain[0], &chain[1]));
     assert!(signed_by(&chain[1], &ders(&root)[0]));
     assert!(!signed_by(&chain[0], &ders(&root)[0]));
+    // Renewal over mutual TLS: the leaf and its intermediate verify against the plugged
+    // root and authenticate the caller; its token is not even reviewed.
+    let reviews = || {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.path == "/apis/authentication.k8s.io/v1/tokenreviews")
+            .count()
+    };
+    let before = reviews();
+    std::fs::write(&c.token_file, "forged-token").unwrap();
+    let renewed = identity::request_with(
+        &c,
+        &SpiffeId::new("cluster.local", "shop", "web"),
+        Some(&cert),
+    )
+    .await
+    .unwrap();
+    assert_ne!(renewed.serial, cert.serial);
+    assert_eq!(
+        reviews(),
+        before,
+        "no TokenReview for a certificate renewal"
+    );
     m.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
