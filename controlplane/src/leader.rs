@@ -81,12 +81,21 @@ pub fn identity() -> String {
         .unwrap_or_else(|| format!("meshd-{}", std::process::id()))
 }
 
-/// A running election; [`Elector::stop`] releases the Lease.
+/// A running election; [`Elector::stop`] releases the Lease (dropped without it, the
+/// election task is aborted and the Lease expires after its duration).
 pub struct Elector {
     leading: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     identity: String,
+}
+
+impl Drop for Elector {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Elector {
@@ -96,7 +105,7 @@ impl Elector {
         let (stop, stop_rx) = watch::channel(false);
         let api: Api<Lease> = Api::namespaced(client, &opts.namespace);
         let identity = opts.identity.clone();
-        let task = tokio::spawn(run(api, opts, tx, stop_rx));
+        let task = Some(tokio::spawn(run(api, opts, tx, stop_rx)));
         Elector {
             leading,
             stop,
@@ -117,9 +126,12 @@ impl Elector {
 
     /// Stops leading and, when this replica held the Lease, clears its holder; waits at
     /// most `bound` for that.
-    pub async fn stop(self, bound: Duration) {
+    pub async fn stop(mut self, bound: Duration) {
         self.stop.send_replace(true);
-        if tokio::time::timeout(bound, self.task).await.is_err() {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        if tokio::time::timeout(bound, task).await.is_err() {
             warn!(lease.holder = %self.identity, "the lease was not released in time");
         }
     }
