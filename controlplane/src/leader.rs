@@ -228,8 +228,11 @@ async fn run(
     }
 }
 
+/// Whole seconds for `leaseDurationSeconds`, rounded up (others then wait at least as long
+/// as this replica leads without renewing), at least 1.
 fn secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole.max(1)).unwrap_or(i32::MAX)
 }
 
 /// One round: create the Lease, renew it, or take it over when it is free or expired.
@@ -353,6 +356,8 @@ mod tests {
         assert_eq!(o.name, LEASE_NAME);
         assert_eq!(o.namespace, "mesh");
         assert_eq!(secs(Duration::from_millis(300)), 1);
+        assert_eq!(secs(Duration::from_millis(1500)), 2);
+        assert_eq!(secs(Duration::ZERO), 1);
         assert_eq!(secs(Duration::from_secs(30)), 30);
     }
 }

@@ -19,7 +19,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use mesh_controlplane::ca::CaOptions;
 use mesh_controlplane::kube_source::KubeClient;
-use mesh_controlplane::leader::LeaderOptions;
+use mesh_controlplane::leader::{Elector, LeaderOptions};
 use mesh_controlplane::{MeshTranslator, Meshd, Options};
 use serde_json::{Value as J, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -316,4 +316,125 @@ fn one_replica_leads_writes_hands_over_and_steps_down_when_its_lease_is_taken() 
     });
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn electors_fake() -> FakeApi {
+    let fake = FakeApi::start();
+    fake.put(
+        "/api/v1/namespaces/istio-system",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    );
+    fake
+}
+
+fn options(identity: &str, duration: Duration) -> LeaderOptions {
+    let mut o = LeaderOptions::new("istio-system").with_duration(duration);
+    o.identity = identity.to_owned();
+    o
+}
+
+#[test]
+fn electors_started_together_never_lead_two_at_a_time() {
+    let fake = electors_fake();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut electors = Vec::new();
+        for name in ["r1", "r2", "r3"] {
+            electors.push(Elector::start(
+                client(&fake, name).await,
+                options(name, LEASE_DURATION),
+            ));
+        }
+        // Sampled for two renewal periods: never two leaders, and one from the first
+        // round on.
+        let start = Instant::now();
+        let mut led = None;
+        while start.elapsed() < Duration::from_secs(2) {
+            let leading: Vec<&str> = electors
+                .iter()
+                .filter(|e| *e.leading().borrow())
+                .map(Elector::identity)
+                .collect();
+            assert!(leading.len() <= 1, "two leaders: {leading:?}");
+            if start.elapsed() > Duration::from_millis(500) {
+                assert_eq!(leading.len(), 1, "no leader after {:?}", start.elapsed());
+                let now = leading[0].to_owned();
+                assert_eq!(
+                    *led.get_or_insert_with(|| now.clone()),
+                    now,
+                    "leadership moved"
+                );
+                assert_eq!(holder(&fake).as_deref(), Some(now.as_str()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The three created at once: one create won, the others got 409 and followed.
+        let creates = fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/leases"))
+            .count();
+        assert!(creates >= 1);
+        let led = led.unwrap();
+        let i = electors.iter().position(|e| e.identity() == led).unwrap();
+        electors.remove(i).stop(Duration::from_secs(5)).await;
+        let stopped = Instant::now();
+        eventually(Duration::from_secs(3), "another elector leads", || async {
+            electors.iter().filter(|e| *e.leading().borrow()).count() == 1
+        })
+        .await;
+        assert!(stopped.elapsed() < LEASE_DURATION);
+        assert_ne!(holder(&fake).as_deref(), Some(led.as_str()));
+        for e in electors {
+            e.stop(Duration::from_secs(5)).await;
+        }
+    });
+}
+
+#[test]
+fn a_lease_left_by_a_crashed_leader_is_taken_after_its_duration() {
+    let fake = electors_fake();
+    // Renewed by a replica that then died without releasing it.
+    fake.put(
+        LEASE,
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "meshd-leader", "namespace": "istio-system"},
+               "spec": {"holderIdentity": "gone", "leaseDurationSeconds": 2,
+                        "renewTime": "2026-01-01T00:00:00.000000Z", "leaseTransitions": 4}}),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let e = Elector::start(
+            client(&fake, "next").await,
+            options("next", Duration::from_millis(1500)),
+        );
+        let start = Instant::now();
+        let mut leading = e.leading();
+        // Its clock starts when it first sees the Lease: not before two seconds.
+        tokio::time::timeout(Duration::from_secs(6), leading.wait_for(|l| *l))
+            .await
+            .expect("the expired lease was not taken within 6s")
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(2),
+            "took a live lease after {took:?}"
+        );
+        let lease = fake.object(LEASE).unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], "next");
+        assert_eq!(lease["spec"]["leaseTransitions"], 5);
+        // 1.5 s, rounded up: the others wait at least as long as it may lead unrenewed.
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], 2);
+        e.stop(Duration::from_secs(5)).await;
+        assert!(fake.object(LEASE).unwrap()["spec"]["holderIdentity"].is_null());
+        eprintln!("figures: a crashed leader's 2 s lease taken over after {took:?}");
+    });
 }
