@@ -85,6 +85,8 @@ pub fn identity() -> String {
 /// election task is aborted and the Lease expires after its duration).
 pub struct Elector {
     leading: watch::Receiver<bool>,
+    holder: watch::Receiver<String>,
+    lease: String,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     identity: String,
@@ -102,12 +104,16 @@ impl Elector {
     /// Starts taking part in the election (must be called within a tokio runtime).
     pub fn start(client: kube::Client, opts: LeaderOptions) -> Elector {
         let (tx, leading) = watch::channel(false);
+        let (holder_tx, holder) = watch::channel(String::new());
         let (stop, stop_rx) = watch::channel(false);
         let api: Api<Lease> = Api::namespaced(client, &opts.namespace);
         let identity = opts.identity.clone();
-        let task = Some(tokio::spawn(run(api, opts, tx, stop_rx)));
+        let lease = format!("{}/{}", opts.namespace, opts.name);
+        let task = Some(tokio::spawn(run(api, opts, tx, holder_tx, stop_rx)));
         Elector {
             leading,
+            holder,
+            lease,
             stop,
             task,
             identity,
@@ -124,6 +130,16 @@ impl Elector {
         &self.identity
     }
 
+    /// What `/debug/leader` shows.
+    pub fn view(&self) -> LeaderView {
+        LeaderView {
+            lease: self.lease.clone(),
+            identity: self.identity.clone(),
+            leading: self.leading.clone(),
+            holder: self.holder.clone(),
+        }
+    }
+
     /// Stops leading and, when this replica held the Lease, clears its holder; waits at
     /// most `bound` for that.
     pub async fn stop(mut self, bound: Duration) {
@@ -134,6 +150,31 @@ impl Elector {
         if tokio::time::timeout(bound, task).await.is_err() {
             warn!(lease.holder = %self.identity, "the lease was not released in time");
         }
+    }
+}
+
+/// The election as this replica sees it, for the debug API.
+#[derive(Clone, Debug)]
+pub struct LeaderView {
+    /// `NAMESPACE/NAME` of the Lease.
+    pub lease: String,
+    /// This replica's `holderIdentity`.
+    pub identity: String,
+    pub leading: watch::Receiver<bool>,
+    /// The holder this replica last saw (empty: none, or not known yet).
+    pub holder: watch::Receiver<String>,
+}
+
+impl LeaderView {
+    /// `{"lease", "identity", "leading", "holder"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let holder = self.holder.borrow().clone();
+        serde_json::json!({
+            "lease": self.lease,
+            "identity": self.identity,
+            "leading": *self.leading.borrow(),
+            "holder": if holder.is_empty() { serde_json::Value::Null } else { holder.into() },
+        })
     }
 }
 
@@ -168,6 +209,7 @@ async fn run(
     api: Api<Lease>,
     opts: LeaderOptions,
     leading: watch::Sender<bool>,
+    seen_holder: watch::Sender<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut observed: Observed = None;
@@ -182,12 +224,14 @@ async fn run(
         match attempt {
             Ok(Ok(Try::Holds)) => {
                 renewed = Some(Instant::now());
+                seen_holder.send_if_modified(|h| replace(h, &opts.identity));
                 if !*leading.borrow() {
                     info!(lease.name = %opts.name, lease.holder = %opts.identity, "leading");
                     leading.send_replace(true);
                 }
             }
             Ok(Ok(Try::Other(holder))) => {
+                seen_holder.send_if_modified(|h| replace(h, &holder));
                 if *leading.borrow() {
                     warn!(lease.name = %opts.name, lease.holder = %holder, "lease taken by another replica; no longer leading");
                     leading.send_replace(false);
@@ -212,6 +256,7 @@ async fn run(
             _ = stop.changed() => break,
         }
     }
+    seen_holder.send_if_modified(|h| replace(h, ""));
     if leading.send_replace(false) {
         let released = tokio::time::timeout(
             opts.renew_period.max(Duration::from_secs(1)),
@@ -226,6 +271,15 @@ async fn run(
             }
         }
     }
+}
+
+/// Sets `slot` to `value`; whether it changed.
+fn replace(slot: &mut String, value: &str) -> bool {
+    if slot == value {
+        return false;
+    }
+    value.clone_into(slot);
+    true
 }
 
 /// Whole seconds for `leaseDurationSeconds`, rounded up (others then wait at least as long

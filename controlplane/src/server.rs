@@ -374,6 +374,7 @@ impl Meshd {
                 metrics: metrics.clone(),
                 translator: translator.clone(),
                 ready: ready.clone(),
+                leader: elector.as_ref().map(Elector::view),
             }),
             stop_rx.clone(),
         ));

@@ -84,25 +84,36 @@ async fn client(fake: &FakeApi, token: &str) -> Client {
     Client::try_from(cfg).unwrap()
 }
 
-/// The `meshd_leader` gauge of the meshd whose debug API is at `addr`.
-async fn leader_gauge(addr: SocketAddr) -> Option<i64> {
+/// The body of `GET path` on the meshd debug API at `addr`.
+async fn debug_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut tcp =
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
             .await
             .ok()?
             .ok()?;
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut buf))
         .await
         .ok()?
         .ok()?;
-    String::from_utf8_lossy(&buf)
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(text[text.find("\r\n\r\n")? + 4..].to_owned())
+}
+
+/// The `meshd_leader` gauge of the meshd whose debug API is at `addr`.
+async fn leader_gauge(addr: SocketAddr) -> Option<i64> {
+    debug_get(addr, "/metrics")
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix("meshd_leader "))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// `/debug/leader` of the meshd whose debug API is at `addr`.
+async fn debug_leader(addr: SocketAddr) -> J {
+    serde_json::from_str(&debug_get(addr, "/debug/leader").await.unwrap()).unwrap()
 }
 
 /// Polls `check` every 50 ms until it holds; panics with `what` after `bound`.
@@ -234,6 +245,17 @@ fn one_replica_leads_writes_hands_over_and_steps_down_when_its_lease_is_taken() 
         eventually(Duration::from_secs(5), "gauges 1 and 0", || async {
             leader_gauge(leader.debug).await == Some(1)
                 && leader_gauge(follower.debug).await == Some(0)
+        })
+        .await;
+        // /debug/leader on either says who leads.
+        for (r, leads) in [(&leader, true), (&follower, false)] {
+            let view = debug_leader(r.debug).await;
+            assert_eq!(view["lease"], "istio-system/meshd-leader", "{view}");
+            assert_eq!(view["identity"], r.name, "{view}");
+            assert_eq!(view["leading"], leads, "{view}");
+        }
+        eventually(Duration::from_secs(3), "the follower sees the holder", || async {
+            debug_leader(follower.debug).await["holder"] == leader.name
         })
         .await;
         // Two renewals later the follower still has not written.
