@@ -86,6 +86,8 @@ pub fn identity() -> String {
 pub struct Elector {
     leading: watch::Receiver<bool>,
     holder: watch::Receiver<String>,
+    /// Election rounds tried so far.
+    rounds: watch::Receiver<u64>,
     lease: String,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -105,14 +107,21 @@ impl Elector {
     pub fn start(client: kube::Client, opts: LeaderOptions) -> Elector {
         let (tx, leading) = watch::channel(false);
         let (holder_tx, holder) = watch::channel(String::new());
+        let (rounds_tx, rounds) = watch::channel(0u64);
         let (stop, stop_rx) = watch::channel(false);
         let api: Api<Lease> = Api::namespaced(client, &opts.namespace);
         let identity = opts.identity.clone();
         let lease = format!("{}/{}", opts.namespace, opts.name);
-        let task = Some(tokio::spawn(run(api, opts, tx, holder_tx, stop_rx)));
+        let channels = Channels {
+            leading: tx,
+            holder: holder_tx,
+            rounds: rounds_tx,
+        };
+        let task = Some(tokio::spawn(run(api, opts, channels, stop_rx)));
         Elector {
             leading,
             holder,
+            rounds,
             lease,
             stop,
             task,
@@ -128,6 +137,17 @@ impl Elector {
     /// This replica's `holderIdentity`.
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// Waits (at most `bound`) until the first round of the election has been tried, so
+    /// that whether this replica leads is known rather than not yet found out; whether it
+    /// was within the bound.
+    pub async fn first_round(&self, bound: Duration) -> bool {
+        let mut rounds = self.rounds.clone();
+        matches!(
+            tokio::time::timeout(bound, rounds.wait_for(|n| *n > 0)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// What `/debug/leader` shows.
@@ -205,13 +225,24 @@ enum Try {
 /// The last change of the Lease this replica saw: its resourceVersion and when.
 type Observed = Option<(String, Instant)>;
 
+/// What the election task says.
+struct Channels {
+    leading: watch::Sender<bool>,
+    holder: watch::Sender<String>,
+    rounds: watch::Sender<u64>,
+}
+
 async fn run(
     api: Api<Lease>,
     opts: LeaderOptions,
-    leading: watch::Sender<bool>,
-    seen_holder: watch::Sender<String>,
+    channels: Channels,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Channels {
+        leading,
+        holder: seen_holder,
+        rounds,
+    } = channels;
     let mut observed: Observed = None;
     let mut renewed: Option<Instant> = None;
     let mut last_other: Option<String> = None;
@@ -251,6 +282,7 @@ async fn run(
             warn!(lease.name = %opts.name, deadline = ?opts.renew_deadline(), "lease not renewed in time; no longer leading");
             leading.send_replace(false);
         }
+        rounds.send_modify(|n| *n += 1);
         tokio::select! {
             () = tokio::time::sleep(opts.renew_period) => {}
             _ = stop.changed() => break,

@@ -201,6 +201,13 @@ impl Meshd {
                         let mut ca_opts = ca_opts.clone();
                         let ns = crate::webhook_tls::namespace();
                         if ca_opts.root.is_none() {
+                            // Whether this replica leads decides who creates the
+                            // Secret: know it before looking.
+                            if let Some(e) = &elector
+                                && !e.first_round(Duration::from_secs(5)).await
+                            {
+                                warn!("the leader election has not answered in 5s");
+                            }
                             let (mut leading, wait) = match (&elector, &opts.leader) {
                                 (Some(e), Some(l)) => (e.leading(), l.lease_duration),
                                 (Some(e), None) => {
