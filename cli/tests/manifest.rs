@@ -253,3 +253,51 @@ fn output_dir_holds_the_same_objects_one_file_per_component() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn meshd_may_hold_its_leader_lease_under_its_pod_name() {
+    let objects: Vec<serde_json::Value> = manifest::render(&Values::for_profile(Profile::Default))
+        .into_iter()
+        .flat_map(|c| c.objects)
+        .collect();
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == "meshd")
+            .unwrap_or_else(|| panic!("no {kind} meshd"))
+    };
+    // meshd's Role in its own namespace lets it read, create and renew the Lease.
+    let role = find("Role");
+    assert_eq!(role["metadata"]["namespace"], "istio-system");
+    let lease_rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["apiGroups"][0] == "coordination.k8s.io")
+        .expect("no rule for coordination.k8s.io");
+    assert_eq!(lease_rule["resources"], serde_json::json!(["leases"]));
+    for verb in ["get", "create", "update"] {
+        assert!(
+            lease_rule["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v == verb),
+            "{verb} missing: {lease_rule}"
+        );
+    }
+    let binding = find("RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], "meshd");
+    assert_eq!(binding["subjects"][0]["name"], "meshd");
+    assert_eq!(binding["subjects"][0]["namespace"], "istio-system");
+    // The holder identity is the pod's name, from the downward API.
+    let env = find("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "POD_NAME"
+                && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"),
+        "{env}"
+    );
+}

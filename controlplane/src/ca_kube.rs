@@ -42,6 +42,8 @@ pub const ROOT_CONFIGMAP: &str = "istio-ca-root-cert";
 pub const ROOT_CONFIGMAP_KEY: &str = "root-cert.pem";
 /// How long a TokenReview may take.
 const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a replica that does not lead looks for the leader's CA Secret.
+const SECRET_POLL: Duration = Duration::from_secs(1);
 /// meshd's field manager for server-side apply.
 const FIELD_MANAGER: &str = "meshd";
 
@@ -211,13 +213,16 @@ fn secret_key<'a>(
 
 /// Makes the CA directory hold the cluster's root before [`crate::ca::Ca::open`]: from
 /// `cacerts` (then `opts` points at its files), else from `istio-ca-secret`, else a new
-/// root that is stored as `istio-ca-secret` (created, never overwritten: when another
-/// meshd stored one first, that one is used; when it cannot be stored, meshd goes on
-/// with it and says so).
+/// root that is stored as `istio-ca-secret` by the leader (`leading`, from
+/// [`crate::leader`]; a replica that does not lead waits up to `wait` for the leader's),
+/// created, never overwritten: when another meshd stored one first, that one is used;
+/// when it cannot be stored, meshd goes on with it and says so.
 pub async fn prepare_root(
     client: &kube::Client,
     namespace: &str,
     opts: &mut CaOptions,
+    leading: &mut watch::Receiver<bool>,
+    wait: Duration,
 ) -> Result<RootSource, KubeCaError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let api_err = |name: &'static str| {
@@ -268,13 +273,36 @@ pub async fn prepare_root(
         write_file(&key_path, key("ca-key.pem")?, true)?;
         Ok(())
     };
-    if let Some(stored) = secrets
-        .get_opt(SELF_SIGNED_SECRET)
-        .await
-        .map_err(api_err(SELF_SIGNED_SECRET))?
-    {
-        write_stored(&stored)?;
-        return Ok(RootSource::Stored);
+    // Only the leader creates the Secret: the others wait for it (at most `wait`, after
+    // which they race to create it; the create is atomic and a loser reads the winner's).
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(stored) = secrets
+            .get_opt(SELF_SIGNED_SECRET)
+            .await
+            .map_err(api_err(SELF_SIGNED_SECRET))?
+        {
+            write_stored(&stored)?;
+            return Ok(RootSource::Stored);
+        }
+        if *leading.borrow_and_update() {
+            break;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            warn!(
+                secret = %format!("{namespace}/{SELF_SIGNED_SECRET}"),
+                waited = ?wait,
+                "no leader stored the CA root in time; storing one from this replica"
+            );
+            break;
+        }
+        info!(secret = %format!("{namespace}/{SELF_SIGNED_SECRET}"), "waiting for the leader to store the CA root");
+        let changed = tokio::time::timeout(left.min(SECRET_POLL), leading.changed()).await;
+        if let Ok(Err(_)) = changed {
+            // The election ended (meshd is stopping): go on as the create race.
+            break;
+        }
     }
     // A new root (or the one this pod's CA directory already holds), then stored.
     crate::ca::Ca::open(opts)?;
@@ -360,12 +388,14 @@ pub fn root_configmap(namespace: &str, root_pem: &str) -> ConfigMap {
 }
 
 /// Writes the root ConfigMap (server-side apply) into every namespace of the current
-/// config, as namespaces appear, and all of them again every `recheck`, until `stop`.
+/// config, as namespaces appear, and all of them again every `recheck`, until `stop`;
+/// only while this replica leads (`leading`, from [`crate::leader`]).
 pub async fn keep_root_configmaps(
     client: kube::Client,
     root_pem: String,
     mut config: watch::Receiver<Arc<ConfigState>>,
     opts: PublishOptions,
+    mut leading: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut written: BTreeSet<String> = BTreeSet::new();
@@ -373,6 +403,14 @@ pub async fn keep_root_configmaps(
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut last_full = tokio::time::Instant::now();
     loop {
+        if !*leading.borrow() {
+            // Another replica writes them meanwhile; a new leader writes every one.
+            written.clear();
+            if !crate::leader::wait_leading(&mut leading, &mut stop).await {
+                return;
+            }
+            last_full = tokio::time::Instant::now();
+        }
         if last_full.elapsed() >= opts.recheck {
             written.clear();
             last_full = tokio::time::Instant::now();
@@ -415,6 +453,7 @@ pub async fn keep_root_configmaps(
         tokio::select! {
             r = config.changed() => if r.is_err() { return },
             () = tokio::time::sleep(pause) => {}
+            _ = leading.changed() => {}
             _ = stop.changed() => return,
         }
     }

@@ -13,6 +13,8 @@
 //! - `/debug/configz`: the objects served and those refused, with reasons;
 //! - `/debug/resourcesz`: every object loaded, as JSON, with its origin (`file:line`), for
 //!   `meshctl describe --controlplane`;
+//! - `/debug/leader`: in Kubernetes mode, the Lease, this replica's identity, whether it
+//!   leads and the holder it last saw (see [`crate::leader`]);
 //! - `/metrics`: Prometheus text; `/ready`: 200 once meshd serves, 503 otherwise.
 
 use std::convert::Infallible;
@@ -48,6 +50,8 @@ pub struct DebugState {
     pub metrics: Arc<Metrics>,
     pub translator: Arc<dyn Translator>,
     pub ready: Arc<AtomicBool>,
+    /// The leader election (Kubernetes mode only).
+    pub leader: Option<crate::leader::LeaderView>,
 }
 
 /// Serves the debug API on `listener` until `shutdown` turns true.
@@ -135,6 +139,13 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
                 &json!({"version": config.version, "resources": resources}),
             )
         }
+        "/debug/leader" => json_response(
+            StatusCode::OK,
+            &state.leader.as_ref().map_or_else(
+                || json!({"lease": null, "leading": false, "note": "no leader election outside Kubernetes mode"}),
+                crate::leader::LeaderView::to_json,
+            ),
+        ),
         "/metrics" => {
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.encode())));
             r.headers_mut().insert(
@@ -154,7 +165,7 @@ pub async fn handle(state: &DebugState, req: Request<Incoming>) -> Response<Full
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /debug/resourcesz, /metrics, /ready\n",
+            "not found; try /debug/syncz, /debug/config_dump?proxyID=, /debug/registryz, /debug/configz, /debug/resourcesz, /debug/leader, /metrics, /ready\n",
         ),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! This crate owns serving the mesh's config to proxies: the directory config source
 //! ([`source`]), the seam to the xDS translation ([`translate`]), the ADS server ([`xds`]),
-//! per-proxy sync status ([`status`]), the CA ([`ca`], served by [`ca_server`], callers' client certificates judged by [`ca_peer`], its root replaced by [`ca_rotation`], in a cluster [`ca_kube`]), the debug API ([`debug`]), metrics ([`metrics`]) and
+//! per-proxy sync status ([`status`]), the CA ([`ca`], served by [`ca_server`], callers' client certificates judged by [`ca_peer`], its root replaced by [`ca_rotation`], in a cluster [`ca_kube`]), leader election among replicas in a cluster ([`leader`]), the debug API ([`debug`]), metrics ([`metrics`]) and
 //! the process lifecycle ([`server`]). The `meshd` binary is a thin wrapper over
 //! [`server::Meshd`].
 
@@ -13,6 +13,7 @@ pub mod ca_rotation;
 pub mod ca_server;
 pub mod debug;
 pub mod kube_source;
+pub mod leader;
 pub mod metrics;
 pub mod server;
 pub mod source;

@@ -35,7 +35,9 @@ struct Cli {
     #[arg(long, conflicts_with = "kube")]
     config_dir: Option<PathBuf>,
     /// Serve what a Kubernetes cluster holds (kubeconfig, else the pod's service account).
-    /// The default in a pod when no --config-dir is given.
+    /// The default in a pod when no --config-dir is given. Replicas elect a leader on the
+    /// Lease meshd-leader in $POD_NAMESPACE (holder $POD_NAME, else the host name); only
+    /// the leader writes to the cluster (caBundle, root ConfigMaps, the CA Secret).
     #[arg(long)]
     kube: bool,
     /// Where the admission webhooks (/validate, /inject) listen (default with --kube:
@@ -55,9 +57,9 @@ struct Cli {
     /// sidecars read (`mesh-proxy run --ca-dir`). Without it there is no CA and sidecars
     /// talk plaintext; with --kube it defaults to $TMPDIR/meshd-ca (the webhooks need TLS,
     /// and meshd writes the root into the webhook configurations' caBundle), the root is
-    /// Secret cacerts or istio-ca-secret in $POD_NAMESPACE (created when neither exists, so
-    /// a new pod keeps it), and callers authenticate with service-account tokens
-    /// (TokenReview, audience istio-ca). In both modes a renewal presenting a valid
+    /// Secret cacerts or istio-ca-secret in $POD_NAMESPACE (created by the leader when
+    /// neither exists, so a new pod keeps it), and callers authenticate with service-account
+    /// tokens (TokenReview, audience istio-ca). In both modes a renewal presenting a valid
     /// workload certificate of the mesh needs no token and gets that identity only.
     #[arg(long)]
     ca_dir: Option<PathBuf>,

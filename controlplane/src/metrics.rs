@@ -2,7 +2,7 @@
 //!
 //! This module owns the metric names and their registry: xDS pushes by type, push latency
 //! (from a config build to the response leaving meshd), connected proxies, NACKs by type,
-//! and the config version and rejected-object count. Served as text on `/metrics`.
+//! the config version and rejected-object count, and whether this replica leads. Served as text on `/metrics`.
 
 use std::time::Duration;
 
@@ -29,6 +29,8 @@ pub struct Metrics {
     pub connected: Gauge,
     pub config_version: Gauge,
     pub config_rejected: Gauge,
+    /// 1 while this replica leads (Kubernetes mode, [`crate::leader`]), else 0.
+    pub leader: Gauge,
 }
 
 impl Metrics {
@@ -40,6 +42,7 @@ impl Metrics {
         let connected = Gauge::default();
         let config_version = Gauge::default();
         let config_rejected = Gauge::default();
+        let leader = Gauge::default();
         registry.register("xds_pushes", "xDS responses sent, by type", pushes.clone());
         registry.register(
             "xds_nacks",
@@ -66,6 +69,11 @@ impl Metrics {
             "Objects in the config source that are not served",
             config_rejected.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica leads and writes to the cluster (Kubernetes mode), else 0",
+            leader.clone(),
+        );
         Metrics {
             registry,
             pushes,
@@ -74,6 +82,7 @@ impl Metrics {
             connected,
             config_version,
             config_rejected,
+            leader,
         }
     }
 

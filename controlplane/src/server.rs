@@ -2,8 +2,10 @@
 //!
 //! This module owns the lifecycle: the first config build (before anything listens, so the
 //! first proxy gets real config), binding the xDS and debug listeners (loopback only), the
-//! tasks that watch the config directory, serve ADS and serve the debug API, and the
-//! graceful shutdown that closes every ADS stream and waits for them at most `grace`.
+//! tasks that watch the config directory, serve ADS and serve the debug API, in a cluster
+//! the leader election that decides which replica writes to it, and the graceful
+//! shutdown that closes every ADS stream, waits for them at most `grace`, and releases
+//! the Lease.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +23,7 @@ use crate::ca::{Ca, CaError, CaOptions};
 use crate::ca_server;
 use crate::debug::{self, DebugState};
 use crate::kube_source::{KubeClient, KubeOptions, KubeSource};
+use crate::leader::{Elector, LeaderOptions};
 use crate::metrics::Metrics;
 use crate::source::{self, ConfigState, SourceError, WatchOptions};
 use crate::status::SyncTable;
@@ -50,6 +53,9 @@ pub struct Options {
     pub webhook_address: Option<SocketAddr>,
     /// The CA and where it serves (None: no CA).
     pub ca: Option<(CaOptions, SocketAddr)>,
+    /// With `kube`: the leader election among replicas (None: the Lease `meshd-leader` in
+    /// meshd's namespace, held as `POD_NAME`, 30 s; see [`crate::leader`]).
+    pub leader: Option<LeaderOptions>,
 }
 
 impl Options {
@@ -63,6 +69,7 @@ impl Options {
             kube: None,
             webhook_address: None,
             ca: None,
+            leader: None,
         }
     }
 }
@@ -111,6 +118,8 @@ pub struct Meshd {
     /// The webhooks' TLS (when meshd has a CA).
     webhook_tls: Option<Arc<rustls::ServerConfig>>,
     ca: Option<BoundCa>,
+    /// The leader election (Kubernetes mode): only the leader writes to the cluster.
+    elector: Option<Elector>,
 }
 
 /// The CA, its listener and TLS config.
@@ -174,6 +183,14 @@ impl Meshd {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        // In a cluster every replica serves, and one (the Lease holder) writes.
+        let elector = opts.kube.as_ref().map(|client| {
+            let leader = opts.leader.clone().unwrap_or_else(|| {
+                LeaderOptions::new(&crate::webhook_tls::namespace())
+            });
+            info!(lease.name = %leader.name, lease.namespace = %leader.namespace, lease.holder = %leader.identity, "leader election");
+            Elector::start(client.0.clone(), leader)
+        });
         let ca = match &opts.ca {
             None => None,
             Some((ca_opts, addr)) => {
@@ -184,8 +201,28 @@ impl Meshd {
                         let mut ca_opts = ca_opts.clone();
                         let ns = crate::webhook_tls::namespace();
                         if ca_opts.root.is_none() {
-                            let from =
-                                crate::ca_kube::prepare_root(&client.0, &ns, &mut ca_opts).await?;
+                            // Whether this replica leads decides who creates the
+                            // Secret: know it before looking.
+                            if let Some(e) = &elector
+                                && !e.first_round(Duration::from_secs(5)).await
+                            {
+                                warn!("the leader election has not answered in 5s");
+                            }
+                            let (mut leading, wait) = match (&elector, &opts.leader) {
+                                (Some(e), Some(l)) => (e.leading(), l.lease_duration),
+                                (Some(e), None) => {
+                                    (e.leading(), crate::leader::DEFAULT_LEASE_DURATION)
+                                }
+                                (None, _) => (watch::channel(true).1, Duration::ZERO),
+                            };
+                            let from = crate::ca_kube::prepare_root(
+                                &client.0,
+                                &ns,
+                                &mut ca_opts,
+                                &mut leading,
+                                wait,
+                            )
+                            .await?;
                             info!(ca.root = ?from, ca.namespace = %ns, "CA root from the cluster");
                         }
                         Arc::new(Ca::open(&ca_opts)?)
@@ -234,6 +271,7 @@ impl Meshd {
             webhook,
             webhook_tls,
             ca,
+            elector,
         })
     }
 
@@ -274,7 +312,12 @@ impl Meshd {
             webhook,
             webhook_tls,
             ca,
+            elector,
         } = self;
+        // Outside a cluster nothing writes to one: no replica leads.
+        let leading = elector
+            .as_ref()
+            .map_or_else(|| watch::channel(false).1, Elector::leading);
         let (stop_tx, stop_rx) = watch::channel(false);
         // In a cluster the API server must trust the webhooks' certificate: write the CA
         // root into the webhook configurations.
@@ -284,6 +327,7 @@ impl Meshd {
                     client.0.clone(),
                     crate::webhook_tls::namespace(),
                     c.ca.root_pem(),
+                    leading.clone(),
                     stop_rx.clone(),
                 )))
             }
@@ -296,6 +340,11 @@ impl Meshd {
             metrics.clone(),
             stop_rx.clone(),
         ));
+        let leader_gauge = tokio::spawn(track_leader(
+            leading.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
         // In a cluster every namespace gets the trust bundle as a ConfigMap.
         let root_task = match (&opts.kube, &ca) {
             (Some(client), Some(c)) => Some(tokio::spawn(crate::ca_kube::keep_root_configmaps(
@@ -303,6 +352,7 @@ impl Meshd {
                 c.ca.root_pem().to_owned(),
                 config.subscribe(),
                 crate::ca_kube::PublishOptions::default(),
+                leading.clone(),
                 stop_rx.clone(),
             ))),
             _ => None,
@@ -331,6 +381,7 @@ impl Meshd {
                 metrics: metrics.clone(),
                 translator: translator.clone(),
                 ready: ready.clone(),
+                leader: elector.as_ref().map(Elector::view),
             }),
             stop_rx.clone(),
         ));
@@ -417,7 +468,7 @@ impl Meshd {
                 }
             }
         };
-        for task in [watcher, debug_task, gauges]
+        for task in [watcher, debug_task, gauges, leader_gauge]
             .into_iter()
             .chain(webhook_task)
             .chain(ca_task)
@@ -430,6 +481,11 @@ impl Meshd {
             {
                 warn!("a background task did not stop in time");
             }
+        }
+        // The writers have stopped: give up the Lease so another replica takes over at
+        // once rather than after the lease duration.
+        if let Some(e) = elector {
+            e.stop(Duration::from_secs(5)).await;
         }
         info!("meshd stopped");
         result
@@ -454,6 +510,21 @@ async fn track_config(
         }
         tokio::select! {
             r = config.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Keeps the `meshd_leader` gauge current.
+async fn track_leader(
+    mut leading: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        metrics.leader.set(i64::from(*leading.borrow_and_update()));
+        tokio::select! {
+            r = leading.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
     }

@@ -158,17 +158,23 @@ pub async fn patch_bundles(
     Ok(changed)
 }
 
-/// Keeps the bundles set until `stop` turns true: retries [`patch_bundles`] with back-off
-/// (1 s to 30 s) while the configurations are missing (they may be applied after meshd
-/// starts), then checks again every minute (a re-created configuration has no bundle).
+/// Keeps the bundles set until `stop` turns true, while this replica leads (`leading`,
+/// from [`crate::leader`]: one writer per cluster): retries [`patch_bundles`] with
+/// back-off (1 s to 30 s) while the configurations are missing (they may be applied after
+/// meshd starts), then checks again every minute (a re-created configuration has no
+/// bundle); a replica that starts leading checks at once.
 pub async fn keep_bundles(
     client: kube::Client,
     namespace: String,
     root_pem: String,
+    mut leading: tokio::sync::watch::Receiver<bool>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut pause = Duration::from_secs(1);
     loop {
+        if !crate::leader::wait_leading(&mut leading, &mut stop).await {
+            return;
+        }
         match patch_bundles(&client, &namespace, &root_pem).await {
             Ok(n) => {
                 if n > 0 {
@@ -182,6 +188,7 @@ pub async fn keep_bundles(
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
+            _ = leading.changed() => {}
             _ = stop.changed() => return,
         }
         pause = if pause >= RECHECK {

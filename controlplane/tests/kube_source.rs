@@ -241,10 +241,13 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 fn meshd_kube_serves_the_cluster_and_follows_it() {
     use std::io::BufRead;
     let fake = FakeApi::start();
-    fake.put(
-        "/api/v1/namespaces/default",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
-    );
+    // meshd's own namespace holds its leader Lease and the CA Secret.
+    for ns in ["default", "istio-system"] {
+        fake.put(
+            &format!("/api/v1/namespaces/{ns}"),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+    }
     fake.put(
         "/api/v1/namespaces/default/services/reviews",
         service("reviews"),

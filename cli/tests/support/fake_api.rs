@@ -20,6 +20,9 @@
 //!   valid for; an unknown token, or one asked for an audience it lacks, is not
 //!   authenticated (with the API server's error text);
 //! - POST (create) into a collection, 409 AlreadyExists when the name is taken;
+//! - PUT (update, replace) of an existing object with optimistic concurrency: the body's
+//!   `metadata.resourceVersion` must be given (422 otherwise) and equal the stored one,
+//!   else 409 Conflict with the API server's message; leader election relies on it;
 //! - the proxy subresource: meshd's `/debug/syncz` through its Service, and whatever
 //!   the test sets for a pod or service port;
 //! - LIST with an equality `labelSelector` (`k=v,k2=v2`);
@@ -62,6 +65,7 @@ const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
     ("", "v1", "Pod", "pods", true),
     ("", "v1", "Secret", "secrets", true),
     ("apps", "v1", "Deployment", "deployments", true),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true),
     (
         "rbac.authorization.k8s.io",
         "v1",
@@ -924,6 +928,53 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<B
                 &format!("{} \"{name}\" not found", t.plural),
             ),
         },
+        "PUT" => {
+            let Some(current) = s.objects.get(&key).cloned() else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", t.plural),
+                );
+            };
+            let Ok(mut obj) = serde_json::from_slice::<J>(&body) else {
+                return status(StatusCode::BAD_REQUEST, "BadRequest", "body is not JSON");
+            };
+            if obj["metadata"]["name"] != name.as_str() {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the name of the object does not match the name on the URL",
+                );
+            }
+            let Some(sent) = obj["metadata"]["resourceVersion"]
+                .as_str()
+                .filter(|v| !v.is_empty())
+            else {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    &format!(
+                        "{kind}.{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                        t.group
+                    ),
+                );
+            };
+            if current["metadata"]["resourceVersion"].as_str() != Some(sent) {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on {}.{} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                        t.plural, t.group
+                    ),
+                );
+            }
+            obj["metadata"]["uid"] = current["metadata"]["uid"].clone();
+            obj["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"].clone();
+            s.record(&key, Some(obj));
+            let stored = s.objects.get(&key).cloned().unwrap_or(J::Null);
+            respond(StatusCode::OK, &stored)
+        }
         "PATCH" if content_type == "application/merge-patch+json" => {
             let Some(mut obj) = s.objects.get(&key).cloned() else {
                 return status(
