@@ -19,8 +19,8 @@
 //!   the mesh ALPN gets mTLS, and TLS without it (the app's own) is passed to the app
 //!   untouched; once a STRICT PeerAuthentication arrives, the peer's plaintext request is
 //!   refused while the peer with the certificate reaches the app over mTLS, and the app
-//!   sees its SPIFFE id in `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS
-//!   across two captured namespaces (the peer has no sidecar).
+//!   sees its SPIFFE id in `x-forwarded-client-cert`. Here the peer has no sidecar;
+//!   `capture_mtls.rs` runs mTLS between two captured pods, sidecar to sidecar.
 //!
 //! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI`
 //! a missing one fails the test; otherwise it is skipped with a loud message. The
