@@ -379,7 +379,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__check)
-            opts="-i -o -h -V --kubeconfig --context --pre-install --istio-namespace --output --help --version"
+            opts="-i -o -h -V --kubeconfig --context --pre-install --istio-namespace --output --kube-transport --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -407,6 +407,10 @@ _meshctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --kube-transport)
+                    COMPREPLY=($(compgen -W "port-forward api-proxy" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -487,8 +487,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l context -d 'Th
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s i -l istio-namespace -d 'The control plane\'s namespace' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s o -l output -d 'Output format (default: one line per check)' -r -f -a "json\t''
 yaml\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l kube-transport -d 'How meshd\'s debug API is reached for the proxies check: port-forward to a Ready meshd pod (the default, as kubectl), or api-proxy (HTTP through the API server\'s service proxy, for clusters where websocket upgrades are blocked)' -r -f -a "port-forward\t'The pod\'s portforward subresource over a websocket (kubectl port-forward)'
+api-proxy\t'HTTP through the API server\'s proxy subresource (needs the API server to reach pod IPs)'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l pre-install -d 'Check the cluster before installing: version and permissions'
-complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand dashboard; and not __fish_seen_subcommand_from envoy meshd help" -s V -l version -d 'Print version'

@@ -6,8 +6,11 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value as J, json};
 use support::fake_api::FakeApi;
@@ -322,6 +325,46 @@ fn syncz_entry(pod: &str, cds_state: &str) -> J {
     })
 }
 
+/// A stand-in for meshd's debug API behind the port-forward: answers every request with
+/// the JSON in the returned cell (one request per connection). The thread ends with the
+/// test process.
+fn syncz_server() -> (std::net::SocketAddr, Arc<Mutex<J>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = Arc::new(Mutex::new(json!([])));
+    let cell = body.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let json = cell.lock().unwrap().to_string();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                json.len()
+            );
+        }
+    });
+    (addr, body)
+}
+
+/// Requests the fake API server saw whose path contains `part`.
+fn requests_to(e: &Env, part: &str) -> usize {
+    e.fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains(part))
+        .count()
+}
+
 #[test]
 fn post_install_check_covers_meshd_webhooks_and_proxies() {
     let e = env("check");
@@ -336,8 +379,28 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
 
     let out = e.meshctl(&["install", "--timeout", "20s"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    e.fake
-        .with(|s| s.syncz = json!([syncz_entry("reviews-v1-abc", "SYNCED")]));
+    // meshd's Ready pod behind its Service, its debug port forwarded to a local stand-in;
+    // the service proxy's syncz says something else, so the finding shows which was read.
+    let (debug, syncz) = syncz_server();
+    *syncz.lock().unwrap() = json!([syncz_entry("reviews-v1-abc", "SYNCED")]);
+    e.fake.put(
+        "/api/v1/namespaces/istio-system/pods/meshd-7f9c-aaaaa",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "meshd-7f9c-aaaaa", "namespace": "istio-system",
+                            "labels": {"app": "meshd", "istio": "pilot"}},
+               "spec": {"containers": [{"name": "discovery", "image": "meshd",
+                        "ports": [{"name": "http-monitoring", "containerPort": 15014}]}]},
+               "status": {"phase": "Running",
+                          "conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    e.fake.with(|s| {
+        s.forwards
+            .insert("istio-system/meshd-7f9c-aaaaa:15014".into(), debug);
+        s.syncz = json!([
+            syncz_entry("a-v1-a", "SYNCED"),
+            syncz_entry("b-v1-b", "SYNCED")
+        ]);
+    });
 
     // The webhook configurations have no CA bundle until meshd sets it.
     let out = e.meshctl(&["check"]);
@@ -356,6 +419,8 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
         stdout.contains("✔ proxies: 1 proxies connected, all in sync"),
         "{stdout}"
     );
+    assert!(requests_to(&e, "/pods/meshd-7f9c-aaaaa/portforward") >= 1);
+    assert_eq!(requests_to(&e, "/services/meshd:15014/proxy"), 0);
 
     for path in [
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector",
@@ -398,12 +463,10 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
     assert!(stdout.contains("✔ ca root: root kept in Secret istio-system/istio-ca-secret, published as ConfigMap istio-ca-root-cert"), "{stdout}");
     assert!(stdout.contains("No problems found."));
 
-    e.fake.with(|s| {
-        s.syncz = json!([
-            syncz_entry("reviews-v1-abc", "SYNCED"),
-            syncz_entry("ratings-v1-xyz", "STALE")
-        ])
-    });
+    *syncz.lock().unwrap() = json!([
+        syncz_entry("reviews-v1-abc", "SYNCED"),
+        syncz_entry("ratings-v1-xyz", "STALE")
+    ]);
     let out = e.meshctl(&["check", "-o", "json"]);
     assert_eq!(out.status.code(), Some(79));
     let findings: Vec<J> = serde_json::from_slice(&out.stdout).unwrap();
@@ -412,6 +475,29 @@ fn post_install_check_covers_meshd_webhooks_and_proxies() {
     assert_eq!(
         proxies["message"],
         "1 of 2 proxies out of sync: ratings-v1-xyz.default (CDS STALE)"
+    );
+
+    // --kube-transport api-proxy reads the service proxy's syncz instead.
+    let out = e.meshctl(&["check", "--kube-transport", "api-proxy"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("✔ proxies: 2 proxies connected, all in sync"),
+        "{stdout}"
+    );
+    assert!(requests_to(&e, "/services/meshd:15014/proxy") >= 1);
+
+    // No Ready meshd pod: the finding says what could not be reached.
+    e.fake
+        .remove("/api/v1/namespaces/istio-system/pods/meshd-7f9c-aaaaa");
+    let out = e.meshctl(&["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    assert!(
+        stdout.contains(
+            "✘ proxies: reaching meshd's debug API (service istio-system/meshd port 15014)"
+        ),
+        "{stdout}"
     );
 }
 

@@ -19,8 +19,8 @@
 //!   the mesh ALPN gets mTLS, and TLS without it (the app's own) is passed to the app
 //!   untouched; once a STRICT PeerAuthentication arrives, the peer's plaintext request is
 //!   refused while the peer with the certificate reaches the app over mTLS, and the app
-//!   sees its SPIFFE id in `x-forwarded-client-cert`. Not run: sidecar-to-sidecar mTLS
-//!   across two captured namespaces (the peer has no sidecar).
+//!   sees its SPIFFE id in `x-forwarded-client-cert`. Here the peer has no sidecar;
+//!   `capture_mtls.rs` runs mTLS between two captured pods, sidecar to sidecar.
 //!
 //! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI`
 //! a missing one fails the test; otherwise it is skipped with a loud message. The
@@ -29,159 +29,21 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[path = "support/netns.rs"]
+mod netns;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mesh_e2e::process::{ChildGuard, find_envoy, on_path, workspace_binary};
+use mesh_e2e::process::{find_envoy, workspace_binary};
+use netns::{
+    Netns, Sidecar, USER, curl, envoy_stat, in_ns, logs, meshd_args, must, spawn_in_ns, veth,
+};
 use serde_json::Value as J;
 
 const POD_IP: &str = "10.77.0.2";
 const PEER_IP: &str = "10.77.0.3";
 const SERVICE_VIP: &str = "10.96.7.7";
-/// The uid of the unmodified client and app (nobody).
-const USER: &str = "65534";
-
-/// The namespaces and veth pair of one run, removed on drop.
-struct Netns {
-    pod: String,
-    peer: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in [&self.pod, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-fn sh(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
-}
-
-fn must(program: &str, args: &[&str]) {
-    let out = sh(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `args` in namespace `ns`, as `user` when given (setpriv drops root).
-fn in_ns(ns: &str, user: Option<&str>, args: &[&str]) -> Output {
-    let mut full: Vec<&str> = vec!["netns", "exec", ns];
-    let uid_flag;
-    let gid_flag;
-    if let Some(u) = user {
-        uid_flag = format!("--reuid={u}");
-        gid_flag = format!("--regid={u}");
-        full.extend(["setpriv", &uid_flag, &gid_flag, "--clear-groups"]);
-    }
-    full.extend(args);
-    sh("ip", &full)
-}
-
-fn spawn_in_ns(
-    name: &str,
-    ns: &str,
-    user: Option<&str>,
-    args: &[String],
-    log: &Path,
-) -> ChildGuard {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns]);
-    if let Some(u) = user {
-        cmd.args([
-            "setpriv",
-            &format!("--reuid={u}"),
-            &format!("--regid={u}"),
-            "--clear-groups",
-        ]);
-    }
-    cmd.args(args);
-    ChildGuard::spawn(name, cmd, log).unwrap()
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    if !is_root() {
-        return Some("not running as root".into());
-    }
-    for tool in [
-        "ip",
-        "ss",
-        "iptables-restore",
-        "iptables-save",
-        "curl",
-        "openssl",
-        "setpriv",
-    ] {
-        if on_path(tool).is_none() {
-            return Some(format!(
-                "{tool} is not installed (apt-get install -y iproute2 iptables curl util-linux)"
-            ));
-        }
-    }
-    None
-}
-
-/// curl in a namespace; the body on HTTP success.
-fn curl(ns: &str, user: Option<&str>, args: &[&str]) -> Result<String, String> {
-    let mut full = vec!["curl", "-sS", "-f", "-m", "3"];
-    full.extend(args);
-    let out = in_ns(ns, user, &full);
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    }
-}
-
-/// One Envoy counter from the admin API (queried as the ordinary user: the proxy's own uid
-/// calling its pod IP over loopback is, as in Istio, sent inbound).
-fn envoy_stat(ns: &str, name: &str) -> u64 {
-    let body = curl(
-        ns,
-        Some(USER),
-        &[&format!(
-            "http://{POD_IP}:15000/stats?filter=^{}$",
-            regex_escape(name)
-        )],
-    )
-    .unwrap_or_default();
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if "|.".contains(c) {
-                vec!['\\', c]
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
 
 fn config(dir: &Path) {
     let yaml = format!(
@@ -342,24 +204,9 @@ fn mesh_alpn_request(ns: &str, cert: &Path, key: &Path) -> String {
     stdout
 }
 
-fn logs(children: &[&ChildGuard]) -> String {
-    children
-        .iter()
-        .map(|c| format!("--- {} ---\n{}", c.name(), c.log_tail(30)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn unmodified_client_traffic_passes_through_the_sidecar() {
-    if let Some(why) = missing_prerequisite() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the capture test cannot run under CI: {why}"
-        );
-        eprintln!(
-            "\n\n*** SKIPPED unmodified_client_traffic_passes_through_the_sidecar: {why} ***\n"
-        );
+    if !netns::can_run("unmodified_client_traffic_passes_through_the_sidecar") {
         return;
     }
     let Some(envoy) = find_envoy().unwrap() else {
@@ -370,60 +217,28 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     let echo = workspace_binary("mesh-echo").unwrap();
 
     let id = std::process::id() % 100_000;
-    let net = Netns {
-        pod: format!("mcap{id}p"),
-        peer: format!("mcap{id}q"),
-    };
-    let (v0, v1) = (format!("mc{id}a"), format!("mc{id}b"));
-    must("ip", &["netns", "add", &net.pod]);
-    must("ip", &["netns", "add", &net.peer]);
-    must(
-        "ip",
-        &["link", "add", &v0, "type", "veth", "peer", "name", &v1],
+    let (pod, peer) = (format!("mcap{id}p"), format!("mcap{id}q"));
+    let net = Netns::create(&[pod.clone(), peer.clone()]);
+    let (pod_cidr, peer_cidr) = (format!("{POD_IP}/24"), format!("{PEER_IP}/24"));
+    veth(
+        (&pod, &format!("mc{id}a"), Some(&pod_cidr)),
+        (&peer, &format!("mc{id}b"), Some(&peer_cidr)),
     );
-    must("ip", &["link", "set", &v0, "netns", &net.pod]);
-    must("ip", &["link", "set", &v1, "netns", &net.peer]);
-    for (ns, dev, ip) in [(&net.pod, &v0, POD_IP), (&net.peer, &v1, PEER_IP)] {
-        must(
-            "ip",
-            &["-n", ns, "addr", "add", &format!("{ip}/24"), "dev", dev],
-        );
-        must("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        must("ip", &["-n", ns, "link", "set", dev, "up"]);
-    }
     // Service VIPs are routed off the pod, as on a node; only the capture answers them.
     must(
         "ip",
-        &["-n", &net.pod, "route", "add", "default", "via", PEER_IP],
+        &["-n", &pod, "route", "add", "default", "via", PEER_IP],
     );
 
-    // The init step, exactly as the injected init container runs it (the test's proxy runs
-    // as root, so root is the proxy's uid here).
+    // The init step, exactly as the injected init container runs it.
     let p = proxy.to_str().unwrap();
-    let init_args = [
-        p,
-        "init",
-        "--proxy-uid",
-        "0",
-        "--exclude-inbound-ports",
-        "15090,15021,15020",
-    ];
-    let dry = in_ns(
-        &net.pod,
-        None,
-        &[init_args.as_slice(), &["--dry-run"]].concat(),
-    );
+    let init_args = netns::init_args(p);
+    let dry = in_ns(&pod, None, &[init_args.as_slice(), &["--dry-run"]].concat());
     assert!(dry.status.success());
     let rules = String::from_utf8_lossy(&dry.stdout).into_owned();
-    let out = in_ns(&net.pod, None, &init_args);
-    assert!(
-        out.status.success(),
-        "mesh-proxy init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let saved =
-        String::from_utf8_lossy(&in_ns(&net.pod, None, &["iptables-save", "-t", "nat"]).stdout)
-            .into_owned();
+    netns::capture(&pod, &proxy);
+    let saved = String::from_utf8_lossy(&in_ns(&pod, None, &["iptables-save", "-t", "nat"]).stdout)
+        .into_owned();
     for chain in [
         "ISTIO_INBOUND",
         "ISTIO_IN_REDIRECT",
@@ -436,38 +251,22 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         );
     }
     assert!(rules.contains("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001"));
-    let check = in_ns(&net.pod, None, &[p, "init", "--check"]);
-    assert!(
-        check.status.success(),
-        "init --check does not see the rules"
-    );
 
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("capture-{id}"));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = netns::temp_dir(&format!("capture-{id}"));
     let cfg = tmp.join("config");
     config(&cfg);
     let ca = tmp.join("ca");
     let s = |x: &str| x.to_owned();
     let meshd_guard = spawn_in_ns(
         "meshd",
-        &net.pod,
+        &pod,
         None,
-        &[
-            meshd.display().to_string(),
-            s("--config-dir"),
-            cfg.display().to_string(),
-            s("--xds-address"),
-            s("127.0.0.1:15010"),
-            s("--debug-address"),
-            s("127.0.0.1:15014"),
-            s("--ca-dir"),
-            ca.display().to_string(),
-        ],
+        &meshd_args(&meshd, &cfg, &ca, None),
         &tmp.join("meshd.log"),
     );
     let server = spawn_in_ns(
         "server",
-        &net.peer,
+        &peer,
         None,
         &[
             echo.display().to_string(),
@@ -481,7 +280,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     );
     let app = spawn_in_ns(
         "app",
-        &net.pod,
+        &pod,
         Some(USER),
         &[
             echo.display().to_string(),
@@ -495,7 +294,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     // An app port no Service names: inbound traffic to it passes through Envoy untouched.
     let extra = spawn_in_ns(
         "extra",
-        &net.pod,
+        &pod,
         Some(USER),
         &[
             echo.display().to_string(),
@@ -507,29 +306,21 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         ],
         &tmp.join("extra.log"),
     );
-    let mut sidecar_cmd = vec![
-        proxy.display().to_string(),
-        s("run"),
-        s("--engine"),
-        s("envoy"),
-        s("--workload"),
-        s("shop/client"),
-        s("--ip"),
-        s(POD_IP),
-        s("--label"),
-        s("app=client"),
-        s("--xds-address"),
-        s("127.0.0.1:15010"),
-        s("--ca-dir"),
-        ca.display().to_string(),
-        s("--envoy-bin"),
-    ];
-    sidecar_cmd.push(envoy.display().to_string());
+    let sidecar_args = Sidecar {
+        proxy: &proxy,
+        envoy: &envoy,
+        workload: "shop/client",
+        ip: POD_IP,
+        labels: &["app=client"],
+        service_account: None,
+        ca: &ca,
+    }
+    .args();
     let sidecar = spawn_in_ns(
         "mesh-proxy",
-        &net.pod,
+        &pod,
         None,
-        &sidecar_cmd,
+        &sidecar_args,
         &tmp.join("proxy.log"),
     );
     let all = [&meshd_guard, &server, &app, &extra, &sidecar];
@@ -540,7 +331,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     let url = format!("http://{host}:8080/through-the-mesh");
     let deadline = Instant::now() + Duration::from_secs(45);
     let body = loop {
-        match curl(&net.pod, Some(USER), &["--resolve", &resolve, &url]) {
+        match curl(&pod, Some(USER), &["--resolve", &resolve, &url]) {
             Ok(b) => break b,
             Err(e) if Instant::now() > deadline => {
                 panic!("the client never got an answer: {e}\n{}", logs(&all))
@@ -557,26 +348,26 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     }
     let outbound = "cluster.outbound|8080||server.shop.svc.cluster.local.upstream_rq_total";
     assert!(
-        envoy_stat(&net.pod, outbound) >= 1,
+        envoy_stat(&pod, POD_IP, outbound) >= 1,
         "{outbound} did not count"
     );
 
     // The proxy's own uid is not captured: the VIP is unreachable to it.
     assert!(
-        curl(&net.pod, None, &["-m", "2", "--resolve", &resolve, &url]).is_err(),
+        curl(&pod, None, &["-m", "2", "--resolve", &resolve, &url]).is_err(),
         "a request from the proxy's uid was captured"
     );
 
     // Inbound: nothing listens on POD_IP:9080 (the app is on 127.0.0.1:9080): only the
     // redirect to 15006 and Envoy's inbound cluster can answer.
-    let inbound = curl(&net.peer, None, &[&format!("http://{POD_IP}:9080/inbound")])
+    let inbound = curl(&peer, None, &[&format!("http://{POD_IP}:9080/inbound")])
         .unwrap_or_else(|e| panic!("inbound request failed: {e}\n{}", logs(&all)));
     let reply: J = serde_json::from_str(&inbound).unwrap();
     assert_eq!(reply["name"], "client-app", "{inbound}");
     assert!(reply["headers"].get("x-request-id").is_some(), "{inbound}");
-    assert!(envoy_stat(&net.pod, "cluster.inbound|9080||.upstream_rq_total") >= 1);
+    assert!(envoy_stat(&pod, POD_IP, "cluster.inbound|9080||.upstream_rq_total") >= 1);
     let listening =
-        String::from_utf8_lossy(&in_ns(&net.pod, None, &["ss", "-ltn"]).stdout).into_owned();
+        String::from_utf8_lossy(&in_ns(&pod, None, &["ss", "-ltn"]).stdout).into_owned();
     assert!(
         !listening.contains(&format!("{POD_IP}:9080")),
         "{listening}"
@@ -584,16 +375,13 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
 
     // A port no Service names goes through virtualInbound's passthrough, which reaches the
     // app from 127.0.0.6 (exempt from capture) instead of looping back into 15006.
-    let passthrough = curl(
-        &net.peer,
-        None,
-        &[&format!("http://{POD_IP}:7777/unlisted")],
-    )
-    .unwrap_or_else(|e| panic!("passthrough request failed: {e}\n{}", logs(&all)));
+    let passthrough = curl(&peer, None, &[&format!("http://{POD_IP}:7777/unlisted")])
+        .unwrap_or_else(|e| panic!("passthrough request failed: {e}\n{}", logs(&all)));
     let reply: J = serde_json::from_str(&passthrough).unwrap();
     assert_eq!(reply["name"], "unlisted-port", "{passthrough}");
     let through = envoy_stat(
-        &net.pod,
+        &pod,
+        POD_IP,
         "cluster.InboundPassthroughCluster.upstream_cx_total",
     );
     assert_eq!(through, 1, "one connection, no redirect loop");
@@ -602,7 +390,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     // certificate offering `istio-http/1.1` gets the mTLS chain (its identity reaches the
     // app) ...
     let (cert, key) = peer_certificate(&ca, &tmp);
-    let via_alpn = mesh_alpn_request(&net.peer, &cert, &key);
+    let via_alpn = mesh_alpn_request(&peer, &cert, &key);
     assert!(
         via_alpn.contains("URI=spiffe://cluster.local/ns/shop/sa/peer"),
         "PERMISSIVE with the mesh ALPN: {via_alpn}\n{}",
@@ -611,10 +399,10 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     // ... while TLS offering only h2/http/1.1 is the app's own and goes to the app as is
     // (a plaintext app cannot answer it).
     let own_tls = "tcp.inbound|9080||.downstream_cx_total";
-    let before = envoy_stat(&net.pod, own_tls);
+    let before = envoy_stat(&pod, POD_IP, own_tls);
     assert!(
         curl(
-            &net.peer,
+            &peer,
             None,
             &[
                 "-k",
@@ -628,7 +416,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         .is_err()
     );
     assert_eq!(
-        envoy_stat(&net.pod, own_tls),
+        envoy_stat(&pod, POD_IP, own_tls),
         before + 1,
         "the app's own TLS passed through"
     );
@@ -637,7 +425,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     strict(&cfg);
     let deadline = Instant::now() + Duration::from_secs(20);
     let plain = format!("http://{POD_IP}:9080/plaintext");
-    while curl(&net.peer, None, &[&plain]).is_ok() {
+    while curl(&peer, None, &[&plain]).is_ok() {
         assert!(
             Instant::now() < deadline,
             "STRICT never applied: plaintext still served\n{}",
@@ -647,7 +435,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     }
     // ... and a client with a certificate of the mesh reaches the app over mTLS.
     let mtls = curl(
-        &net.peer,
+        &peer,
         None,
         &[
             "-k",
@@ -671,7 +459,7 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     // Without a client certificate the handshake fails.
     assert!(
         curl(
-            &net.peer,
+            &peer,
             None,
             &["-k", &format!("https://{POD_IP}:9080/no-cert")]
         )

@@ -3,7 +3,9 @@
 //! SelfSubjectAccessReviews) or whether an installation works (meshd available, CRDs
 //! established, webhook configurations present with a CA bundle, the CA root kept in a
 //! Secret and published as `istio-ca-root-cert`, every proxy in sync per meshd's
-//! `/debug/syncz`, read through the API server's service proxy).
+//! `/debug/syncz`, read through a port-forward to a Ready meshd pod as `proxy-status
+//! --use-kube` does, or through the API server's service proxy with `--kube-transport
+//! api-proxy`).
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -18,6 +20,7 @@ use kube::api::{Api, PostParams};
 use serde::Serialize;
 use serde_json::Value as J;
 
+use super::forward::{Forward, Transport, Upstream};
 use super::{ClusterArgs, FAILED, Resolver, condition_true, describe, get};
 use crate::args::DataFormat;
 use crate::exit;
@@ -45,6 +48,11 @@ pub struct CheckArgs {
     /// Output format (default: one line per check).
     #[arg(short, long, value_enum)]
     pub output: Option<DataFormat>,
+    /// How meshd's debug API is reached for the proxies check: port-forward to a Ready
+    /// meshd pod (the default, as kubectl), or api-proxy (HTTP through the API server's
+    /// service proxy, for clusters where websocket upgrades are blocked).
+    #[arg(long, value_enum, default_value_t)]
+    pub kube_transport: Transport,
 }
 
 /// One check's outcome.
@@ -76,7 +84,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         if args.pre_install {
             pre_install(&client, &values).await
         } else {
-            post_install(&client, &values).await
+            post_install(&client, &values, &args.cluster, args.kube_transport).await
         }
     });
     let findings = match outcome.and_then(|r| r) {
@@ -205,8 +213,13 @@ pub async fn pre_install(client: &Client, values: &Values) -> Result<Vec<Finding
     Ok(findings)
 }
 
-/// meshd, CRDs, webhooks, proxies.
-pub async fn post_install(client: &Client, values: &Values) -> Result<Vec<Finding>> {
+/// meshd, CRDs, webhooks, proxies (meshd's debug API reached over `transport`).
+pub async fn post_install(
+    client: &Client,
+    values: &Values,
+    cluster: &ClusterArgs,
+    transport: Transport,
+) -> Result<Vec<Finding>> {
     let mut resolver = Resolver::default();
     let mut findings = Vec::new();
 
@@ -315,7 +328,7 @@ pub async fn post_install(client: &Client, values: &Values) -> Result<Vec<Findin
     findings.push(ca_root(client, &mut resolver, values).await?);
 
     if meshd_ok {
-        findings.push(proxies(client, values).await);
+        findings.push(proxies(cluster, values, transport).await);
     } else {
         findings.push(Finding::new(
             "proxies",
@@ -389,34 +402,39 @@ async fn ca_root(client: &Client, resolver: &mut Resolver, values: &Values) -> R
     })
 }
 
-/// meshd's `/debug/syncz` through the API server's service proxy (no port-forward needed).
-async fn proxies(client: &Client, values: &Values) -> Finding {
-    let path = format!(
-        "/api/v1/namespaces/{}/services/{}:15014/proxy/debug/syncz",
-        values.namespace,
-        objects::MESHD
-    );
-    let request = match hyper::Request::get(&path).body(Vec::new()) {
-        Ok(r) => r,
-        Err(e) => return Finding::new("proxies", false, e.to_string()),
+/// meshd's `/debug/syncz` through a [`Forward`] to its Service's port 15014: a Ready pod
+/// behind it over port-forward, or the Service through the API server's proxy.
+async fn proxies(cluster: &ClusterArgs, values: &Values, transport: Transport) -> Finding {
+    let upstream = Upstream::Service {
+        namespace: values.namespace.clone(),
+        name: objects::MESHD.to_owned(),
     };
-    let text = match client.request_text(request).await {
-        Ok(t) => t,
-        Err(e) => {
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // Forward::start runs its own runtime, so it is started off this one.
+    let (cluster, to) = (cluster.clone(), upstream.clone());
+    let started =
+        tokio::task::spawn_blocking(move || Forward::start(&cluster, &to, 15014, transport, local))
+            .await;
+    let forward = match started {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
             return Finding::new(
                 "proxies",
                 false,
-                format!("reading meshd's /debug/syncz: {e}"),
+                format!("reaching meshd's debug API ({upstream} port 15014): {e:#}"),
             );
         }
+        Err(e) => return Finding::new("proxies", false, e.to_string()),
     };
-    let entries: Vec<ProxyEntry> = match serde_json::from_str(&text) {
+    let fetched = proxy_status::fetch(&forward.url()).await;
+    drop(forward);
+    let entries: Vec<ProxyEntry> = match fetched {
         Ok(e) => e,
         Err(e) => {
             return Finding::new(
                 "proxies",
                 false,
-                format!("meshd's /debug/syncz is not a proxy list: {e}"),
+                format!("reading meshd's /debug/syncz: {e:#}"),
             );
         }
     };
