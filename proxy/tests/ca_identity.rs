@@ -7,15 +7,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+#[path = "support/meshd.rs"]
+mod support;
+
 use std::time::{Duration, SystemTime};
 
-use mesh_controlplane::ca::CaOptions;
-use mesh_controlplane::{MeshTranslator, Meshd, Options};
 use mesh_core::identity::SpiffeId;
 use mesh_proxy::identity::{self, CaClientOptions, IdentityError};
+use support::Running;
 use tokio::sync::watch;
 
 const CONFIG: &str = "
@@ -29,61 +28,12 @@ metadata: {name: web, namespace: shop}
 spec: {address: 127.0.0.20, labels: {app: web}, serviceAccount: web}
 ";
 
-struct Running {
-    ca: SocketAddr,
-    dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), mesh_controlplane::MeshdError>>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("meshd stops")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn meshd(name: &str, ttl: Duration) -> Running {
     meshd_with(name, ttl, None).await
 }
 
 async fn meshd_with(name: &str, ttl: Duration, root_overlap: Option<Duration>) -> Running {
-    let dir = std::env::temp_dir().join(format!("mesh-ca-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/mesh.yaml"), CONFIG).unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut opts = Options::new(dir.join("config"), any, any);
-    let mut ca = CaOptions::new(dir.join("ca"));
-    ca.workload_ttl = ttl;
-    ca.root_overlap = root_overlap;
-    opts.ca = Some((ca, any));
-    let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await.unwrap();
-    let ca = meshd.ca_address().expect("CA address");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(meshd.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        ca,
-        dir,
-        stop: Some(tx),
-        task: Some(task),
-    }
+    support::local("mesh-ca-test", name, CONFIG, ttl, root_overlap).await
 }
 
 fn client(m: &Running) -> CaClientOptions {

@@ -13,22 +13,25 @@
 //!   chain, presented on renewal, authenticates the workload without a TokenReview.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+#[path = "support/meshd.rs"]
+mod support;
+
 #[path = "../../cli/tests/support/fake_api.rs"]
 mod fake_api;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use fake_api::FakeApi;
+use mesh_controlplane::Options;
 use mesh_controlplane::ca::CaOptions;
 use mesh_controlplane::kube_source::KubeClient;
-use mesh_controlplane::{MeshTranslator, Meshd, Options};
 use mesh_core::identity::SpiffeId;
 use mesh_proxy::identity::{self, CaClientOptions, IdentityError, WorkloadCert};
 use serde_json::{Value as J, json};
+use support::Running;
 
 const SECRETS: &str = "/api/v1/namespaces/istio-system/secrets";
 
@@ -53,35 +56,9 @@ fn fake_cluster() -> FakeApi {
     fake
 }
 
-struct Running {
-    ca: SocketAddr,
-    dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), mesh_controlplane::MeshdError>>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("meshd stops")
-            .unwrap()
-            .unwrap();
-    }
-
-    fn root(&self) -> String {
-        std::fs::read_to_string(self.dir.join("root-cert.pem")).unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
-    }
+/// The root meshd `m` serves (its CA directory's trust bundle).
+fn root_of(m: &Running) -> String {
+    std::fs::read_to_string(m.dir.join("root-cert.pem")).unwrap()
 }
 
 /// meshd --kube against `fake`, its CA directory `dir` (a pod's emptyDir).
@@ -90,49 +67,12 @@ async fn meshd(fake: &FakeApi, dir: &Path) -> Running {
     let mut opts = Options::new(dir.join("unused"), any, any);
     opts.kube = Some(KubeClient::for_url(&format!("http://{}", fake.addr)).unwrap());
     opts.ca = Some((CaOptions::new(dir.to_owned()), any));
-    let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await.unwrap();
-    let ca = meshd.ca_address().expect("CA address");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(meshd.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        ca,
-        dir: dir.to_owned(),
-        stop: Some(tx),
-        task: Some(task),
-    }
-}
-
-/// meshd's log lines (warnings and up), captured once for the whole test binary.
-static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .init();
-    });
+    support::start(opts, dir.to_owned(), false).await
 }
 
 /// Whether a logged refusal carries `reason`.
 fn logged_refusal(reason: &str) -> bool {
-    String::from_utf8_lossy(&LOGS.lock().unwrap())
+    support::log_text()
         .lines()
         .any(|l| l.contains("certificate request refused") && l.contains(reason))
 }
@@ -229,14 +169,14 @@ fn service_account_tokens_get_their_own_identity_and_nothing_else() {
 }
 
 async fn service_account_tokens_get_their_own_identity_and_nothing_else_with(fake: &FakeApi) {
-    capture_logs();
+    support::capture_logs(tracing::Level::WARN);
     let dir = tmp("tokens");
     let m = meshd(fake, &dir.join("ca")).await;
 
     // Every namespace gets the trust bundle as Istio's ConfigMap.
     let cm = root_configmap(fake, "shop").await;
     let root = cm["data"]["root-cert.pem"].as_str().unwrap().to_owned();
-    assert_eq!(root, m.root());
+    assert_eq!(root, root_of(&m));
     root_configmap(fake, "istio-system").await;
     // A namespace made later gets it too (the Namespace watch triggers a rebuild).
     namespace(fake, "late");
@@ -329,7 +269,7 @@ fn the_root_is_kept_in_a_secret_across_restarts() {
 async fn the_root_is_kept_in_a_secret_across_restarts_with(fake: &FakeApi) {
     let dir = tmp("restart");
     let first = meshd(fake, &dir.join("pod1")).await;
-    let root = first.root();
+    let root = root_of(&first);
     // Stored as Istio's self-signed CA secret, created (not applied over another's).
     assert_eq!(
         secret_data(fake, "istio-ca-secret", "ca-cert.pem").unwrap(),
@@ -349,7 +289,7 @@ async fn the_root_is_kept_in_a_secret_across_restarts_with(fake: &FakeApi) {
 
     // A new pod: an empty CA directory, the same cluster.
     let second = meshd(fake, &dir.join("pod2")).await;
-    assert_eq!(second.root(), root, "the root survived the restart");
+    assert_eq!(root_of(&second), root, "the root survived the restart");
     let c = client(&second, &dir.join("sidecar"), &root, "web-token");
     let cert = identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web"))
         .await
@@ -408,7 +348,7 @@ async fn a_plugged_in_cacerts_secret_is_used_with(fake: &FakeApi) {
     let dir = tmp("plugged");
     let m = meshd(fake, &dir.join("ca")).await;
     // The trust bundle is the plugged root, everywhere.
-    assert_eq!(ders(&m.root()), ders(&root));
+    assert_eq!(ders(&root_of(&m)), ders(&root));
     let cm = root_configmap(fake, "shop").await;
     assert_eq!(
         ders(cm["data"]["root-cert.pem"].as_str().unwrap()),
@@ -488,7 +428,7 @@ fn a_replica_that_loses_the_race_to_store_the_root_uses_the_winners() {
             .filter(|r| r.method == "POST" && r.path == SECRETS)
             .count();
         assert_eq!(creates, 1, "it tried to store its own root");
-        assert_eq!(m.root(), winner, "and then took the stored one");
+        assert_eq!(root_of(&m), winner, "and then took the stored one");
         let c = client(&m, &dir.join("pod"), &winner, "web-token");
         let cert = identity::request(&c, &SpiffeId::new("cluster.local", "shop", "web"))
             .await

@@ -12,15 +12,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+#[path = "support/meshd.rs"]
+mod support;
+
 use std::time::{Duration, SystemTime};
 
-use mesh_controlplane::ca::CaOptions;
-use mesh_controlplane::{MeshTranslator, Meshd, Options};
 use mesh_core::identity::SpiffeId;
 use mesh_proxy::identity::{self, CaClientOptions, IdentityError, WorkloadCert};
+use support::Running;
 use tokio::sync::watch;
 
 const CONFIG: &str = "
@@ -39,62 +38,9 @@ metadata: {name: db, namespace: shop}
 spec: {address: 127.0.0.21, labels: {app: db}, serviceAccount: db}
 ";
 
-struct Running {
-    ca: SocketAddr,
-    dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), mesh_controlplane::MeshdError>>>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("meshd stops")
-            .unwrap()
-            .unwrap();
-    }
-
-    fn ca_dir(&self) -> PathBuf {
-        self.dir.join("ca")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn meshd(name: &str, ttl: Duration, root_overlap: Option<Duration>) -> Running {
-    capture_logs();
-    let dir = std::env::temp_dir().join(format!("mesh-ca-mtls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/mesh.yaml"), CONFIG).unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut opts = Options::new(dir.join("config"), any, any);
-    let mut ca = CaOptions::new(dir.join("ca"));
-    ca.workload_ttl = ttl;
-    ca.root_overlap = root_overlap;
-    opts.ca = Some((ca, any));
-    let meshd = Meshd::bind(opts, Arc::new(MeshTranslator)).await.unwrap();
-    let ca = meshd.ca_address().expect("CA address");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(meshd.run(async {
-        let _ = rx.await;
-    }));
-    Running {
-        ca,
-        dir,
-        stop: Some(tx),
-        task: Some(task),
-    }
+    support::capture_logs(tracing::Level::INFO);
+    support::local("mesh-ca-mtls", name, CONFIG, ttl, root_overlap).await
 }
 
 /// A sidecar's view of meshd `m`: its trust bundle and its token, copied into a directory
@@ -112,46 +58,9 @@ fn without_token(c: &CaClientOptions) {
     std::fs::remove_file(&c.token_file).unwrap();
 }
 
-/// meshd's log lines (info and up), captured once for the whole test binary.
-static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
-
-struct LogWriter;
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // A test that failed holding the lock must not fail the others' logging.
-        LOGS.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| LogWriter)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .init();
-    });
-}
-
-/// Everything logged so far.
-fn log_text() -> String {
-    let logs = LOGS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    String::from_utf8_lossy(&logs).into_owned()
-}
-
 /// Whether a log line carries every one of `parts`.
 fn logged(parts: &[&str]) -> bool {
-    log_text()
+    support::log_text()
         .lines()
         .any(|l| parts.iter().all(|p| l.contains(p)))
 }
@@ -303,7 +212,7 @@ async fn expired_and_foreign_certificates_leave_the_decision_to_the_token() {
         assert!(
             logged(&["client certificate not accepted", why, "token=true"]),
             "{why} logged: {}",
-            log_text()
+            support::log_text()
         );
     }
     // Without it: refused as an unauthenticated caller, with the certificate's reason.
