@@ -236,6 +236,13 @@ fn validate_points_at_file_line_and_field_path() {
         )),
         "{text}"
     );
+    // The typed parse stops at the typo; the CRD schema still sees the bad duration.
+    assert!(
+        text.contains(&format!(
+            "{file}:19: error: VirtualService shop/reviews: spec.http[0].timeout: the API server refuses the object: \"10x\" does not match the duration pattern"
+        )),
+        "{text}"
+    );
     let o = meshctl(&["validate", "-o", "json", "-f", &file]);
     assert_eq!(o.status.code(), Some(79));
     let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("stdout is JSON only");

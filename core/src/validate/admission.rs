@@ -192,7 +192,15 @@ pub fn check(
         value.as_str(),
     ) && !matches(p, s)
     {
-        violation(format!("{s:?} does not match {p}"));
+        violation(match p {
+            crate::schema::DURATION_PATTERN => format!(
+                "{s:?} does not match the duration pattern (Go's notation: 1.5s, 100ms, 1h30m)"
+            ),
+            crate::schema::NUMERIC_STRING_PATTERN => {
+                format!("{s:?} does not match the integer pattern (an integer as a string)")
+            }
+            _ => format!("{s:?} does not match {p}"),
+        });
     }
     if let Some(n) = value.as_f64().filter(|_| value.is_number()) {
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
