@@ -298,10 +298,10 @@ fn schema_of(group: &str, kind: &str) -> Option<&'static Value> {
         .map(|(_, _, schema)| schema)
 }
 
-/// Whether one path is the other or inside it (`spec.a` and `spec.a[0].b`).
-fn overlaps(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    long.strip_prefix(short)
+/// Whether `inner` is `outer` or a field inside it (`spec.a` and `spec.a[0].b`).
+fn within(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
@@ -313,7 +313,13 @@ pub fn findings(res: &Resource, already: &[Finding]) -> Vec<Finding> {
         return Vec::new();
     };
     let admission = admit(schema, &res.json, &regex_matches);
-    let reported = |path: &str| already.iter().any(|f| overlaps(&f.path, path));
+    // An error about the field, or about a field inside it (a wrong type meshctl reports at
+    // the value where the schema says which of an object's fields is required).
+    let reported = |path: &str| {
+        already
+            .iter()
+            .any(|f| f.severity == Severity::Error && within(&f.path, path))
+    };
     let mut out = Vec::new();
     for p in admission.pruned {
         if reported(&p.path) {
@@ -365,12 +371,13 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_paths() {
-        assert!(overlaps("spec.a", "spec.a"));
-        assert!(overlaps("spec.a", "spec.a.b"));
-        assert!(overlaps("spec.a[0].b", "spec.a"));
-        assert!(!overlaps("spec.a", "spec.ab"));
-        assert!(!overlaps("spec.a.b", "spec.a.c"));
+    fn paths_within_paths() {
+        assert!(within("spec.a", "spec.a"));
+        assert!(within("spec.a.b", "spec.a"));
+        assert!(within("spec.a[0].b", "spec.a"));
+        assert!(!within("spec.a", "spec.a.b"));
+        assert!(!within("spec.ab", "spec.a"));
+        assert!(!within("spec.a.b", "spec.a.c"));
     }
 
     #[test]
