@@ -1,4 +1,5 @@
-//! `meshctl validate`: per-object validation with Istio's rules.
+//! `meshctl validate`: per-object validation with Istio's rules, and what the Kubernetes API
+//! server would refuse or drop with Istio's CRD schemas.
 
 use std::io::Write;
 
@@ -40,7 +41,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
         .collect();
     let unreadable = !problems.is_empty();
     for res in &loaded.resources {
-        for f in validate::validate(res) {
+        for f in validate::validate_for_cluster(res) {
             problems.push(Problem {
                 file: res.origin.file.to_string(),
                 line: f.line,

@@ -236,6 +236,13 @@ fn validate_points_at_file_line_and_field_path() {
         )),
         "{text}"
     );
+    // The typed parse stops at the typo; the CRD schema still sees the bad duration.
+    assert!(
+        text.contains(&format!(
+            "{file}:19: error: VirtualService shop/reviews: spec.http[0].timeout: the API server refuses the object: \"10x\" does not match the duration pattern"
+        )),
+        "{text}"
+    );
     let o = meshctl(&["validate", "-o", "json", "-f", &file]);
     assert_eq!(o.status.code(), Some(79));
     let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("stdout is JSON only");
@@ -243,6 +250,40 @@ fn validate_points_at_file_line_and_field_path() {
     assert_eq!(first["line"], 18);
     assert_eq!(first["path"], "spec.http[0].route[1].weigth");
     assert_eq!(first["object"], "VirtualService shop/reviews");
+}
+
+/// Objects meshctl's parser reads (as Istio's protojson parser does) that the API server
+/// treats differently with Istio's CRD schemas: it drops a snake_case field (a warning: the
+/// exit code is 0 unless --strict) and refuses an enum given by number (an error).
+#[test]
+fn validate_reports_what_the_api_server_drops_or_refuses() {
+    let dropped = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\n  namespace: shop\nspec:\n  host: reviews\n  traffic_policy:\n    tls:\n      mode: ISTIO_MUTUAL\n";
+    let o = meshctl_stdin(&["validate", "-f", "-"], dropped);
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert_eq!(
+        out(&o),
+        "-:8: warning: DestinationRule shop/reviews: spec.traffic_policy: the API server drops this field (Istio's CRD names it trafficPolicy); the setting is lost in a cluster\n"
+    );
+    let o = meshctl_stdin(&["validate", "--strict", "-f", "-"], dropped);
+    assert_eq!(o.status.code(), Some(79), "{}{}", out(&o), err(&o));
+
+    let refused = format!(
+        "{dropped}---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: ratings\n  namespace: shop\nspec:\n  host: ratings\n  trafficPolicy:\n    loadBalancer:\n      simple: 2\n"
+    );
+    let o = meshctl_stdin(&["validate", "-o", "json", "-f", "-"], &refused);
+    assert_eq!(o.status.code(), Some(79), "{}{}", out(&o), err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("stdout is JSON only");
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v:#}");
+    assert_eq!(v[0]["severity"], "warning");
+    assert_eq!(v[0]["path"], "spec.traffic_policy");
+    assert_eq!(v[1]["severity"], "error");
+    assert_eq!(v[1]["object"], "DestinationRule shop/ratings");
+    assert_eq!(v[1]["line"], 21);
+    assert_eq!(v[1]["path"], "spec.trafficPolicy.loadBalancer.simple");
+    assert_eq!(
+        v[1]["message"],
+        "the API server refuses the object: must be of type string, found 2"
+    );
 }
 
 #[test]

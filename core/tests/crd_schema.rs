@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mesh_core::resource::Resource;
-use mesh_core::validate::{Severity, validate};
+use mesh_core::validate::{Severity, validate, validate_for_cluster};
 use serde_json::{Value, json};
 
 /// Structural-schema rules of Kubernetes (apiextensions.k8s.io/v1).
@@ -309,11 +309,10 @@ mod structural {
 mod openapi;
 
 /// Patterns as the API server checks them (RE2 syntax; the regex crate's is a superset of
-/// what the schemas use).
+/// what the schemas use). Every pattern of the schemas compiles.
 fn pattern_matches(pattern: &str, text: &str) -> bool {
-    regex::Regex::new(pattern)
-        .unwrap_or_else(|e| panic!("pattern {pattern}: {e}"))
-        .is_match(text)
+    regex::Regex::new(pattern).unwrap_or_else(|e| panic!("pattern {pattern}: {e}"));
+    mesh_core::validate::admission::regex_matches(pattern, text)
 }
 
 fn repo() -> PathBuf {
@@ -502,12 +501,21 @@ fn the_structural_checker_finds_each_broken_rule() {
 /// objects that carry them.
 const UNMODELLED: &[&str] = &[
     // A misplaced key in an analyzer input (envoy-filter-add-operation.yaml): no Istio field.
-    "EnvoyFilter .spec.configPatches[0].match.app",
+    "EnvoyFilter spec.configPatches[0].match.app",
     // The EnvoyFilter API of Istio 1.0-1.3, removed since (analyzers/deprecation.yaml).
-    "EnvoyFilter .spec.filters",
-    "EnvoyFilter .spec.workloadLabels",
+    "EnvoyFilter spec.filters",
+    "EnvoyFilter spec.workloadLabels",
     // A typo kept on purpose (testdata/cli/invalid.yaml).
-    "VirtualService .spec.http[0].route[1].weigth",
+    "VirtualService spec.http[0].route[1].weigth",
+];
+
+/// What the CRD schema adds to meshctl's own findings on the samples meshctl refuses, as
+/// `Kind severity path`: only what the typed validation does not say.
+const ADDED_TO_REFUSED: &[&str] = &[
+    // The typed parse stops at spec.workloadLabels (analyzers/deprecation.yaml).
+    "EnvoyFilter Warning spec.filters",
+    // The typed parse stops at the typo before it (testdata/cli/invalid.yaml).
+    "VirtualService Error spec.http[0].timeout",
 ];
 
 /// Every Istio object of testdata/ and of the conformance data.
@@ -559,6 +567,7 @@ fn the_api_server_would_admit_every_object_meshctl_accepts_and_prune_nothing() {
     let mut modelled = 0;
     let mut failures = Vec::new();
     let mut unmodelled = Vec::new();
+    let mut added_to_refused = Vec::new();
     for r in samples() {
         let Some(schema) = schemas
             .get(&(r.group.clone(), r.kind.clone()))
@@ -576,11 +585,27 @@ fn the_api_server_would_admit_every_object_meshctl_accepts_and_prune_nothing() {
             if !errs.is_empty() || !pruned.is_empty() {
                 failures.push(format!("{origin}: errors {errs:?}, pruned {pruned:?}"));
             }
+            // So `meshctl validate` says nothing more about it.
+            let found = validate(&r);
+            if validate_for_cluster(&r) != found {
+                failures.push(format!("{origin}: validate_for_cluster adds findings"));
+            }
         } else {
+            let said = validate(&r).len();
+            added_to_refused.extend(
+                validate_for_cluster(&r)
+                    .into_iter()
+                    .skip(said)
+                    .map(|f| format!("{} {} {}", r.kind, f.severity, f.path)),
+            );
             unmodelled.extend(pruned.into_iter().map(|p| format!("{} {p}", r.kind)));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        added_to_refused, ADDED_TO_REFUSED,
+        "what meshctl validate adds to the objects it refuses"
+    );
     unmodelled.sort();
     unmodelled.dedup();
     assert_eq!(
@@ -599,42 +624,42 @@ fn wrong_typed_objects_are_refused_by_both() {
         (
             "a string where a number is",
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    mirrorPercentage: {value: half}\n",
-            ".spec.http[0].mirrorPercentage.value: must be of type number",
+            "spec.http[0].mirrorPercentage.value: must be of type number",
         ),
         (
             "a word where an integer is",
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n      weight: heavy\n",
-            ".spec.http[0].route[0].weight: \"heavy\" does not match",
+            "spec.http[0].route[0].weight: \"heavy\" does not match",
         ),
         (
             "an integer out of range",
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a, port: {number: 4294967296}}\n",
-            ".spec.http[0].route[0].destination.port.number: 4294967296 is above",
+            "spec.http[0].route[0].destination.port.number: 4294967296 is above",
         ),
         (
             "an unknown enum value",
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    tls: {mode: MUTAL}\n",
-            ".spec.trafficPolicy.tls.mode: \"MUTAL\" is not one of",
+            "spec.trafficPolicy.tls.mode: \"MUTAL\" is not one of",
         ),
         (
             "a bad duration",
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    timeout: 5 seconds\n",
-            ".spec.http[0].timeout: \"5 seconds\" does not match",
+            "spec.http[0].timeout: \"5 seconds\" does not match",
         ),
         (
             "a string where an object is",
             "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec:\n  mtls: STRICT\n",
-            ".spec.mtls: must be of type object",
+            "spec.mtls: must be of type object",
         ),
         (
             "a string where a boolean is",
             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - match:\n    - ignoreUriCase: \"yes\"\n    route:\n    - destination: {host: a}\n",
-            ".spec.http[0].match[0].ignoreUriCase: must be of type boolean",
+            "spec.http[0].match[0].ignoreUriCase: must be of type boolean",
         ),
         (
             "a map of numbers holding a word",
             "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: a}\nspec:\n  address: 1.2.3.4\n  ports: {http: eighty}\n",
-            ".spec.ports.http: \"eighty\" does not match",
+            "spec.ports.http: \"eighty\" does not match",
         ),
     ];
     for (what, yaml, needle) in cases {
@@ -673,7 +698,7 @@ fn fields_outside_the_model_are_pruned() {
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      simple: ROUND_ROBIN\n      futureKnob: 3\n",
     );
     assert!(!ok, "meshctl refuses the unknown field");
-    assert_eq!(pruned, [".spec.trafficPolicy.loadBalancer.futureKnob"]);
+    assert_eq!(pruned, ["spec.trafficPolicy.loadBalancer.futureKnob"]);
     assert_eq!(
         kept["spec"]["trafficPolicy"]["loadBalancer"],
         json!({"simple": "ROUND_ROBIN"})
@@ -683,7 +708,7 @@ fn fields_outside_the_model_are_pruned() {
         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  traffic_policy:\n    tls: {mode: ISTIO_MUTUAL}\n",
     );
     assert!(ok, "meshctl reads the proto's snake_case names");
-    assert_eq!(pruned, [".spec.traffic_policy"]);
+    assert_eq!(pruned, ["spec.traffic_policy"]);
 
     let (ok, kept, pruned) = admit(
         "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: a}\nspec:\n  configPatches:\n  - applyTo: CLUSTER\n    patch:\n      operation: ADD\n      value:\n        name: x\n        connect_timeout: 1s\n        load_assignment: {cluster_name: x}\n",
@@ -703,30 +728,34 @@ fn fields_outside_the_model_are_pruned() {
 }
 
 /// Where meshctl's parser is more lenient than the schema (and than Istio's own CRDs, which
-/// type these fields the same way): the API server refuses or drops what `meshctl validate`
-/// reads. None of the samples relies on them; this test pins them so a change on either side
-/// shows up.
+/// type these fields the same way): the API server refuses or drops what meshctl's typed
+/// validation reads. `validate_for_cluster` (what `meshctl validate` runs) reports each at
+/// its field and line: a refused value as an error, a dropped field as a warning naming the
+/// CRD's camelCase field. This test pins both sides so a change on either shows up.
 #[test]
 fn where_the_parser_is_more_lenient_than_the_api_server() {
     let schemas = shipped_schemas();
     let cases = [
         (
             "an enum by number",
-            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer: {simple: 2}\n",
-            ".spec.trafficPolicy.loadBalancer.simple: must be of type string",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer:\n      simple: 2\n",
+            "spec.trafficPolicy.loadBalancer.simple: must be of type string",
+            8,
         ),
         (
             "a float as a numeric string (OpenAPI has no number-or-string)",
-            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    mirrorPercentage: {value: \"50\"}\n",
-            ".spec.http[0].mirrorPercentage.value: must be of type number",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    mirrorPercentage:\n      value: \"50\"\n",
+            "spec.http[0].mirrorPercentage.value: must be of type number",
+            10,
         ),
         (
             "a message as a list of its fields in order (serde's sequence form of a struct)",
-            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec:\n  mtls: [STRICT]\n",
-            ".spec.mtls: must be of type object",
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec:\n  selector:\n    matchLabels: {app: a}\n  mtls: [STRICT]\n",
+            "spec.mtls: must be of type object",
+            7,
         ),
     ];
-    for (what, yaml, needle) in cases {
+    for (what, yaml, needle, line) in cases {
         let loaded = mesh_core::source::load_bytes("lenient.yaml", yaml.as_bytes());
         let r = &loaded.resources[0];
         assert!(accepted_by_meshctl(r), "{what}: meshctl now refuses it");
@@ -736,5 +765,104 @@ fn where_the_parser_is_more_lenient_than_the_api_server() {
             errs.iter().any(|e| e.starts_with(needle)),
             "{what}: {errs:?}"
         );
+        let (path, problem) = needle.split_once(": ").unwrap();
+        let found = validate_for_cluster(r);
+        assert_eq!(found.len(), 1, "{what}: {found:?}");
+        let f = &found[0];
+        assert_eq!(f.severity, Severity::Error, "{what}: {f:?}");
+        assert_eq!((f.path.as_str(), f.line), (path, line), "{what}: {f:?}");
+        assert!(
+            f.message.starts_with("the API server refuses the object: ")
+                && f.message.contains(problem),
+            "{what}: {f:?}"
+        );
+    }
+
+    let loaded = mesh_core::source::load_bytes(
+        "snake.yaml",
+        b"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  traffic_policy:\n    tls: {mode: ISTIO_MUTUAL}\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    traffic_policy:\n      connection_pool:\n        tcp: {max_connections: 5}\n",
+    );
+    let r = &loaded.resources[0];
+    assert!(
+        accepted_by_meshctl(r),
+        "meshctl reads the proto's snake_case names"
+    );
+    let found: Vec<_> = validate_for_cluster(r)
+        .into_iter()
+        .map(|f| (f.severity, f.path, f.line, f.message))
+        .collect();
+    let dropped = |name: &str| {
+        format!(
+            "the API server drops this field (Istio's CRD names it {name}); the setting is lost in a cluster"
+        )
+    };
+    // Inside a dropped field nothing more is said: the whole field is gone.
+    assert_eq!(
+        found,
+        [
+            (
+                Severity::Warning,
+                "spec.traffic_policy".to_owned(),
+                6,
+                dropped("trafficPolicy")
+            ),
+            (
+                Severity::Warning,
+                "spec.subsets[0].traffic_policy".to_owned(),
+                11,
+                dropped("trafficPolicy")
+            ),
+        ]
+    );
+}
+
+/// A top-level key outside the API (a typo of `spec`) is dropped too: the object is stored
+/// without its configuration. What the typed validation already reports is not repeated.
+#[test]
+fn validate_for_cluster_adds_only_what_the_typed_validation_does_not_say() {
+    let load = |yaml: &str| {
+        let loaded = mesh_core::source::load_bytes("x.yaml", yaml.as_bytes());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.resources.into_iter().next().unwrap()
+    };
+    let r = load(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspecs:\n  mtls: {mode: STRICT}\n",
+    );
+    let found = validate_for_cluster(&r);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].path.as_str(), found[0].line), ("specs", 4));
+    assert!(
+        found[0].message.contains("Istio's CRD has no such field"),
+        "{found:?}"
+    );
+
+    // A rule's error about the whole spec does not hide a field inside it that is dropped.
+    let r = load(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec:\n  workload_selector:\n    labels: {app: a}\n",
+    );
+    let found = validate_for_cluster(&r);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        (found[0].severity, found[0].path.as_str()),
+        (Severity::Error, "spec")
+    );
+    assert_eq!(
+        (found[1].severity, found[1].path.as_str(), found[1].line),
+        (Severity::Warning, "spec.workload_selector", 5)
+    );
+    assert!(
+        found[1]
+            .message
+            .contains("Istio's CRD names it workloadSelector"),
+        "{found:?}"
+    );
+
+    // An unknown field and a misspelt enum: meshctl's own errors, once each.
+    for yaml in [
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN, futureKnob: 3}\n",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: a\n  trafficPolicy:\n    tls: {mode: MUTAL}\n",
+    ] {
+        let r = load(yaml);
+        assert_eq!(validate_for_cluster(&r), validate(&r), "{yaml}");
     }
 }

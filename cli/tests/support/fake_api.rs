@@ -11,7 +11,7 @@
 //! - CRDs become Established on the second read after they are applied; Deployments are
 //!   Available or not as the test says;
 //! - an applied Istio object whose CRD is stored goes through the CRD's schema as the API
-//!   server's does (`core/tests/support/openapi.rs`): unknown fields are pruned, and a body
+//!   server's does (`mesh_core::validate::admission`, through `core/tests/support/openapi.rs`): unknown fields are pruned, and a body
 //!   that fails the schema is refused with 422 Invalid (patterns are not checked here);
 //! - LIST of a collection (in a namespace or across all), and WATCH from a
 //!   resourceVersion with every later change and BOOKMARKs when asked;

@@ -4,9 +4,12 @@
 //! the typed parse (type errors and unknown fields, with the field's path and line) and then
 //! the rules Istio's admission webhook applies to each kind (hosts, ports, durations,
 //! regexes, TLS modes, load balancer and outlier settings, authorization rules, ...).
+//! [`validate_for_cluster`] adds what the Kubernetes API server would refuse or drop when it
+//! admits the object with its CRD schema ([`admission`]), which `meshctl validate` reports.
 //! Cross-object checks belong to [`crate::analysis`]. Kubernetes kinds get no findings here:
 //! validating them is the API server's business.
 
+pub mod admission;
 mod common;
 mod destination_rule;
 mod envoy_filter;
@@ -80,6 +83,16 @@ pub fn validate(res: &Resource) -> Vec<Finding> {
         .into_iter()
         .map(|(f, _)| f)
         .collect()
+}
+
+/// Validates one object, then runs it through its kind's CRD schema as the Kubernetes API
+/// server would: what the API server refuses is an error, a field it drops a warning
+/// (neither repeated where the typed validation already reports the field).
+pub fn validate_for_cluster(res: &Resource) -> Vec<Finding> {
+    let mut findings = validate(res);
+    let more = admission::findings(res, &findings);
+    findings.extend(more);
+    findings
 }
 
 /// Validates one object, telling what each finding is.
