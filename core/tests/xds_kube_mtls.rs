@@ -12,7 +12,8 @@ use envoy_types::pb::envoy::config::core::v3::{Address, Node, Pipe, address};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
-use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
@@ -52,6 +53,20 @@ fn chains(l: &Listener) -> Vec<(String, u32, String, Vec<String>, bool)> {
             )
         })
         .collect()
+}
+
+/// The cluster a `tcp_proxy` network filter sends to.
+fn tcp_proxy_cluster(f: &Filter) -> String {
+    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        panic!("{} has no typed config", f.name);
+    };
+    match TcpProxy::decode(any.value.as_slice())
+        .expect("a tcp_proxy")
+        .cluster_specifier
+    {
+        Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => c,
+        other => panic!("tcp_proxy sends to {other:?}"),
+    }
 }
 
 #[test]
@@ -97,8 +112,21 @@ fn virtual_inbound_has_a_chain_set_per_port_mode() {
                 vec![],
                 false
             ),
+            // Any other port under the workload's STRICT: mTLS passes through to the app,
+            // anything else is closed.
+            (s("InboundPassthrough-mtls"), 0, s("tls"), vec![], true),
+            (s("InboundPassthrough-refused"), 0, s(""), vec![], false),
         ]
     );
+    let cluster_of = |chain: &str| {
+        let c = l.filter_chains.iter().find(|c| c.name == chain).unwrap();
+        tcp_proxy_cluster(&c.filters[0])
+    };
+    assert_eq!(
+        cluster_of("InboundPassthrough-mtls"),
+        "InboundPassthroughCluster"
+    );
+    assert_eq!(cluster_of("InboundPassthrough-refused"), "BlackHoleCluster");
     // Without a certificate the proxy keeps plaintext chains, one per port.
     let mut plain = mtls_proxy(&snap, "catalog-v1-5f6d7c-abcde");
     plain.mtls = false;

@@ -19,7 +19,8 @@
 //!   the mesh ALPN gets mTLS, and TLS without it (the app's own) is passed to the app
 //!   untouched; once a STRICT PeerAuthentication arrives, the peer's plaintext request is
 //!   refused while the peer with the certificate reaches the app over mTLS, and the app
-//!   sees its SPIFFE id in `x-forwarded-client-cert`. Here the peer has no sidecar;
+//!   sees its SPIFFE id in `x-forwarded-client-cert`; the port no Service names then takes
+//!   mTLS only as well (plaintext closed, mTLS ended by the sidecar and passed through). Here the peer has no sidecar;
 //!   `capture_mtls.rs` runs mTLS between two captured pods, sidecar to sidecar.
 //!
 //! Needs root, `ip`, `iptables-restore`, `curl`, `openssl`, `setpriv` and Envoy. Under `CI`
@@ -466,6 +467,27 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         .is_err(),
         "STRICT took TLS without a client certificate"
     );
+    // The port no Service names follows the workload's STRICT too: plaintext is closed,
+    // mTLS is ended by the sidecar and the bytes pass through to the app.
+    assert!(
+        curl(&peer, None, &[&format!("http://{POD_IP}:7777/unlisted")]).is_err(),
+        "STRICT served plaintext on the unlisted port"
+    );
+    let unlisted = curl(
+        &peer,
+        None,
+        &[
+            "-k",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            &format!("https://{POD_IP}:7777/unlisted-mtls"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("mTLS to the unlisted port failed: {e}\n{}", logs(&all)));
+    let reply: J = serde_json::from_str(&unlisted).unwrap();
+    assert_eq!(reply["name"], "unlisted-port", "{unlisted}");
 
     drop(sidecar);
     drop(extra);

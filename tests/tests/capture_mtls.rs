@@ -26,7 +26,8 @@
 //!   `x-forwarded-client-cert`), and the node's plaintext request to B's pod IP is served
 //!   too, without that header;
 //! - STRICT (a namespace PeerAuthentication): the node's plaintext request is refused
-//!   while A's still succeeds with its SPIFFE id;
+//!   while A's still succeeds with its SPIFFE id; so is plaintext to a second app of B's on
+//!   a port no Service names (virtualInbound's passthrough), which PERMISSIVE served;
 //! - an AuthorizationPolicy on B admitting only `cluster.local/ns/shop/sa/other` gives A
 //!   403 `RBAC: access denied`; once it admits A's principal instead, A is served again.
 //!
@@ -277,6 +278,22 @@ fn two_captured_sidecars_talk_mutual_tls() {
         ],
         &tmp.join("app-b.log"),
     );
+    // A second app on a port no Service names: reached only through virtualInbound's
+    // passthrough, which follows the workload's mode too.
+    let unlisted = spawn_in_ns(
+        "unlisted-b",
+        &b,
+        Some(USER),
+        &[
+            echo.display().to_string(),
+            "--listen".into(),
+            "0.0.0.0:7777".into(),
+            "--name".into(),
+            "unlisted-port".into(),
+            "--in-netns".into(),
+        ],
+        &tmp.join("unlisted-b.log"),
+    );
     let sidecar = |workload, ip, labels, sa, ca| {
         Sidecar {
             proxy: &proxy,
@@ -305,7 +322,7 @@ fn two_captured_sidecars_talk_mutual_tls() {
         &sidecar("shop/server", B_IP, &labels_b, "server", &ca_b),
         &tmp.join("sidecar-b.log"),
     );
-    let all = [&meshd_a, &meshd_b, &app, &sidecar_a, &sidecar_b];
+    let all = [&meshd_a, &meshd_b, &app, &unlisted, &sidecar_a, &sidecar_b];
 
     // The unmodified client in A: the Service's name, which DNS would give as the VIP.
     let host = "server.shop.svc.cluster.local";
@@ -319,6 +336,8 @@ fn two_captured_sidecars_talk_mutual_tls() {
     };
     let plain_url = format!("http://{B_IP}:8080/plaintext");
     let from_node = || curl(&node, None, &[&plain_url]);
+    let unlisted_url = format!("http://{B_IP}:7777/unlisted");
+    let unlisted_from_node = || curl(&node, None, &[&unlisted_url]);
 
     // PERMISSIVE: A reaches B's app over mTLS ...
     let body = wait_for(
@@ -346,6 +365,10 @@ fn two_captured_sidecars_talk_mutual_tls() {
     let plain =
         from_node().unwrap_or_else(|e| panic!("PERMISSIVE refused plaintext: {e}\n{}", logs(&all)));
     assert_eq!(xfcc(&plain), "", "{plain}");
+    let reply = unlisted_from_node()
+        .unwrap_or_else(|e| panic!("PERMISSIVE refused the unlisted port: {e}\n{}", logs(&all)));
+    let reply: J = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["name"], "unlisted-port", "{reply}");
 
     // STRICT: plaintext is refused once the policy reaches B ...
     write_strict(&cfg);
@@ -356,6 +379,13 @@ fn two_captured_sidecars_talk_mutual_tls() {
         || from_node().is_err().then_some(()),
     );
     eprintln!("STRICT applied at {:?}", started.elapsed());
+    // The same policy refuses plaintext on the port no Service names (its passthrough).
+    if let Ok(body) = unlisted_from_node() {
+        panic!(
+            "STRICT served plaintext on the unlisted port: {body}\n{}",
+            logs(&all)
+        );
+    }
     // ... while A still gets through with its SPIFFE id.
     let (code, body) =
         from_a("/strict").unwrap_or_else(|e| panic!("A under STRICT: {e}\n{}", logs(&all)));
@@ -391,6 +421,7 @@ fn two_captured_sidecars_talk_mutual_tls() {
 
     drop(sidecar_b);
     drop(sidecar_a);
+    drop(unlisted);
     drop(app);
     drop(meshd_b);
     drop(meshd_a);

@@ -738,7 +738,6 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
                 .all(|i| i.capture_mode == CaptureMode::None)
     });
     if capture_none {
-        // Explicit ingress listeners without capture: bind each port on the pod's IP.
         // Explicit ingress listeners without capture: bind each port on the pod's IP, with
         // the port's PeerAuthentication chains as in local mode.
         local_inbound(scope, ports, out);
@@ -758,10 +757,32 @@ fn kube_inbound(scope: &Scope<'_>, ports: &[InboundPort], out: &mut ProxyConfig)
         chains.extend(super::mtls::kube_port_chains(
             scope.snap,
             mode,
-            p.port,
+            Some(p.port),
             &name,
             filters,
             tcp_proxy_filter(&name, &name),
+            tcp_proxy_filter(cluster_name::BLACK_HOLE, cluster_name::BLACK_HOLE),
+        ));
+    }
+    // Ports no Service names pass through to the app, under the workload's own mode (a
+    // port-level setting needs a named port): STRICT takes mTLS only and closes anything
+    // else, PERMISSIVE also ends mesh mTLS there; DISABLE keeps the default chain alone.
+    let workload_mode = if scope.proxy.mtls {
+        super::mtls::inbound_mode(scope.snap, scope.proxy, 0)
+    } else {
+        super::mtls::PeerMode::Disable
+    };
+    if workload_mode != super::mtls::PeerMode::Disable {
+        inspect = true;
+        let passthrough =
+            || tcp_proxy_filter("InboundPassthrough", cluster_name::INBOUND_PASSTHROUGH);
+        chains.extend(super::mtls::kube_port_chains(
+            scope.snap,
+            workload_mode,
+            None,
+            "InboundPassthrough",
+            vec![passthrough()],
+            passthrough(),
             tcp_proxy_filter(cluster_name::BLACK_HOLE, cluster_name::BLACK_HOLE),
         ));
     }

@@ -318,18 +318,20 @@ pub const MESH_ALPN: [&str; 5] = [
 ///   TLS) is proxied to the app untouched (`passthrough`, a TCP proxy to `inbound|PORT||`);
 /// - DISABLE: one chain for the port, the port's filters.
 ///
-/// `name` prefixes the chains' names (`inbound|PORT||`).
+/// `name` prefixes the chains' names (`inbound|PORT||`). With `port` `None` the chains match
+/// every port no other chain names: `virtualInbound`'s passthrough under the workload's
+/// mode, so STRICT refuses plaintext on a port no Service names too.
 pub fn kube_port_chains(
     snap: &Snapshot,
     mode: PeerMode,
-    port: u16,
+    port: Option<u16>,
     name: &str,
     filters: Vec<Filter>,
     passthrough: Filter,
     refuse: Filter,
 ) -> Vec<FilterChain> {
     let matching = |transport: &str, alpn: &[&str]| FilterChainMatch {
-        destination_port: Some(proto::u32v(u32::from(port))),
+        destination_port: port.map(|p| proto::u32v(u32::from(p))),
         transport_protocol: transport.to_owned(),
         application_protocols: alpn.iter().map(|a| (*a).to_owned()).collect(),
         ..Default::default()
