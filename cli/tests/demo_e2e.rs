@@ -218,7 +218,8 @@ fn a_sidecar_that_dies_fails_the_demo_which_stops_meshd_and_keeps_the_logs() {
     )
     .unwrap();
     std::fs::set_permissions(&proxy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let prefix = "127.0.70";
+    // Its own prefix: the native suite's headless run uses 127.0.70 and may run alongside.
+    let prefix = "127.0.72";
     let child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
         .args(["demo", "--duration", "1s", "--ip-prefix", prefix])
         .env("MESH_BIN_DIR", &bins)
@@ -242,6 +243,111 @@ fn a_sidecar_that_dies_fails_the_demo_which_stops_meshd_and_keeps_the_logs() {
         "{stderr}"
     );
     assert!(dir.join("logs/meshd.log").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_nothing_left(prefix, &dir.to_string_lossy());
+}
+
+/// Live processes whose parent is `pid`, and theirs, and so on (zombies left out).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`; COMM may hold spaces, so split after its `)`.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next().and_then(|p| p.parse().ok()));
+        if let (Some(state), Some(ppid)) = (state, ppid)
+            && state != "Z"
+        {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// meshctl killed with SIGKILL runs no handler, yet meshd and every sidecar (Envoy too when
+/// it is installed) stop within seconds: they watch their parent.
+#[test]
+fn a_demo_whose_meshctl_is_killed_with_sigkill_stops_by_itself() {
+    let envoy = find_envoy().unwrap();
+    let engine = if envoy.is_some() { "envoy" } else { "native" };
+    let prefix = "127.0.75";
+    let mut child = demo_command(engine, &envoy)
+        .args(["--requests", "2", "--ip-prefix", prefix])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with("Stop with Ctrl-C") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let up = rx.recv_timeout(Duration::from_secs(150));
+    let started = descendants(pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stderr = err_reader.join().unwrap();
+    assert!(up.is_ok(), "the mesh never came up:\n{stderr}");
+    // meshd and six sidecars, and with Envoy six Envoys under them.
+    let expected = if engine == "envoy" { 13 } else { 7 };
+    assert!(
+        started.len() >= expected,
+        "{} processes under meshctl, expected {expected}: {started:?}",
+        started.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<u32> = started.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // Not left behind by a failed test.
+            let pids: Vec<String> = left.iter().map(u32::to_string).collect();
+            let _ = Command::new("kill").arg("-9").args(&pids).status();
+            panic!("still running 20 s after meshctl was killed: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dir = std::env::temp_dir().join(format!("meshctl-demo-{pid}"));
     let _ = std::fs::remove_dir_all(&dir);
     assert_nothing_left(prefix, &dir.to_string_lossy());
 }

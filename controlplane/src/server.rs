@@ -548,6 +548,7 @@ pub fn signal() -> impl std::future::Future<Output = ()> {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM"),
             _ = int.recv() => info!("SIGINT"),
+            pid = mesh_core::parent::parent_exit(tokio::time::sleep) => info!(parent.pid = pid, "parent process gone"),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod inject;
 pub mod kinds;
 pub mod model;
+pub mod parent;
 pub mod resource;
 pub mod schema;
 pub mod source;

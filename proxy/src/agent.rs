@@ -343,6 +343,7 @@ pub async fn signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: stopping"),
         _ = int.recv() => info!("SIGINT: stopping"),
+        pid = mesh_core::parent::parent_exit(tokio::time::sleep) => info!(parent.pid = pid, "parent process gone: stopping"),
     }
 }
 

@@ -25,14 +25,20 @@ pub struct Group {
 }
 
 impl Group {
-    /// Starts `cmd` in a new process group, stdin closed, output to `log`.
+    /// Starts `cmd` in a new process group, stdin closed, output to `log`, told to stop
+    /// when meshctl is gone ([`mesh_core::parent::EXIT_WITH_PARENT_ENV`]: meshd and
+    /// mesh-proxy watch their parent, so a meshctl killed with SIGKILL leaves nothing).
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Group> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("duplicating a log file")?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .process_group(0);
+        cmd.env(
+            mesh_core::parent::EXIT_WITH_PARENT_ENV,
+            std::process::id().to_string(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
