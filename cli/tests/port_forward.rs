@@ -397,6 +397,13 @@ fn proxy_status_proxy_config_and_dashboard_through_port_forward() {
         ) && stderr.contains("connection refused"),
         "{stderr}"
     );
+    // ... then what could not be read, without local mode's advice about addresses.
+    assert!(
+        stderr.contains(
+            "Error: cannot read refused-1.bookinfo's admin API (port 15000) through the API server's port-forward"
+        ) && !stderr.contains("local mode"),
+        "{stderr}"
+    );
     assert!(took < Duration::from_secs(20), "took {took:?}");
     // A pod that is not Running: refused before any forward.
     let (out, took) = m.meshctl(&[

@@ -212,8 +212,39 @@ pub fn run(args: &ProxyConfigArgs) -> u8 {
             crate::exit::OK
         }
         Err(e) => {
+            let e = through_kube(e, args.kind.source());
             eprintln!("Error: {e}");
             e.exit_code()
+        }
+    }
+}
+
+/// With --use-kube the admin address is meshctl's own end of the port-forward, so the
+/// local-mode advice of [`Error::AdminUnreachable`] would mislead: say what was forwarded.
+fn through_kube(e: Error, source: &SourceArgs) -> Error {
+    match (e, &source.target) {
+        (Error::AdminUnreachable { reason, .. }, Some(target)) if source.use_kube => {
+            Error::KubeAdminUnreachable {
+                target: target.clone(),
+                reason,
+            }
+        }
+        (e, _) => e,
+    }
+}
+
+impl Kind {
+    /// The proxy every subcommand reads.
+    fn source(&self) -> &SourceArgs {
+        match self {
+            Kind::Cluster { source, .. }
+            | Kind::Listener { source, .. }
+            | Kind::Route { source, .. }
+            | Kind::Endpoint { source, .. }
+            | Kind::Secret { source, .. }
+            | Kind::Bootstrap { source, .. }
+            | Kind::Log { source, .. }
+            | Kind::All { source, .. } => source,
         }
     }
 }

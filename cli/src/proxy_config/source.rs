@@ -34,6 +34,14 @@ pub enum Error {
     )]
     AdminUnreachable { addr: String, reason: String },
     #[error(
+        "cannot read {target}'s admin API (port 15000) through the API server's port-forward: \
+         {reason}\n  The forward's own error, if it met one, is printed above. Does the pod \
+         run a sidecar with its admin API on 15000 (`meshctl proxy-status --use-kube` lists \
+         the connected ones)? Where websocket upgrades are blocked, try \
+         --kube-transport api-proxy"
+    )]
+    KubeAdminUnreachable { target: String, reason: String },
+    #[error(
         "cannot reach meshd's debug API at {url}: {reason}\n  \
          Is meshd running? Pass its debug address with --controlplane URL, or name the proxy's \
          admin address with --admin IP:15000"
