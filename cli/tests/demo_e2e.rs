@@ -247,6 +247,54 @@ fn a_sidecar_that_dies_fails_the_demo_which_stops_meshd_and_keeps_the_logs() {
     assert_nothing_left(prefix, &dir.to_string_lossy());
 }
 
+/// A demo running until it is stopped, its output read on two threads.
+struct Running {
+    child: Child,
+    pid: u32,
+    /// Whether the mesh came up ("Stop with Ctrl-C" on stdout) within 150 s.
+    up: Result<(), mpsc::RecvTimeoutError>,
+    out_reader: std::thread::JoinHandle<String>,
+    err_reader: std::thread::JoinHandle<String>,
+}
+
+/// Starts `meshctl demo` without `--duration` and waits for the mesh to come up.
+fn start_running(engine: &str, envoy: &Option<PathBuf>, args: &[&str]) -> Running {
+    let mut child = demo_command(engine, envoy)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let (tx, rx) = mpsc::channel();
+    let out_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(out).lines() {
+            let line = line.unwrap();
+            if line.starts_with("Stop with Ctrl-C") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let up = rx.recv_timeout(Duration::from_secs(150));
+    Running {
+        child,
+        pid,
+        up,
+        out_reader,
+        err_reader,
+    }
+}
+
 /// Live processes whose parent is `pid`, and theirs, and so on (zombies left out).
 fn descendants(pid: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
@@ -299,28 +347,13 @@ fn a_demo_whose_meshctl_is_killed_with_sigkill_stops_by_itself() {
     let envoy = find_envoy().unwrap();
     let engine = if envoy.is_some() { "envoy" } else { "native" };
     let prefix = "127.0.75";
-    let mut child = demo_command(engine, &envoy)
-        .args(["--requests", "2", "--ip-prefix", prefix])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.starts_with("Stop with Ctrl-C") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let up = rx.recv_timeout(Duration::from_secs(150));
+    let Running {
+        mut child,
+        pid,
+        up,
+        err_reader,
+        ..
+    } = start_running(engine, &envoy, &["--requests", "2", "--ip-prefix", prefix]);
     let started = descendants(pid);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -441,33 +474,13 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
 
     // Interactive: SIGINT once the mesh is up, as Ctrl-C sends it.
     let prefix = interactive;
-    let mut child = demo_command(engine, &envoy)
-        .args(["--requests", "4", "--ip-prefix", prefix])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let (tx, rx) = mpsc::channel();
-    let out_reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(out).lines() {
-            let line = line.unwrap();
-            if line.starts_with("Stop with Ctrl-C") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let up = rx.recv_timeout(Duration::from_secs(150));
+    let Running {
+        mut child,
+        pid,
+        up,
+        out_reader,
+        err_reader,
+    } = start_running(engine, &envoy, &["--requests", "4", "--ip-prefix", prefix]);
     let temp_dir = std::env::temp_dir().join(format!("meshctl-demo-{pid}"));
     // A failed check must still stop the demo (Ctrl-C below), or it would outlive the test.
     let checks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -399,9 +399,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
     );
     // ... while TLS offering only h2/http/1.1 is the app's own and goes to the app as is
     // (a plaintext app cannot answer it).
-    let own_tls = "tcp.inbound|9080||.downstream_cx_total";
-    let before = envoy_stat(&pod, POD_IP, own_tls);
-    assert!(
+    // curl from the peer with the mesh certificate (any server certificate accepted).
+    let with_cert = |url: &str| {
         curl(
             &peer,
             None,
@@ -411,11 +410,13 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
                 cert.to_str().unwrap(),
                 "--key",
                 key.to_str().unwrap(),
-                &format!("https://{POD_IP}:9080/own-tls"),
+                url,
             ],
         )
-        .is_err()
-    );
+    };
+    let own_tls = "tcp.inbound|9080||.downstream_cx_total";
+    let before = envoy_stat(&pod, POD_IP, own_tls);
+    assert!(with_cert(&format!("https://{POD_IP}:9080/own-tls")).is_err());
     assert_eq!(
         envoy_stat(&pod, POD_IP, own_tls),
         before + 1,
@@ -435,19 +436,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // ... and a client with a certificate of the mesh reaches the app over mTLS.
-    let mtls = curl(
-        &peer,
-        None,
-        &[
-            "-k",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            &format!("https://{POD_IP}:9080/mtls"),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("the mTLS request failed: {e}\n{}", logs(&all)));
+    let mtls = with_cert(&format!("https://{POD_IP}:9080/mtls"))
+        .unwrap_or_else(|e| panic!("the mTLS request failed: {e}\n{}", logs(&all)));
     let reply: J = serde_json::from_str(&mtls).unwrap();
     assert_eq!(reply["name"], "client-app", "{mtls}");
     let xfcc = reply["headers"]["x-forwarded-client-cert"]
@@ -473,19 +463,8 @@ fn unmodified_client_traffic_passes_through_the_sidecar() {
         curl(&peer, None, &[&format!("http://{POD_IP}:7777/unlisted")]).is_err(),
         "STRICT served plaintext on the unlisted port"
     );
-    let unlisted = curl(
-        &peer,
-        None,
-        &[
-            "-k",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            &format!("https://{POD_IP}:7777/unlisted-mtls"),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("mTLS to the unlisted port failed: {e}\n{}", logs(&all)));
+    let unlisted = with_cert(&format!("https://{POD_IP}:7777/unlisted-mtls"))
+        .unwrap_or_else(|e| panic!("mTLS to the unlisted port failed: {e}\n{}", logs(&all)));
     let reply: J = serde_json::from_str(&unlisted).unwrap();
     assert_eq!(reply["name"], "unlisted-port", "{unlisted}");
 
