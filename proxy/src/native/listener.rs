@@ -26,7 +26,7 @@ use super::ads::ListenerSink;
 use super::cluster::HostAddr;
 use super::config::{Config, Direction, ListenerKind, ListenerSpec};
 use super::http::{self, Conn};
-use super::metrics::TcpLabels;
+use super::metrics::{ConnectionSecurity, TcpLabels};
 
 /// The running listeners, by name.
 pub struct Listeners {
@@ -375,30 +375,17 @@ async fn serve_tcp<S>(
             return;
         }
     };
-    let (me, ns) = proxy.workload.clone();
-    let unknown = || "unknown".to_owned();
-    let labels = match spec.direction {
-        Direction::Outbound => TcpLabels {
-            reporter: "source".into(),
-            source_workload: me,
-            source_workload_namespace: ns,
-            destination_workload: unknown(),
-            destination_workload_namespace: unknown(),
-            destination_service: cluster_name
-                .split('|')
-                .nth(3)
-                .filter(|s| !s.is_empty())
-                .map_or_else(unknown, str::to_owned),
-        },
-        Direction::Inbound => TcpLabels {
-            reporter: "destination".into(),
-            source_workload: unknown(),
-            source_workload_namespace: unknown(),
-            destination_workload: me,
-            destination_workload_namespace: ns,
-            destination_service: unknown(),
-        },
+    // A TLS connection here is one whose client certificate the server config verified.
+    let security = if tls.is_some() {
+        ConnectionSecurity::MutualTls
+    } else {
+        ConnectionSecurity::None
     };
+    let reporter = match spec.direction {
+        Direction::Outbound => "source",
+        Direction::Inbound => "destination",
+    };
+    let labels = TcpLabels::connection(reporter, proxy.workload.clone(), &cluster_name, security);
     proxy.metrics.tcp_opened.get_or_create(&labels).inc();
     host.active.fetch_add(1, Ordering::Relaxed);
     let res = tokio::io::copy_bidirectional(&mut sock, &mut up).await;

@@ -9,9 +9,10 @@
 //! answers with its own id in the same response header, which the outbound side reads
 //! (destination labels) and removes. Without a peer the labels say `unknown`, as Istio's do.
 //!
-//! `connection_security_policy` follows Istio: on the destination side `mutual_tls` when the
-//! request came on a TLS connection whose client certificate was verified, else `none`; on
-//! the source side `unknown` (the client cannot tell what the server enforced).
+//! `connection_security_policy` follows Istio, on requests and TCP connections alike: on the
+//! destination side `mutual_tls` when the request or connection came on TLS whose client
+//! certificate was verified, else `none`; on the source side `unknown` (the client cannot
+//! tell what the server enforced).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -71,6 +72,48 @@ pub struct TcpLabels {
     pub destination_workload: String,
     pub destination_workload_namespace: String,
     pub destination_service: String,
+    pub connection_security_policy: String,
+}
+
+impl TcpLabels {
+    /// The labels of one proxied connection reported by `reporter` (`source` on outbound
+    /// listeners, `destination` on inbound ones) of workload `me` `(name, namespace)`, sent
+    /// to `cluster` (`outbound|PORT|SUBSET|HOST` names the service), secured as `security`.
+    pub fn connection(
+        reporter: &str,
+        me: (String, String),
+        cluster: &str,
+        security: ConnectionSecurity,
+    ) -> TcpLabels {
+        let unknown = || "unknown".to_owned();
+        let (workload, namespace) = me;
+        let connection_security_policy = security.label(reporter).to_owned();
+        if reporter == "source" {
+            TcpLabels {
+                reporter: reporter.to_owned(),
+                source_workload: workload,
+                source_workload_namespace: namespace,
+                destination_workload: unknown(),
+                destination_workload_namespace: unknown(),
+                destination_service: cluster
+                    .split('|')
+                    .nth(3)
+                    .filter(|s| !s.is_empty())
+                    .map_or_else(unknown, str::to_owned),
+                connection_security_policy,
+            }
+        } else {
+            TcpLabels {
+                reporter: reporter.to_owned(),
+                source_workload: unknown(),
+                source_workload_namespace: unknown(),
+                destination_workload: workload,
+                destination_workload_namespace: namespace,
+                destination_service: unknown(),
+                connection_security_policy,
+            }
+        }
+    }
 }
 
 /// A workload as a node id names it: `(name, namespace)`.
@@ -236,6 +279,40 @@ mod tests {
         );
         assert!(
             text.contains("istio_request_duration_milliseconds_bucket{"),
+            "{text}"
+        );
+        let me = || ("reviews-v1".to_owned(), "shop".to_owned());
+        let inbound = TcpLabels::connection(
+            "destination",
+            me(),
+            "inbound|9080||",
+            ConnectionSecurity::MutualTls,
+        );
+        assert_eq!(inbound.connection_security_policy, "mutual_tls");
+        assert_eq!(inbound.destination_workload, "reviews-v1");
+        assert_eq!(inbound.source_workload, "unknown");
+        let plain = TcpLabels::connection(
+            "destination",
+            me(),
+            "inbound|9080||",
+            ConnectionSecurity::None,
+        );
+        assert_eq!(plain.connection_security_policy, "none");
+        let outbound = TcpLabels::connection(
+            "source",
+            me(),
+            "outbound|3306||db.shop.svc.cluster.local",
+            ConnectionSecurity::MutualTls,
+        );
+        assert_eq!(outbound.connection_security_policy, "unknown");
+        assert_eq!(outbound.destination_service, "db.shop.svc.cluster.local");
+        assert_eq!(outbound.source_workload, "reviews-v1");
+        m.tcp_opened.get_or_create(&inbound).inc();
+        let text = m.prometheus();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("istio_tcp_connections_opened_total{")
+                    && l.contains("connection_security_policy=\"mutual_tls\"")),
             "{text}"
         );
         assert_eq!(
