@@ -1,7 +1,8 @@
 //! The scenarios' HTTP client: one HTTP/1.1 request per connection, sent either through a
 //! sidecar's outbound listener as an HTTP proxy (absolute-form request target, as
-//! `curl -x http://IP:15001 http://reviews.shop:9080/` sends it) or straight to an address
-//! (origin-form, e.g. to a gateway), with a bound on the whole exchange. Redirects are not
+//! `curl -x http://IP:15001 http://reviews.shop:9080/` sends it), inside a CONNECT tunnel
+//! that listener opens (as `curl -p -x ...` does, for TCP service ports), or straight to an
+//! address (origin-form, e.g. to a gateway), with a bound on the whole exchange. Redirects are not
 //! followed: scenarios look at them.
 
 use std::net::SocketAddr;
@@ -22,14 +23,61 @@ pub enum Via {
     Proxy(SocketAddr),
     /// Straight to this address: origin-form target, `Host` from the URL.
     Direct(SocketAddr),
+    /// Through a `CONNECT host:port` tunnel this HTTP proxy opens to the URL's authority;
+    /// inside it the request is origin-form, as [`Via::Direct`] sends it.
+    Tunnel(SocketAddr),
 }
 
 impl Via {
     pub fn addr(self) -> SocketAddr {
         match self {
-            Via::Proxy(a) | Via::Direct(a) => a,
+            Via::Proxy(a) | Via::Direct(a) | Via::Tunnel(a) => a,
         }
     }
+}
+
+/// `host:port` of an `http://` URL, port 80 when it names none.
+fn tunnel_authority(url: &str) -> anyhow::Result<String> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("URL {url:?} has no host"))?;
+    Ok(format!("{host}:{}", uri.port_u16().unwrap_or(80)))
+}
+
+/// Asks the proxy on `stream` for a tunnel to `authority` and reads its answer's head,
+/// which must be a 2xx.
+async fn open_tunnel(stream: &mut TcpStream, authority: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .context("sending CONNECT")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            bail!("the CONNECT answer's head is over 16 KiB");
+        }
+        if stream
+            .read(&mut byte)
+            .await
+            .context("reading the CONNECT answer")?
+            == 0
+        {
+            bail!("the proxy closed the connection before answering CONNECT");
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text.split_whitespace().nth(1).unwrap_or_default();
+    if !status.starts_with('2') {
+        bail!(
+            "CONNECT {authority} answered {}",
+            text.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// A request to send.
@@ -99,7 +147,7 @@ pub fn build(req: &HttpRequest, via: Via) -> anyhow::Result<Request<Full<Bytes>>
         .clone();
     let target: Uri = match via {
         Via::Proxy(_) => uri.clone(),
-        Via::Direct(_) => uri
+        Via::Direct(_) | Via::Tunnel(_) => uri
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/")
@@ -137,10 +185,13 @@ pub async fn send(req: &HttpRequest, via: Via, timeout: Duration) -> anyhow::Res
     let request = build(req, via)?;
     let start = Instant::now();
     let exchange = async {
-        let stream = TcpStream::connect(via.addr())
+        let mut stream = TcpStream::connect(via.addr())
             .await
             .with_context(|| format!("connect to {}", via.addr()))?;
         let _ = stream.set_nodelay(true);
+        if let Via::Tunnel(_) = via {
+            open_tunnel(&mut stream, &tunnel_authority(&req.url)?).await?;
+        }
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("HTTP/1.1 handshake")?;

@@ -596,6 +596,7 @@ pub async fn run_step(s: &LoadedScenario, step: &Step, opts: &RunOptions) -> Vec
     let via = match s.target(step) {
         Ok(Target::Proxy(a)) => Via::Proxy(a),
         Ok(Target::Direct(a)) => Via::Direct(a),
+        Ok(Target::Tunnel(a)) => Via::Tunnel(a),
         Err(e) => return vec![format!("{e:#}")],
     };
     let counted: Vec<(&str, SocketAddr, crate::scenario::Count)> = step

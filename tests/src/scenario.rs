@@ -137,6 +137,11 @@ pub struct Step {
     /// Send straight to `WORKLOAD:PORT` or `IP:PORT` (origin-form), e.g. to a gateway.
     #[serde(default)]
     pub to: Option<String>,
+    /// With `from`: open a `CONNECT host:port` tunnel through the sidecar to the URL's
+    /// host and port (how a local-mode client reaches a TCP service port) and send the
+    /// request inside it as bytes the sidecars do not parse.
+    #[serde(default)]
+    pub tunnel: bool,
     #[serde(default = "default_method")]
     pub method: String,
     /// `http://host:port/path?query`.
@@ -366,6 +371,8 @@ impl std::fmt::Display for Count {
 pub enum Target {
     /// Through this sidecar's outbound listener.
     Proxy(SocketAddr),
+    /// Through a CONNECT tunnel that this sidecar's outbound listener opens.
+    Tunnel(SocketAddr),
     /// Straight to this address.
     Direct(SocketAddr),
 }
@@ -448,8 +455,12 @@ impl LoadedScenario {
                 if w.proxy != ProxyMode::Sidecar {
                     bail!("`from: {from}`: that workload has no sidecar");
                 }
+                if step.tunnel {
+                    return Ok(Target::Tunnel(w.outbound_addr()));
+                }
                 Ok(Target::Proxy(w.outbound_addr()))
             }
+            (None, Some(_)) if step.tunnel => bail!("`tunnel` needs `from` (a sidecar)"),
             (None, Some(to)) => {
                 if let Ok(addr) = to.parse::<SocketAddr>() {
                     return Ok(Target::Direct(addr));

@@ -1,6 +1,6 @@
 //! Mixed meshes: the authorization, trace and mTLS scenarios (`authz-*`, `trace-headers`,
-//! `mtls-peer-authentication` and `gateway-mtls`: mTLS between a native proxy and Envoy
-//! both ways, through a gateway too) with
+//! `mtls-peer-authentication`, `gateway-mtls` and `tcp-mtls`: mTLS between a native proxy
+//! and Envoy both ways, through a gateway and on a TCP port too) with
 //! native mesh-proxy callers in front of Envoy servers, and Envoy callers in front of native
 //! servers. A caller is a workload some request is sent `from` (and, in mTLS scenarios, a
 //! gateway); every other workload with a proxy is a server. Each request gets the outcome its scenario states, whichever engine
@@ -28,6 +28,7 @@ fn picked(name: &str) -> bool {
         || name == "trace-headers"
         || name == "mtls-peer-authentication"
         || name == "gateway-mtls"
+        || name == "tcp-mtls"
 }
 
 /// `MESH_E2E_SCENARIO=a,b` runs only those scenarios.

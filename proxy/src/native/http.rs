@@ -1159,7 +1159,8 @@ async fn upgrade_tunnel(
     Response::from_parts(p, full(Bytes::new()))
 }
 
-/// A `CONNECT` tunnel: connect to the route's upstream, answer 200, then splice.
+/// A `CONNECT` tunnel: connect to the route's upstream (in TLS when its cluster has a TLS
+/// transport socket), answer 200, then splice.
 async fn tunnel(
     req: &mut Request<Incoming>,
     config: &Arc<Config>,
@@ -1185,7 +1186,8 @@ async fn tunnel(
         return local(503, "no healthy upstream");
     };
     out.upstream_host = addr.to_string();
-    let upstream = match cluster.shared.connect(&addr).await {
+    // In TLS when the cluster says so (auto mTLS to a sidecar's TCP port), as tcp_proxy does.
+    let upstream = match cluster.shared.connect_stream(&addr).await {
         Ok(s) => s,
         Err(e) => {
             out.flags.push("UF");
