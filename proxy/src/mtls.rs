@@ -10,7 +10,8 @@
 //! `match_typed_subject_alt_names` does). Every refusal is logged with its reason (expired,
 //! unknown issuer, foreign trust domain, unexpected identity) and carried in the rustls
 //! error. [`peer_identity`] reads the peer's SPIFFE id for RBAC principals and
-//! `x-forwarded-client-cert`.
+//! `x-forwarded-client-cert`. [`origination_config`] is a DestinationRule's `SIMPLE` or
+//! `MUTUAL` TLS to a server outside the mesh, with the files the rule names.
 
 use std::sync::Arc;
 
@@ -46,7 +47,11 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn chain(cert: &WorkloadCert) -> Result<Vec<CertificateDer<'static>>, MtlsError> {
-    let chain: Vec<_> = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+    chain_of(&cert.chain_pem)
+}
+
+fn chain_of(pem: &str) -> Result<Vec<CertificateDer<'static>>, MtlsError> {
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| MtlsError::Cert(e.to_string()))?;
     if chain.is_empty() {
@@ -56,13 +61,20 @@ fn chain(cert: &WorkloadCert) -> Result<Vec<CertificateDer<'static>>, MtlsError>
 }
 
 fn key(cert: &WorkloadCert) -> Result<PrivateKeyDer<'static>, MtlsError> {
-    PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-        .map_err(|e| MtlsError::Cert(format!("key: {e}")))
+    key_of(&cert.key_pem)
+}
+
+fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>, MtlsError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| MtlsError::Cert(format!("key: {e}")))
 }
 
 fn roots(cert: &WorkloadCert) -> Result<Arc<RootCertStore>, MtlsError> {
+    roots_of(&cert.root_pem)
+}
+
+fn roots_of(pem: &str) -> Result<Arc<RootCertStore>, MtlsError> {
     let mut roots = RootCertStore::empty();
-    for der in CertificateDer::pem_slice_iter(cert.root_pem.as_bytes()) {
+    for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         let der = der.map_err(|e| MtlsError::Roots(e.to_string()))?;
         roots
             .add(der)
@@ -141,10 +153,12 @@ pub fn client_config(
     alpn: &[&[u8]],
 ) -> Result<rustls::ClientConfig, MtlsError> {
     let provider = provider();
-    let verifier = Arc::new(SpiffeServerVerifier {
-        roots: roots(cert)?,
-        trust_domain: trust_domain.to_owned(),
-        expected,
+    let verifier = Arc::new(PeerServerVerifier {
+        roots: Some(roots(cert)?),
+        check: ServerCheck::Spiffe {
+            trust_domain: trust_domain.to_owned(),
+            expected,
+        },
         provider: provider.clone(),
     });
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -205,16 +219,83 @@ impl ClientCertVerifier for SpiffeClientVerifier {
     }
 }
 
-/// A server verifier: the chain to the trust bundle, then the SPIFFE id (not the name).
+/// TLS origination as a DestinationRule's `SIMPLE`/`MUTUAL` asks, with Envoy's semantics:
+/// the server's chain must reach `trusted_ca` (PEM file) when one is given (not verified
+/// otherwise), and its certificate must carry one of `dns_sans` when any are given; the
+/// client certificate and key files are presented for `MUTUAL`. Offers `alpn`.
+pub fn origination_config(
+    trusted_ca: Option<&str>,
+    dns_sans: Vec<String>,
+    client_cert: Option<(&str, &str)>,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, MtlsError> {
+    let read = |path: &str, what: fn(String) -> MtlsError| {
+        std::fs::read_to_string(path).map_err(|e| what(format!("{path}: {e}")))
+    };
+    let roots = trusted_ca
+        .map(|p| read(p, MtlsError::Roots).and_then(|pem| roots_of(&pem)))
+        .transpose()?;
+    let provider = provider();
+    let verifier = Arc::new(PeerServerVerifier {
+        roots,
+        check: ServerCheck::Dns(dns_sans),
+        provider: provider.clone(),
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = match client_cert {
+        Some((chain, key)) => builder.with_client_auth_cert(
+            chain_of(&read(chain, MtlsError::Cert)?)?,
+            key_of(&read(key, MtlsError::Cert)?)?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
+/// What a server's certificate must show once its chain is verified.
 #[derive(Debug)]
-struct SpiffeServerVerifier {
-    roots: Arc<RootCertStore>,
-    trust_domain: String,
-    expected: Vec<SpiffeId>,
+enum ServerCheck {
+    /// A SPIFFE id of the trust domain, one of `expected` when any (not the name).
+    Spiffe {
+        trust_domain: String,
+        expected: Vec<SpiffeId>,
+    },
+    /// One of these DNS SANs (any certificate when empty).
+    Dns(Vec<String>),
+}
+
+/// A server verifier: the chain to `roots` (none: not verified, TLS origination without a
+/// CA, as Envoy), then [`ServerCheck`].
+#[derive(Debug)]
+struct PeerServerVerifier {
+    roots: Option<Arc<RootCertStore>>,
+    check: ServerCheck,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for SpiffeServerVerifier {
+/// The DNS SANs of a certificate.
+fn dns_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl ServerCertVerifier for PeerServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -223,17 +304,39 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let parsed = ParsedCertificate::try_from(end_entity).map_err(|e| refused("server", e))?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )
-        .map_err(|e| refused("server", e))?;
-        check_identity(end_entity, &self.trust_domain, &self.expected)
-            .map_err(|why| refused("server", rustls::Error::General(why)))?;
+        if let Some(roots) = &self.roots {
+            let parsed =
+                ParsedCertificate::try_from(end_entity).map_err(|e| refused("server", e))?;
+            verify_server_cert_signed_by_trust_anchor(
+                &parsed,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )
+            .map_err(|e| refused("server", e))?;
+        }
+        match &self.check {
+            ServerCheck::Spiffe {
+                trust_domain,
+                expected,
+            } => {
+                check_identity(end_entity, trust_domain, expected)
+                    .map_err(|why| refused("server", rustls::Error::General(why)))?;
+            }
+            ServerCheck::Dns(want) if !want.is_empty() => {
+                let have = dns_names(end_entity);
+                if !have.iter().any(|h| want.contains(h)) {
+                    let why = format!(
+                        "the server's DNS names [{}] include none of [{}]",
+                        have.join(", "),
+                        want.join(", ")
+                    );
+                    return Err(refused("server", rustls::Error::General(why)));
+                }
+            }
+            ServerCheck::Dns(_) => {}
+        }
         Ok(ServerCertVerified::assertion())
     }
 

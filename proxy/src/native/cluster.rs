@@ -500,6 +500,20 @@ impl ClusterShared {
         let tcp = self.connect(addr).await?;
         match (&self.tls, &self.identity) {
             (None, _) => Ok(super::tls::UpStream::Plain(tcp)),
+            // A DestinationRule's SIMPLE/MUTUAL: files, no workload certificate needed.
+            (
+                Some(
+                    up @ super::tls::UpstreamTls {
+                        origination: Some(o),
+                        ..
+                    },
+                ),
+                _,
+            ) => tokio::time::timeout(self.connect_timeout, super::tls::originate(up, o, tcp))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timeout")
+                })?,
             (Some(_), None) => Err(std::io::Error::other(super::tls::TlsError::NoCertificate)),
             (Some(up), Some(id)) => tokio::time::timeout(self.connect_timeout, id.connect(up, tcp))
                 .await

@@ -3,11 +3,12 @@
 //!
 //! This module owns:
 //! - the conversion of `envoy.transport_sockets.tls` configs ([`ServerTls`] from a
-//!   DownstreamTlsContext, [`UpstreamTls`] from an UpstreamTlsContext): only the SDS
-//!   secrets `default` (the workload certificate) and `ROOTCA` (the trust bundle) meshd
-//!   names are supported, with URI SAN matchers (exact SPIFFE ids, or the trust domain's
-//!   `spiffe://TD/` prefix); static certificates, other secret names and other validation
-//!   settings are refused (NACK);
+//!   DownstreamTlsContext, [`UpstreamTls`] from an UpstreamTlsContext): for mesh mTLS only
+//!   the SDS secrets `default` (the workload certificate) and `ROOTCA` (the trust bundle)
+//!   meshd names are supported, with URI SAN matchers (exact SPIFFE ids, or the trust
+//!   domain's `spiffe://TD/` prefix); a cluster with no SDS secret at all is a
+//!   DestinationRule's `SIMPLE`/`MUTUAL` origination ([`Origination`]: certificate, key
+//!   and CA files, exact DNS SAN matchers); anything else is refused (NACK);
 //! - [`Identity`], the holder of the current workload certificate (fed by
 //!   [`crate::identity::keep_current`]): rustls configs are built from the certificate in
 //!   force and cached for that publication (a rotated certificate, or new roots of the
@@ -75,6 +76,130 @@ pub struct UpstreamTls {
     pub sni: String,
     pub sans: Vec<SanMatch>,
     pub alpn: Vec<String>,
+    /// TLS origination with files a DestinationRule names (`SIMPLE`/`MUTUAL`) instead of
+    /// the workload certificate (`None`: meshd's SDS secrets, mesh mTLS).
+    pub origination: Option<Origination>,
+}
+
+/// A DestinationRule's `SIMPLE` or `MUTUAL` TLS as meshd translates it: static files, no
+/// SDS. Envoy's semantics: without a trusted CA the server is not verified; with one its
+/// chain must reach it, and with DNS SAN matchers its certificate must carry one of them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origination {
+    /// `caCertificates`: the PEM file the server's chain must reach.
+    pub trusted_ca: Option<String>,
+    /// `subjectAltNames`: DNS names of which the server's certificate must carry one.
+    pub dns_sans: Vec<String>,
+    /// `MUTUAL`: the client certificate chain and key files presented.
+    pub client_cert: Option<(String, String)>,
+}
+
+/// A `filename` data source's path.
+fn filename(
+    d: Option<&envoy_types::pb::envoy::config::core::v3::DataSource>,
+    what: &str,
+) -> Result<String, TlsError> {
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+    match d.and_then(|d| d.specifier.as_ref()) {
+        Some(Specifier::Filename(f)) => Ok(f.clone()),
+        _ => Err(unsupported(format!("{what} must be a file name"))),
+    }
+}
+
+/// `SIMPLE`/`MUTUAL` origination: static certificate files and a static validation context
+/// (or none), DNS SAN matchers.
+fn origination(c: &CommonTlsContext) -> Result<Origination, TlsError> {
+    let client_cert = match c.tls_certificates.as_slice() {
+        [] => None,
+        [t] => Some((
+            filename(t.certificate_chain.as_ref(), "the client certificate chain")?,
+            filename(t.private_key.as_ref(), "the client private key")?,
+        )),
+        _ => return Err(unsupported("more than one client certificate")),
+    };
+    use common_tls_context::ValidationContextType as V;
+    let (trusted_ca, dns_sans) = match &c.validation_context_type {
+        None => (None, Vec::new()),
+        Some(V::ValidationContext(v)) => {
+            #[allow(deprecated)]
+            let extra = !v.match_subject_alt_names.is_empty()
+                || !v.verify_certificate_hash.is_empty()
+                || !v.verify_certificate_spki.is_empty()
+                || v.crl.is_some();
+            if extra {
+                return Err(unsupported(
+                    "origination: validation settings other than a trusted CA and DNS SAN \
+                     matchers are not supported",
+                ));
+            }
+            let mut sans = Vec::new();
+            for m in &v.match_typed_subject_alt_names {
+                let exact = match m.matcher.as_ref().and_then(|x| x.match_pattern.as_ref()) {
+                    Some(MatchPattern::Exact(e))
+                        if m.san_type == subject_alt_name_matcher::SanType::Dns as i32 =>
+                    {
+                        e.clone()
+                    }
+                    _ => return Err(unsupported("origination: only exact DNS SAN matchers")),
+                };
+                sans.push(exact);
+            }
+            let ca = v
+                .trusted_ca
+                .as_ref()
+                .map(|d| filename(Some(d), "the trusted CA"))
+                .transpose()?;
+            (ca, sans)
+        }
+        Some(_) => {
+            return Err(unsupported(
+                "origination: only a static validation context is supported",
+            ));
+        }
+    };
+    Ok(Origination {
+        trusted_ca,
+        dns_sans,
+        client_cert,
+    })
+}
+
+/// Opens TLS on `tcp` for a cluster that originates TLS with files (no workload
+/// certificate needed). The files are read for each new connection, so replaced files
+/// apply to the next one.
+pub async fn originate(
+    up: &UpstreamTls,
+    o: &Origination,
+    tcp: TcpStream,
+) -> std::io::Result<UpStream> {
+    let alpn: Vec<&[u8]> = up.alpn.iter().map(String::as_bytes).collect();
+    let cfg = crate::mtls::origination_config(
+        o.trusted_ca.as_deref(),
+        o.dns_sans.clone(),
+        o.client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_str(), k.as_str())),
+        &alpn,
+    )
+    .map_err(std::io::Error::other)?;
+    let name = server_name(&up.sni, &tcp)?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await?;
+    Ok(UpStream::Tls(Box::new(tls)))
+}
+
+/// The SNI as rustls names the server: the cluster's SNI, else the peer's address.
+fn server_name(
+    sni: &str,
+    tcp: &TcpStream,
+) -> std::io::Result<rustls::pki_types::ServerName<'static>> {
+    rustls::pki_types::ServerName::try_from(sni.to_owned())
+        .or_else(|_| {
+            tcp.peer_addr()
+                .map(|a| rustls::pki_types::ServerName::IpAddress(a.ip().into()))
+        })
+        .map_err(std::io::Error::other)
 }
 
 /// The server side of a filter chain's TLS.
@@ -208,11 +333,31 @@ impl UpstreamTls {
             .common_tls_context
             .as_ref()
             .ok_or_else(|| unsupported("UpstreamTlsContext without a common context"))?;
+        // No SDS secret at all: a DestinationRule's SIMPLE or MUTUAL with files.
+        if c.tls_certificate_sds_secret_configs.is_empty()
+            && !matches!(
+                c.validation_context_type,
+                Some(common_tls_context::ValidationContextType::CombinedValidationContext(_))
+                    | Some(
+                        common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(
+                            _
+                        )
+                    )
+            )
+        {
+            return Ok(Some(UpstreamTls {
+                sni: ctx.sni,
+                sans: Vec::new(),
+                alpn: c.alpn_protocols.clone(),
+                origination: Some(origination(c)?),
+            }));
+        }
         let (sans, alpn) = common(c)?;
         Ok(Some(UpstreamTls {
             sni: ctx.sni,
             sans,
             alpn,
+            origination: None,
         }))
     }
 }
@@ -346,12 +491,7 @@ impl Identity {
     /// Opens TLS on `tcp` for a cluster.
     pub async fn connect(&self, up: &UpstreamTls, tcp: TcpStream) -> std::io::Result<UpStream> {
         let cfg = self.client_config(up).map_err(std::io::Error::other)?;
-        let name = rustls::pki_types::ServerName::try_from(up.sni.clone())
-            .or_else(|_| {
-                tcp.peer_addr()
-                    .map(|a| rustls::pki_types::ServerName::IpAddress(a.ip().into()))
-            })
-            .map_err(std::io::Error::other)?;
+        let name = server_name(&up.sni, &tcp)?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, tcp)
             .await?;
@@ -504,6 +644,88 @@ mod tests {
             alpn_protocols: vec!["h2".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn destination_rule_files_convert_to_origination() {
+        use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsCertificate;
+        let file = |f: &str| DataSource {
+            specifier: Some(Specifier::Filename(f.into())),
+            ..Default::default()
+        };
+        let dns = |d: &str| SubjectAltNameMatcher {
+            san_type: subject_alt_name_matcher::SanType::Dns as i32,
+            matcher: Some(StringMatcher {
+                match_pattern: Some(MatchPattern::Exact(d.into())),
+                ignore_case: false,
+            }),
+            ..Default::default()
+        };
+        let mutual = |v: CertificateValidationContext| UpstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificates: vec![TlsCertificate {
+                    certificate_chain: Some(file("/c.pem")),
+                    private_key: Some(file("/k.pem")),
+                    ..Default::default()
+                }],
+                validation_context_type: Some(
+                    common_tls_context::ValidationContextType::ValidationContext(v),
+                ),
+                ..Default::default()
+            }),
+            sni: "db.example.com".into(),
+            ..Default::default()
+        };
+        let ok = mutual(CertificateValidationContext {
+            trusted_ca: Some(file("/ca.pem")),
+            match_typed_subject_alt_names: vec![dns("db.example.com")],
+            ..Default::default()
+        });
+        let got = UpstreamTls::from_socket(Some(&socket(&ok)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.sni, "db.example.com");
+        assert_eq!(
+            got.origination,
+            Some(Origination {
+                trusted_ca: Some("/ca.pem".into()),
+                dns_sans: vec!["db.example.com".into()],
+                client_cert: Some(("/c.pem".into(), "/k.pem".into())),
+            })
+        );
+        // SIMPLE without a CA: nothing to verify with, as Envoy.
+        let simple = UpstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext::default()),
+            ..Default::default()
+        };
+        let got = UpstreamTls::from_socket(Some(&socket(&simple)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.origination,
+            Some(Origination {
+                trusted_ca: None,
+                dns_sans: vec![],
+                client_cert: None,
+            })
+        );
+        // What origination cannot honour is refused (NACK), not ignored.
+        let crl = mutual(CertificateValidationContext {
+            trusted_ca: Some(file("/ca.pem")),
+            crl: Some(file("/crl.pem")),
+            ..Default::default()
+        });
+        assert!(UpstreamTls::from_socket(Some(&socket(&crl))).is_err());
+        let uri_san = mutual(CertificateValidationContext {
+            trusted_ca: Some(file("/ca.pem")),
+            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                san_type: subject_alt_name_matcher::SanType::Uri as i32,
+                ..dns("spiffe://x/ns/a/sa/b")
+            }],
+            ..Default::default()
+        });
+        assert!(UpstreamTls::from_socket(Some(&socket(&uri_san))).is_err());
     }
 
     #[test]
