@@ -37,6 +37,9 @@ _meshctl() {
             meshctl,diff)
                 cmd="meshctl__subcmd__diff"
                 ;;
+            meshctl,get)
+                cmd="meshctl__subcmd__get"
+                ;;
             meshctl,help)
                 cmd="meshctl__subcmd__help"
                 ;;
@@ -121,6 +124,36 @@ _meshctl() {
             meshctl__subcmd__describe__subcmd__help,service)
                 cmd="meshctl__subcmd__describe__subcmd__help__subcmd__service"
                 ;;
+            meshctl__subcmd__get,help)
+                cmd="meshctl__subcmd__get__subcmd__help"
+                ;;
+            meshctl__subcmd__get,service)
+                cmd="meshctl__subcmd__get__subcmd__services"
+                ;;
+            meshctl__subcmd__get,services)
+                cmd="meshctl__subcmd__get__subcmd__services"
+                ;;
+            meshctl__subcmd__get,svc)
+                cmd="meshctl__subcmd__get__subcmd__services"
+                ;;
+            meshctl__subcmd__get,wl)
+                cmd="meshctl__subcmd__get__subcmd__workloads"
+                ;;
+            meshctl__subcmd__get,workload)
+                cmd="meshctl__subcmd__get__subcmd__workloads"
+                ;;
+            meshctl__subcmd__get,workloads)
+                cmd="meshctl__subcmd__get__subcmd__workloads"
+                ;;
+            meshctl__subcmd__get__subcmd__help,help)
+                cmd="meshctl__subcmd__get__subcmd__help__subcmd__help"
+                ;;
+            meshctl__subcmd__get__subcmd__help,services)
+                cmd="meshctl__subcmd__get__subcmd__help__subcmd__services"
+                ;;
+            meshctl__subcmd__get__subcmd__help,workloads)
+                cmd="meshctl__subcmd__get__subcmd__help__subcmd__workloads"
+                ;;
             meshctl__subcmd__help,analyze)
                 cmd="meshctl__subcmd__help__subcmd__analyze"
                 ;;
@@ -141,6 +174,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help,diff)
                 cmd="meshctl__subcmd__help__subcmd__diff"
+                ;;
+            meshctl__subcmd__help,get)
+                cmd="meshctl__subcmd__help__subcmd__get"
                 ;;
             meshctl__subcmd__help,help)
                 cmd="meshctl__subcmd__help__subcmd__help"
@@ -186,6 +222,12 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help__subcmd__describe,service)
                 cmd="meshctl__subcmd__help__subcmd__describe__subcmd__service"
+                ;;
+            meshctl__subcmd__help__subcmd__get,services)
+                cmd="meshctl__subcmd__help__subcmd__get__subcmd__services"
+                ;;
+            meshctl__subcmd__help__subcmd__get,workloads)
+                cmd="meshctl__subcmd__help__subcmd__get__subcmd__workloads"
                 ;;
             meshctl__subcmd__help__subcmd__manifest,generate)
                 cmd="meshctl__subcmd__help__subcmd__manifest__subcmd__generate"
@@ -287,7 +329,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help"
+            opts="-h -V --help --version analyze validate proxy-config pc proxy-status ps demo describe get kube-inject diff manifest install uninstall check dashboard stat top completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -830,8 +872,162 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        meshctl__subcmd__get)
+            opts="-h -V --help --version services service svc workloads workload wl help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__help)
+            opts="services workloads help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__help__subcmd__services)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__help__subcmd__workloads)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__services)
+            opts="-n -f -o -h -V --namespace --filename --controlplane --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__get__subcmd__workloads)
+            opts="-n -f -o -h -V --namespace --filename --controlplane --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         meshctl__subcmd__help)
-            opts="analyze validate proxy-config proxy-status demo describe kube-inject diff manifest install uninstall check dashboard stat top completion version help"
+            opts="analyze validate proxy-config proxy-status demo describe get kube-inject diff manifest install uninstall check dashboard stat top completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -987,6 +1183,48 @@ _meshctl() {
         meshctl__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__get)
+            opts="services workloads"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__get__subcmd__services)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__get__subcmd__workloads)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

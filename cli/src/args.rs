@@ -39,6 +39,10 @@ pub enum Command {
     /// gateways, mTLS mode, authorization policies, analyzer messages.
     #[command(after_help = DESCRIBE_EXAMPLES)]
     Describe(crate::describe::DescribeArgs),
+    /// List the effective service registry: services (from Kubernetes Services and
+    /// ServiceEntries alike) with their endpoints, and workloads, as meshd builds them.
+    #[command(after_help = crate::get::EXAMPLES)]
+    Get(crate::get::GetArgs),
     /// Add the sidecar and its init step to the pods of a manifest (no cluster needed).
     #[command(name = "kube-inject")]
     KubeInject(crate::inject::KubeInjectArgs),

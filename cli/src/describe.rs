@@ -107,7 +107,7 @@ pub fn run(args: &DescribeArgs) -> u8 {
     }
 }
 
-fn render<T: serde::Serialize>(
+pub(crate) fn render<T: serde::Serialize>(
     format: Option<DataFormat>,
     report: &T,
     text: impl FnOnce() -> String,
@@ -122,17 +122,27 @@ fn render<T: serde::Serialize>(
 /// The objects to describe from, as analyze sees them (derived Pods, the default ingress
 /// gateway), and the mesh config (the `istio` ConfigMap among them, else defaults).
 fn load(t: &TargetArgs) -> Result<(Store, MeshConfig), String> {
-    let resources = if t.files.is_empty() {
-        from_controlplane(&t.controlplane)?
+    let (resources, mesh) = load_resources(&t.files, &t.controlplane)?;
+    Ok((analysis::files_store(resources, &mesh), mesh))
+}
+
+/// The objects in `files` (meshd's at `controlplane` when there are none) and the mesh
+/// config (the `istio` ConfigMap among them, else defaults).
+pub(crate) fn load_resources(
+    files: &[PathBuf],
+    controlplane: &str,
+) -> Result<(Vec<Resource>, MeshConfig), String> {
+    let resources = if files.is_empty() {
+        from_controlplane(controlplane)?
     } else {
-        let loaded = source::load_paths(&t.files, true);
+        let loaded = source::load_paths(files, true);
         if let Some(e) = loaded.errors.first() {
             return Err(e.to_string());
         }
         if loaded.files_read == 0 {
             return Err(format!(
                 "no YAML or JSON files found in {}",
-                t.files
+                files
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect::<Vec<_>>()
@@ -142,7 +152,7 @@ fn load(t: &TargetArgs) -> Result<(Store, MeshConfig), String> {
         loaded.resources
     };
     let mesh = MeshConfig::from_configmap(&resources, "istio-system").unwrap_or_default();
-    Ok((analysis::files_store(resources, &mesh), mesh))
+    Ok((resources, mesh))
 }
 
 /// Every object meshd loaded (`/debug/resourcesz`), each keeping its origin. Field lines

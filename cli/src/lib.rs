@@ -8,6 +8,7 @@ pub mod demo;
 pub mod describe;
 pub mod describe_model;
 pub mod diff;
+pub mod get;
 pub mod inject;
 pub mod manifest;
 pub mod output;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::ProxyStatus(p) => proxy_status::run(&p),
         Command::Demo(d) => demo::run(&d),
         Command::Describe(d) => describe::run(&d),
+        Command::Get(g) => get::run(&g),
         Command::KubeInject(k) => inject::run(&k),
         Command::Diff(d) => diff::run(&d),
         Command::Manifest(m) => manifest::run(&m),

@@ -119,6 +119,7 @@ impl Translator for TestTranslator {
                 mesh_external: spec["location"] == "MESH_EXTERNAL",
                 export_to: vec!["*".into()],
                 addresses: Vec::new(),
+                origin: format!("ServiceEntry {}/{}", r.ns(), r.name),
             });
         }
         services.sort_by(|a, b| a.hostname.cmp(&b.hostname));

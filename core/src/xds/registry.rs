@@ -128,6 +128,9 @@ pub struct Service {
     pub export_to: Vec<String>,
     /// VIPs (ServiceEntry addresses, Service clusterIP) when known.
     pub addresses: Vec<IpAddr>,
+    /// The object it comes from: `Service NS/NAME` or `ServiceEntry NS/NAME` (Istio's
+    /// registry turns both into the same thing; this says which one to edit).
+    pub origin: String,
 }
 
 impl Service {
@@ -506,6 +509,7 @@ fn kube_service(
             mesh_external: false,
             export_to,
             addresses,
+            origin: format!("Service {}/{}", r.ns(), r.name),
         });
     }
 
@@ -554,6 +558,7 @@ fn kube_service(
         mesh_external: false,
         export_to,
         addresses,
+        origin: format!("Service {}/{}", r.ns(), r.name),
     })
 }
 
@@ -683,6 +688,7 @@ fn service_entry_services(
             mesh_external: spec.location == Location::MeshExternal,
             export_to: export_to.clone(),
             addresses: addresses.clone(),
+            origin: format!("ServiceEntry {}/{}", ns, se.resource.name),
         });
     }
     out
