@@ -93,6 +93,11 @@ pub fn run(args: &DescribeArgs) -> u8 {
         model::describe_workload(&m, &t.name, ns)
             .map(|r| render(t.output, &r, || workload_text(&r)))
     };
+    emit(rendered.map_err(|e| e.to_string()))
+}
+
+/// Prints a rendering (exit 0), or the error about what was asked for (exit 64).
+pub(crate) fn emit(rendered: Result<String, String>) -> u8 {
     match rendered {
         Ok(text) => {
             let mut out = std::io::stdout().lock();

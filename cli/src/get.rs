@@ -6,7 +6,6 @@
 //! loader) or from a running meshd (`--controlplane`, its loaded objects); the registry is
 //! built with meshd's own code (`mesh_core::xds::Snapshot`).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -95,18 +94,7 @@ pub fn run(args: &GetArgs) -> u8 {
                 .map(|()| crate::describe::render(t.output, &rows, || workloads_table(&rows)))
         }
     };
-    match rendered {
-        Ok(text) => {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("Error: {e}");
-            exit::USAGE
-        }
-    }
+    crate::describe::emit(rendered)
 }
 
 /// A named object that is not there is an error (exit 64), as `kubectl get` says; an empty
