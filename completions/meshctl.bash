@@ -97,6 +97,12 @@ _meshctl() {
             meshctl__subcmd__dashboard__subcmd__help,meshd)
                 cmd="meshctl__subcmd__dashboard__subcmd__help__subcmd__meshd"
                 ;;
+            meshctl__subcmd__describe,gateway)
+                cmd="meshctl__subcmd__describe__subcmd__gateway"
+                ;;
+            meshctl__subcmd__describe,gw)
+                cmd="meshctl__subcmd__describe__subcmd__gateway"
+                ;;
             meshctl__subcmd__describe,help)
                 cmd="meshctl__subcmd__describe__subcmd__help"
                 ;;
@@ -114,6 +120,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__describe,workload)
                 cmd="meshctl__subcmd__describe__subcmd__pod"
+                ;;
+            meshctl__subcmd__describe__subcmd__help,gateway)
+                cmd="meshctl__subcmd__describe__subcmd__help__subcmd__gateway"
                 ;;
             meshctl__subcmd__describe__subcmd__help,help)
                 cmd="meshctl__subcmd__describe__subcmd__help__subcmd__help"
@@ -216,6 +225,9 @@ _meshctl() {
                 ;;
             meshctl__subcmd__help__subcmd__dashboard,meshd)
                 cmd="meshctl__subcmd__help__subcmd__dashboard__subcmd__meshd"
+                ;;
+            meshctl__subcmd__help__subcmd__describe,gateway)
+                cmd="meshctl__subcmd__help__subcmd__describe__subcmd__gateway"
                 ;;
             meshctl__subcmd__help__subcmd__describe,pod)
                 cmd="meshctl__subcmd__help__subcmd__describe__subcmd__pod"
@@ -673,7 +685,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__describe)
-            opts="-h -V --help --version pod po workload service svc help"
+            opts="-h -V --help --version pod po workload service svc gateway gw help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -686,9 +698,65 @@ _meshctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        meshctl__subcmd__describe__subcmd__help)
-            opts="pod service help"
+        meshctl__subcmd__describe__subcmd__gateway)
+            opts="-n -f -o -h -V --namespace --filename --controlplane --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --controlplane)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help)
+            opts="pod service gateway help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__describe__subcmd__help__subcmd__gateway)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1139,8 +1207,22 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help__subcmd__describe)
-            opts="pod service"
+            opts="pod service gateway"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__describe__subcmd__gateway)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

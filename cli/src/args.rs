@@ -35,8 +35,9 @@ pub enum Command {
     /// each on loopback addresses, with traffic; no root, no cluster, no Docker.
     #[command(after_help = crate::demo::EXAMPLES)]
     Demo(crate::demo::DemoArgs),
-    /// Show the config that applies to a workload or a service: services, routes, subsets,
-    /// gateways, mTLS mode, authorization policies, analyzer messages.
+    /// Show the config that applies to a workload or a service (services, routes, subsets,
+    /// gateways, mTLS mode, authorization policies, analyzer messages), or which
+    /// VirtualServices bind to a Gateway and why others do not.
     #[command(after_help = DESCRIBE_EXAMPLES)]
     Describe(crate::describe::DescribeArgs),
     /// List the effective service registry: services (from Kubernetes Services and
@@ -108,7 +109,8 @@ const DESCRIBE_EXAMPLES: &str = "\
 Examples:
   meshctl describe pod reviews-v1.bookinfo -f testdata/bookinfo/
   meshctl describe service reviews -n bookinfo -f testdata/bookinfo/ -o yaml
-  meshctl describe workload client.shop      # from the running meshd (127.0.0.1:15014)";
+  meshctl describe workload client.shop      # from the running meshd (127.0.0.1:15014)
+  meshctl describe gateway bookinfo-gateway -f testdata/bookinfo/   # which VirtualServices bind";
 
 const VALIDATE_EXAMPLES: &str = "\
 Examples:

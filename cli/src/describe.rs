@@ -41,6 +41,10 @@ pub enum DescribeTarget {
     /// gateways, warnings.
     #[command(visible_alias = "svc")]
     Service(TargetArgs),
+    /// A Gateway: its servers, the VirtualServices that bind to them (where), and those
+    /// that do not, with the reason (gateways list, exportTo, host or namespace mismatch).
+    #[command(visible_alias = "gw")]
+    Gateway(TargetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +76,7 @@ pub fn run(args: &DescribeArgs) -> u8 {
     let (t, is_service) = match &args.target {
         DescribeTarget::Pod(t) => (t, false),
         DescribeTarget::Service(t) => (t, true),
+        DescribeTarget::Gateway(t) => return run_gateway(t),
     };
     let (store, mesh) = match load(t) {
         Ok(loaded) => loaded,
@@ -94,6 +99,89 @@ pub fn run(args: &DescribeArgs) -> u8 {
             .map(|r| render(t.output, &r, || workload_text(&r)))
     };
     emit(rendered.map_err(|e| e.to_string()))
+}
+
+/// `describe gateway`: the bindings as the gateway translation makes them (meshd's store:
+/// the objects as loaded).
+fn run_gateway(t: &TargetArgs) -> u8 {
+    let (resources, mesh) = match load_resources(&t.files, &t.controlplane) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let snap = mesh_core::xds::Snapshot::build(&Store::new(resources), &mesh);
+    let (name, ns) = match (t.name.rsplit_once('.'), &t.namespace) {
+        (_, Some(ns)) => (t.name.as_str(), Some(ns.as_str())),
+        (Some((n, ns)), None) => (n, Some(ns)),
+        (None, None) => (t.name.as_str(), None),
+    };
+    let found: Vec<&str> = snap
+        .gateways
+        .iter()
+        .filter(|g| g.name() == name && ns.is_none_or(|ns| g.namespace() == ns))
+        .map(|g| g.namespace())
+        .collect();
+    let rendered = match found.as_slice() {
+        [ns] => mesh_core::xds::binding::gateway_bindings(&snap, ns, name)
+            .map(|b| render(t.output, &b, || gateway_text(&b)))
+            .ok_or_else(|| format!("no Gateway {ns}/{name}")),
+        [] => Err(format!(
+            "no Gateway {name:?}{}",
+            ns.map(|ns| format!(" in namespace {ns}"))
+                .unwrap_or_default()
+        )),
+        several => Err(format!(
+            "Gateway {name:?} is in several namespaces ({}); name one with NAME.NS or -n",
+            several.join(", ")
+        )),
+    };
+    emit(rendered)
+}
+
+fn gateway_text(b: &mesh_core::xds::binding::GatewayBindings) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Gateway: {}", b.gateway);
+    let _ = writeln!(o, "   Selector: {}", labels(&b.selector));
+    let _ = writeln!(o, "   Servers:");
+    for s in &b.servers {
+        let tls = s
+            .tls
+            .as_ref()
+            .map(|m| format!(", TLS {m}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "      {}/{} ({}{tls}): {}",
+            s.port,
+            s.protocol,
+            s.name,
+            s.hosts.join(", ")
+        );
+    }
+    if b.virtual_services.is_empty() {
+        let _ = writeln!(o, "   VirtualServices: none binds or nearly does");
+        return o;
+    }
+    let _ = writeln!(o, "   VirtualServices:");
+    for v in &b.virtual_services {
+        if v.binds {
+            let at: Vec<String> = v
+                .bound
+                .iter()
+                .map(|b| format!("{} on {}", b.host, b.port))
+                .collect();
+            let _ = writeln!(o, "      {}: binds ({})", v.virtual_service, at.join(", "));
+        } else {
+            let _ = writeln!(
+                o,
+                "      {}: does not bind: {}",
+                v.virtual_service, v.reason
+            );
+        }
+    }
+    o
 }
 
 /// Prints a rendering (exit 0), or the error about what was asked for (exit 64).

@@ -436,3 +436,86 @@ fn controlplane_objects_describe_like_files() {
                 .starts_with("/etc/mesh/mesh.yaml:")
     }));
 }
+
+#[test]
+fn gateway_lists_what_binds_and_why_the_rest_does_not() {
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [\"shop/*.example.com\"]
+    tls: {mode: SIMPLE, credentialName: web-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: store, namespace: shop}
+spec:
+  hosts: [store.example.com]
+  gateways: [edge/web]
+  http: [{route: [{destination: {host: store}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: blog, namespace: blog}
+spec:
+  hosts: [blog.example.com]
+  gateways: [edge/web]
+  http: [{route: [{destination: {host: blog}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cart, namespace: shop}
+spec:
+  hosts: [cart.example.com]
+  http: [{route: [{destination: {host: cart}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: web, namespace: other}
+spec:
+  selector: {istio: other}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [\"*\"]
+";
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("describe-gateway");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gw.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let f = file.display().to_string();
+
+    let text = ok(&["describe", "gateway", "web.edge", "-f", &f]);
+    for line in [
+        "Gateway: edge/web",
+        "   Selector: istio=ingressgateway",
+        "      443/HTTPS (https, TLS SIMPLE): shop/*.example.com",
+        "      shop/store: binds (store.example.com on 443)",
+        "      blog/blog: does not bind: its hosts [blog.example.com] match server hosts only in name: their namespace part does not admit VirtualServices of namespace blog",
+        "      shop/cart: does not bind: its gateways are empty, so it applies to sidecars only (mesh), not to edge/web",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+    }
+    let v = json(&["describe", "gw", "web", "-n", "edge", "-f", &f]);
+    assert_eq!(v["gateway"], "edge/web");
+    assert_eq!(v["virtualServices"][0]["virtualService"], "shop/store");
+    assert_eq!(v["virtualServices"][0]["bound"][0]["port"], 443);
+
+    // The same name in two namespaces needs one; an unknown name is a usage error.
+    for (args, says) in [
+        (
+            vec!["describe", "gateway", "web"],
+            "several namespaces (edge, other)",
+        ),
+        (vec!["describe", "gateway", "nope"], "no Gateway \"nope\""),
+    ] {
+        let mut a = args.clone();
+        a.extend(["-f", &f]);
+        let o = meshctl(&a);
+        assert_eq!(o.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -395,7 +395,12 @@ fn downstream_tls(tls: &ServerTlsSettings) -> TransportSocket {
 
 /// Whether a VirtualService in `vs_ns` may use a server host `ns/host`, and the host the
 /// two have in common with `vs_host`.
-fn common_host(server_host: &str, gw_ns: &str, vs_ns: &str, vs_host: &str) -> Option<String> {
+pub(super) fn common_host(
+    server_host: &str,
+    gw_ns: &str,
+    vs_ns: &str,
+    vs_host: &str,
+) -> Option<String> {
     let (ns, h) = host::split_namespaced(server_host);
     let ns_ok = match ns {
         "*" => true,

@@ -95,6 +95,7 @@
 //! as `DNS`), Kubernetes EndpointSlices (endpoints come from Pods and WorkloadEntries).
 
 mod authz;
+pub mod binding;
 pub mod cache;
 mod cluster;
 mod gateway;
