@@ -80,6 +80,7 @@ pub(super) async fn check(
                         .as_ref()
                         .and_then(|t| t.peer.as_ref())
                         .map(ToString::to_string),
+                    sni: conn.tls.as_ref().and_then(|t| t.sni.clone()),
                 };
                 if !rbac.check(&subject) {
                     out.flags.push("RBAC");

@@ -336,6 +336,7 @@ async fn serve_tcp<S>(
             .as_ref()
             .and_then(|t| t.peer.as_ref())
             .map(ToString::to_string),
+        sni: tls.as_ref().and_then(|t| t.sni.clone()),
     };
     if !tcp.rbac.iter().all(|r| r.check(&subject)) {
         debug!(client.addr = %peer, listener.name = %spec.name, "rbac: connection refused; closing");

@@ -16,7 +16,7 @@
 //! Evaluated: `any`, `and_rules`/`and_ids`, `or_rules`/`or_ids`, `not_rule`/`not_id`,
 //! `header` (pseudo-headers `:method`, `:authority`, `:path`, `:scheme` included),
 //! `url_path`, the `uri_template` path matcher, `destination_ip`, `destination_port`,
-//! `requested_server_name` (always the empty name: the SNI of TLS connections is not recorded yet), `direct_remote_ip`,
+//! `requested_server_name` (the SNI of the TLS handshake; the empty name in plaintext), `direct_remote_ip`,
 //! `source_ip`, `remote_ip` (the last `x-forwarded-for` address unless the HCM sets
 //! `use_remote_address`, else the peer), `metadata`
 //! / `sourced_metadata` on the dynamic metadata jwt_authn writes ([`Metadata`]), and
@@ -85,6 +85,9 @@ pub struct Subject<'a> {
     pub metadata: &'a Metadata,
     /// The peer certificate's identity (URI SAN), on an mTLS connection.
     pub principal: Option<String>,
+    /// The server name the client's TLS handshake asked for (SNI); `None` in plaintext,
+    /// which `requested_server_name` sees as the empty name, as Envoy does.
+    pub sni: Option<String>,
 }
 
 impl Subject<'_> {
@@ -425,7 +428,7 @@ impl Perm {
             Perm::Template(re) => s.request.is_some_and(|r| re.is_match(r.path)),
             Perm::DestIp(c) => c.contains(s.local.ip()),
             Perm::DestPort(p) => u32::from(s.local.port()) == *p,
-            Perm::Sni(m) => m.matches(""),
+            Perm::Sni(m) => m.matches(s.sni.as_deref().unwrap_or("")),
             Perm::Meta(m) => m.matches(s.metadata),
         }
     }
@@ -818,6 +821,7 @@ mod tests {
             trust_xff: true,
             metadata: &md,
             principal: None,
+            sni: None,
         };
         let remote = Id::RemoteIp(cidr("192.0.2.7", 32));
         let direct = Id::DirectRemoteIp(cidr("127.0.0.9", 32));
@@ -847,6 +851,21 @@ mod tests {
         assert!(!exact("spiffe://cluster.local/ns/shop/sa/intruder").matches(&s));
         s.principal = None;
 
+        // requested_server_name: the handshake's SNI; plaintext is the empty name.
+        let sni = |v: &str| {
+            Perm::Sni(StringMatch {
+                kind: StrMatch::Exact(v.to_owned()),
+                ignore_case: false,
+            })
+        };
+        let name = "outbound_.9080_._.catalog.shop.svc.cluster.local";
+        assert!(!sni(name).matches(&s));
+        assert!(sni("").matches(&s));
+        s.sni = Some(name.to_owned());
+        assert!(sni(name).matches(&s));
+        assert!(!sni("").matches(&s));
+        s.sni = None;
+
         // A connection has no headers: a string matcher fails, inverted or not (Envoy's
         // rule for a missing header), and `present: false` matches.
         let user = |invert| HeaderMatch {
@@ -865,6 +884,7 @@ mod tests {
             trust_xff: false,
             metadata: &md,
             principal: None,
+            sni: None,
         };
         assert!(!Id::Header(user(false)).matches(&tcp));
         assert!(!Id::Header(user(true)).matches(&tcp));

@@ -510,6 +510,8 @@ pub struct PeerTls {
     pub subject: String,
     /// This proxy's own SPIFFE id (XFCC `By`).
     pub local: Option<SpiffeId>,
+    /// The server name the client asked for (SNI), for RBAC `requested_server_name`.
+    pub sni: Option<String>,
 }
 
 impl PeerTls {
@@ -530,6 +532,7 @@ impl PeerTls {
                 })
                 .unwrap_or_default(),
             local,
+            sni: conn.server_name().map(str::to_owned),
         }
     }
 }
