@@ -10,7 +10,9 @@
 //! - a CA that did not sign the server, or `subjectAltNames` the server does not carry:
 //!   the handshake is refused and the app gets 503;
 //! - `SIMPLE` without `caCertificates`: not verified (Envoy's behaviour without a
-//!   validation context), so a server of another CA answers.
+//!   validation context), so a server of another CA answers;
+//! - a RequestAuthentication whose `jwksUri` is `https://`: the server's sidecar fetches the
+//!   keys over TLS, a token they verify is served, another gets 401, none 403.
 //!
 //! Envoy runs in 127.10.244.0/24, the native engine in 127.10.245.0/24. Envoy comes from
 //! `MESH_ENVOY_BIN` or `PATH`; without it the Envoy case is skipped loudly (failed under
@@ -122,7 +124,11 @@ async fn tls_server(at: SocketAddr, cert: (String, String), client_ca: &Ca) {
                     }
                     head.push(byte[0]);
                 }
-                let body = format!("sni={sni} client={client}");
+                let body = if head.starts_with(b"GET /jwks.json ") {
+                    jwks()
+                } else {
+                    format!("sni={sni} client={client}")
+                };
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -132,6 +138,21 @@ async fn tls_server(at: SocketAddr, cert: (String, String), client_ca: &Ca) {
             });
         }
     });
+}
+
+/// authz-jwt's signing keys and tokens (`testdata/scenarios/authz-jwt/jwt/`).
+fn jwt_file(name: &str) -> String {
+    let p = mesh_e2e::scenario::scenarios_root()
+        .join("authz-jwt/jwt")
+        .join(name);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+fn jwks() -> String {
+    jwt_file("jwks.json")
 }
 
 /// The cases: host, where it points (0: the server signed by the configured CA, 1: the
@@ -264,6 +285,68 @@ spec:
 "
         ));
     }
+    // A jwksUri over HTTPS: the server's sidecar fetches the keys from the TLS server
+    // (meshd's cluster for it has TLS with the SNI and no validation context).
+    let catalog_ip = format!("127.10.{third}.21");
+    mesh.push_str(&format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: catalog, namespace: shop}}
+spec:
+  selector: {{app: catalog}}
+  ports: [{{name: http, port: 9080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: catalog-v1, namespace: shop, labels: {{app: catalog}}}}
+spec: {{address: {catalog_ip}, serviceAccount: catalog}}
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: catalog, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: catalog}}}}
+  jwtRules:
+  - issuer: testing@mesh.local
+    jwksUri: https://{jwks_at}/jwks.json
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: catalog
+  namespace: shop
+  annotations: {{galley.istio.io/analyze-suppress: IST0127}}
+spec:
+  selector: {{matchLabels: {{app: catalog}}}}
+  rules:
+  - from: [{{source: {{requestPrincipals: [\"*\"]}}}}]
+",
+        jwks_at = servers[1]
+    ));
+    for (name, token, expect) in [
+        (
+            "a token verified with keys fetched over https",
+            Some(jwt_file("alice.jwt")),
+            "{status: 200, name: catalog-v1}",
+        ),
+        (
+            "a token the fetched keys do not verify",
+            Some(jwt_file("other.jwt")),
+            "{status: 401, served_by_app: false}",
+        ),
+        ("no token", None, "{status: 403, served_by_app: false}"),
+    ] {
+        let headers = token
+            .map(|t| format!("\n    headers: {{authorization: \"Bearer {t}\"}}"))
+            .unwrap_or_default();
+        requests.push_str(&format!(
+            "  - name: {name}
+    from: client
+    url: http://catalog.shop:9080/items{headers}
+    expect: {expect}
+"
+        ));
+    }
     std::fs::write(dir.join("config/mesh.yaml"), mesh).unwrap();
     std::fs::write(
         dir.join("scenario.yaml"),
@@ -272,6 +355,7 @@ spec:
 meshd_ip: 127.10.{third}.1
 workloads:
   - {{name: client, namespace: shop, ip: {client_ip}}}
+  - {{name: catalog-v1, namespace: shop, ip: {catalog_ip}, app_port: 19080}}
 requests:
 {requests}"
         ),

@@ -329,10 +329,20 @@ impl UpstreamTls {
         };
         let ctx = UpstreamTlsContext::decode(tls_any(t)?)
             .map_err(|e| unsupported(format!("bad UpstreamTlsContext: {e}")))?;
-        let c = ctx
-            .common_tls_context
-            .as_ref()
-            .ok_or_else(|| unsupported("UpstreamTlsContext without a common context"))?;
+        // No common context at all (meshd's cluster for an https jwksUri): TLS with the
+        // SNI, the server not verified, as Envoy does with that config.
+        let Some(c) = ctx.common_tls_context.as_ref() else {
+            return Ok(Some(UpstreamTls {
+                sni: ctx.sni,
+                sans: Vec::new(),
+                alpn: Vec::new(),
+                origination: Some(Origination {
+                    trusted_ca: None,
+                    dns_sans: Vec::new(),
+                    client_cert: None,
+                }),
+            }));
+        };
         // No SDS secret at all: a DestinationRule's SIMPLE or MUTUAL with files.
         if c.tls_certificate_sds_secret_configs.is_empty()
             && !matches!(
