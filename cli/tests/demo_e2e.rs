@@ -524,6 +524,29 @@ fn demo_suite(engine: &str, envoy: Option<PathBuf>, headless: &str, interactive:
             described.contains("VirtualService bookinfo/productpage"),
             "{described}"
         );
+        // The registry meshd serves: reviews with its three versions' addresses.
+        let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args([
+                "get",
+                "services",
+                "reviews",
+                "--controlplane",
+                &cp,
+                "-o",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let mut eps: Vec<String> = got[0]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["workload"].as_str().unwrap().to_owned())
+            .collect();
+        eps.sort();
+        assert_eq!(eps, ["reviews-v1", "reviews-v2", "reviews-v3"], "{got}");
         // The mesh stays up until Ctrl-C.
         std::thread::sleep(Duration::from_millis(500));
         assert!(

@@ -642,6 +642,10 @@ fn next_steps(
             "what config applies to productpage",
         ),
         (
+            format!("meshctl get services{cp}"),
+            "every service and its endpoints, as meshd sees them",
+        ),
+        (
             format!("meshctl analyze {}", dir.display()),
             "the config, checked",
         ),
