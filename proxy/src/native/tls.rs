@@ -94,6 +94,18 @@ pub struct Origination {
     pub client_cert: Option<(String, String)>,
 }
 
+/// Whether a validation context asks for what the native engine does not check: legacy
+/// SAN matchers, certificate hash or SPKI pins, a revocation list.
+#[allow(deprecated)]
+fn pins_or_revocation(
+    v: &envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CertificateValidationContext,
+) -> bool {
+    !v.match_subject_alt_names.is_empty()
+        || !v.verify_certificate_hash.is_empty()
+        || !v.verify_certificate_spki.is_empty()
+        || v.crl.is_some()
+}
+
 /// A `filename` data source's path.
 fn filename(
     d: Option<&envoy_types::pb::envoy::config::core::v3::DataSource>,
@@ -121,12 +133,7 @@ fn origination(c: &CommonTlsContext) -> Result<Origination, TlsError> {
     let (trusted_ca, dns_sans) = match &c.validation_context_type {
         None => (None, Vec::new()),
         Some(V::ValidationContext(v)) => {
-            #[allow(deprecated)]
-            let extra = !v.match_subject_alt_names.is_empty()
-                || !v.verify_certificate_hash.is_empty()
-                || !v.verify_certificate_spki.is_empty()
-                || v.crl.is_some();
-            if extra {
+            if pins_or_revocation(v) {
                 return Err(unsupported(
                     "origination: validation settings other than a trusted CA and DNS SAN \
                      matchers are not supported",
@@ -259,13 +266,7 @@ fn common(c: &CommonTlsContext) -> Result<(Vec<SanMatch>, Vec<String>), TlsError
     }
     let mut sans = Vec::new();
     if let Some(d) = &combined.default_validation_context {
-        #[allow(deprecated)]
-        let extra = d.trusted_ca.is_some()
-            || !d.match_subject_alt_names.is_empty()
-            || !d.verify_certificate_hash.is_empty()
-            || !d.verify_certificate_spki.is_empty()
-            || d.crl.is_some();
-        if extra {
+        if d.trusted_ca.is_some() || pins_or_revocation(d) {
             return Err(unsupported(
                 "validation settings other than URI SAN matchers are not supported",
             ));
@@ -329,20 +330,10 @@ impl UpstreamTls {
         };
         let ctx = UpstreamTlsContext::decode(tls_any(t)?)
             .map_err(|e| unsupported(format!("bad UpstreamTlsContext: {e}")))?;
-        // No common context at all (meshd's cluster for an https jwksUri): TLS with the
-        // SNI, the server not verified, as Envoy does with that config.
-        let Some(c) = ctx.common_tls_context.as_ref() else {
-            return Ok(Some(UpstreamTls {
-                sni: ctx.sni,
-                sans: Vec::new(),
-                alpn: Vec::new(),
-                origination: Some(Origination {
-                    trusted_ca: None,
-                    dns_sans: Vec::new(),
-                    client_cert: None,
-                }),
-            }));
-        };
+        // No common context at all (meshd's cluster for an https jwksUri) is an empty one:
+        // origination with no CA, the server not verified, as Envoy does with that config.
+        let empty = CommonTlsContext::default();
+        let c = ctx.common_tls_context.as_ref().unwrap_or(&empty);
         // No SDS secret at all: a DestinationRule's SIMPLE or MUTUAL with files.
         if c.tls_certificate_sds_secret_configs.is_empty()
             && !matches!(
