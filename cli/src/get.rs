@@ -150,8 +150,15 @@ struct ServiceRow<'r> {
     #[serde(flatten)]
     service: &'r Service,
     location: &'static str,
-    #[serde(skip)]
-    resolution_name: &'static str,
+}
+
+/// A resolution as Istio spells it (the table's column).
+fn resolution_name(r: Resolution) -> &'static str {
+    match r {
+        Resolution::Static => "STATIC",
+        Resolution::Dns => "DNS",
+        Resolution::None => "NONE",
+    }
 }
 
 impl<'r> From<&'r Service> for ServiceRow<'r> {
@@ -162,11 +169,6 @@ impl<'r> From<&'r Service> for ServiceRow<'r> {
                 "MESH_EXTERNAL"
             } else {
                 "MESH_INTERNAL"
-            },
-            resolution_name: match service.resolution {
-                Resolution::Static => "STATIC",
-                Resolution::Dns => "DNS",
-                Resolution::None => "NONE",
             },
         }
     }
@@ -205,7 +207,7 @@ fn services_table(rows: &[ServiceRow<'_>]) -> String {
             s.namespace.clone(),
             s.origin.clone(),
             ports.join(", "),
-            r.resolution_name.to_owned(),
+            resolution_name(s.resolution).to_owned(),
             r.location.to_owned(),
             if endpoints.is_empty() {
                 "-".to_owned()
